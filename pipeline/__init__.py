@@ -1,0 +1,1 @@
+"""Runtime wiring of the claims pipeline: settings, topics, Avro codec, broker, workers, CLI."""

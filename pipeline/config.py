@@ -1,0 +1,104 @@
+"""Settings: the one place that reads the environment.
+
+Everything else receives a :class:`Settings` instance. Read once with
+:func:`load_settings`; the values are frozen.
+
+Environment variables (all optional):
+
+``CLAIMS_BOOTSTRAP_SERVERS``
+    ``host:port[,host:port]`` of an existing Kafka cluster. When set, the
+    pipeline and the tests use it and never start a broker of their own.
+``CLAIMS_DATA_DIR``
+    Folder for the local broker (jars cache, log, pid, storage) and worker
+    state. Default ``.data`` in the project folder.
+``CLAIMS_BROKER_PORT``
+    Port of the local broker (default 9092; its controller uses port + 1).
+``CLAIMS_TOPIC_PREFIX``
+    Prefix for every topic name, to run several pipelines on one cluster.
+``CLAIMS_PARTITIONS``
+    Partitions of the claim-path topics (default 4).
+``CLAIMS_TOPOLOGY``
+    ``staged`` (one faust agent per stage, default) or ``fused`` (one agent
+    runs all stages per batch and still writes every stage's topic).
+``CLAIMS_SEED``
+    Seed of the payer simulator's deterministic noise (default 2026).
+``CLAIMS_LOG_LEVEL``
+    Log level of the workers (default info).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+TOPOLOGIES = ("staged", "fused")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, frozen settings of one pipeline process."""
+
+    bootstrap_servers: str | None
+    data_dir: Path
+    broker_port: int
+    topic_prefix: str
+    partitions: int
+    topology: str
+    seed: int
+    log_level: str
+
+    @property
+    def external_cluster(self) -> bool:
+        """True when an existing cluster was named, so no local broker is managed."""
+        return self.bootstrap_servers is not None
+
+    @property
+    def bootstrap(self) -> str:
+        """The address clients connect to: the named cluster or the local broker."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some values replaced (tests, benchmarks, replays)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from *env* (default: the process environment)."""
+    env = os.environ if env is None else env
+    topology = env.get("CLAIMS_TOPOLOGY", "staged") or "staged"
+    if topology not in TOPOLOGIES:
+        raise SettingsError(
+            f"CLAIMS_TOPOLOGY={topology!r} is not one of {', '.join(TOPOLOGIES)}"
+        )
+    data_dir = Path(env.get("CLAIMS_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
+    return Settings(
+        bootstrap_servers=env.get("CLAIMS_BOOTSTRAP_SERVERS") or None,
+        data_dir=data_dir,
+        broker_port=_int(env, "CLAIMS_BROKER_PORT", 9092, minimum=1),
+        topic_prefix=env.get("CLAIMS_TOPIC_PREFIX", ""),
+        partitions=_int(env, "CLAIMS_PARTITIONS", 4, minimum=1),
+        topology=topology,
+        seed=_int(env, "CLAIMS_SEED", 2026),
+        log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
+    )
