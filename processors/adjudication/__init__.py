@@ -1,0 +1,1 @@
+"""Adjudication: claims.submitted -> claims.remittance, as a simulated payer."""

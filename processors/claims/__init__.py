@@ -1,0 +1,1 @@
+"""Claims: encounters.coded -> claims.submitted, or a scrubber hold on denials.rework."""

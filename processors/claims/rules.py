@@ -1,0 +1,153 @@
+"""Claim assembly and the front-end scrubber.
+
+Pure functions only. :func:`build_claim` turns a coded encounter into an
+837P-shaped Claim priced from the practice's chargemaster, then scrubs it the
+way a clearinghouse would before it reaches a payer. A claim that fails a hard
+scrubber edit is held for the billing queue and never submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.coding.rules import HARD, finding
+from processors.ids import claim_id_for
+from processors.npi import is_valid_npi
+from processors.refdata import PROCEDURE_CODES_VERSION, RefData
+
+Record = dict[str, Any]
+
+SCRUBBER_VERSION = "scrubber-1"
+SELF_PAY_ID = "SELFPAY"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The claim built for one coded encounter, and what the scrubber found."""
+
+    claim: Record
+    findings: list[Record] = field(default_factory=list)
+
+    @property
+    def held(self) -> bool:
+        """True when a hard scrubber edit holds the claim for billing staff."""
+        return any(f["severity"] == HARD for f in self.findings)
+
+
+def scrub(claim: Record, refdata: RefData) -> list[Record]:
+    """Front-end edits: NPIs, required fields, totals, pointers and the payer."""
+    out: list[Record] = []
+    for role in ("billing_provider", "rendering_provider", "referring_provider"):
+        provider = claim.get(role)
+        if provider is not None and not is_valid_npi(provider["npi"]):
+            out.append(finding(
+                "SCRUB-NPI", HARD, None,
+                f"The {role.replace('_', ' ')}'s NPI fails the check digit; correct it in the "
+                "provider master file.",
+                SCRUBBER_VERSION,
+            ))
+    billing = claim["billing_provider"]
+    if not billing.get("tin") or billing.get("address") is None:
+        out.append(finding(
+            "SCRUB-BILLING-PROVIDER", HARD, None,
+            "The billing provider needs a tax id and an address on an 837P.",
+            SCRUBBER_VERSION,
+        ))
+    if claim["payer_id"] != SELF_PAY_ID and refdata.payer(claim["payer_id"]) is None:
+        out.append(finding(
+            "SCRUB-PAYER", HARD, None,
+            f"Payer {claim['payer_id']} is not in the payer list; fix the coverage on the "
+            "registration.",
+            SCRUBBER_VERSION,
+        ))
+    for line in claim["lines"]:
+        if line["charge_cents"] <= 0:
+            out.append(finding(
+                "SCRUB-CHARGE", HARD, line["procedure_code"],
+                f"Line {line['line_number']}: no charge for {line['procedure_code']} in the "
+                "chargemaster; add a price before billing it.",
+                PROCEDURE_CODES_VERSION,
+            ))
+        if any(p < 1 or p > len(claim["diagnoses"]) for p in line["dx_pointers"]):
+            out.append(finding(
+                "SCRUB-DX-POINTER", HARD, line["procedure_code"],
+                f"Line {line['line_number']}: a diagnosis pointer is outside 1-"
+                f"{len(claim['diagnoses'])}.",
+                SCRUBBER_VERSION,
+            ))
+    if claim["total_charge_cents"] != sum(line["charge_cents"] for line in claim["lines"]):
+        out.append(finding(
+            "SCRUB-TOTAL", HARD, None,
+            "The claim total does not equal the sum of its lines.",
+            SCRUBBER_VERSION,
+        ))
+    return out
+
+
+def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
+    """Assemble an original (frequency 1) claim for *coded* and scrub it."""
+    enc = coded["encounter"]
+    coverage = enc.get("coverage")
+    patient = enc["patient"]
+    lines = []
+    for line in coded["lines"]:
+        unit_charge = refdata.charges_cents.get(line["procedure_code"], 0)
+        lines.append({
+            "line_number": line["line_number"],
+            "procedure_code": line["procedure_code"],
+            "modifiers": list(line["modifiers"]),
+            "charge_cents": unit_charge * line["units"],
+            "units": line["units"],
+            "place_of_service": enc["place_of_service"],
+            "dx_pointers": list(line["dx_pointers"]),
+            "service_date": enc["service_date"],
+        })
+    if coverage is not None:
+        payer_id, payer_name, plan_type = (
+            coverage["payer_id"], coverage["payer_name"], coverage["plan_type"]
+        )
+        subscriber, relationship, member_id = (
+            coverage["subscriber"], coverage["relationship"], coverage["member_id"]
+        )
+        group = coverage.get("group_number")
+        effective, terminated = coverage["effective_date"], coverage.get("termination_date")
+    else:
+        payer_id, payer_name, plan_type = SELF_PAY_ID, "Self-pay", "ZZ"
+        subscriber, relationship, member_id = patient, "18", patient["person_id"]
+        group, effective, terminated = None, None, None
+    claim = {
+        "claim_id": claim_id_for(enc["encounter_id"]),
+        "encounter_id": enc["encounter_id"],
+        "event_id": coded["event_id"],
+        "frequency_code": "1",
+        "original_claim_id": None,
+        "payer_claim_control_number": None,
+        "created_at": enc["received_at"],
+        "billing_provider": enc["billing_provider"],
+        "rendering_provider": enc["rendering_provider"],
+        "referring_provider": enc.get("referring_provider"),
+        "subscriber": subscriber,
+        "patient": patient,
+        "relationship": relationship,
+        "member_id": member_id,
+        "group_number": group,
+        "payer_id": payer_id,
+        "payer_name": payer_name,
+        "plan_type": plan_type,
+        "place_of_service": enc["place_of_service"],
+        "service_date_from": enc["service_date"],
+        "service_date_to": enc["service_date"],
+        "diagnoses": list(coded["diagnoses"]),
+        "lines": lines,
+        "total_charge_cents": sum(line["charge_cents"] for line in lines),
+        "authorization_number": enc.get("authorization_number"),
+        "referral_number": enc.get("referral_number"),
+        "coverage_effective_date": effective,
+        "coverage_termination_date": terminated,
+        "findings": list(coded.get("findings", [])),
+        "ruleset_version": coded["ruleset_version"],
+    }
+    found = scrub(claim, refdata)
+    claim["findings"] = claim["findings"] + [f for f in found if f["severity"] != HARD]
+    return ClaimResult(claim=claim, findings=found)

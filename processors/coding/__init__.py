@@ -1,0 +1,1 @@
+"""Coding: ehr.encounters -> encounters.coded, or a coding hold on denials.rework."""

@@ -1,0 +1,1 @@
+"""Denials: claims.remittance -> denials.rework, plus coding and scrubber holds."""
