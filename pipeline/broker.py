@@ -185,7 +185,7 @@ class LocalBroker:
             shutil.rmtree(staging, ignore_errors=True)
             print(
                 f"Fetching the Apache Kafka broker jars with Maven into {self.jars_dir} "
-                "(first time only; this can take a minute)...",
+                "(only when pom.xml is new or changed; the first fetch can take a minute)...",
                 file=sys.stderr,
                 flush=True,
             )
@@ -227,7 +227,11 @@ class LocalBroker:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self, timeout: float = 90) -> None:
-        """Start the broker unless it already runs, and return once it answers clients."""
+        """Start the broker unless it already runs, and return once it answers clients.
+
+        *timeout* bounds the wait for the broker to answer, after the jars are
+        fetched and the storage is formatted.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         with _locked(self.home / ".lock"):
             if self._our_process() is not None:
@@ -480,14 +484,20 @@ def _probe(bootstrap: str, timeout: float) -> str | None:
             request_timeout_ms=timeout_ms,
         )
     except (KafkaError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return _reason(exc)
     try:
         admin.list_topics()
     except (KafkaError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return _reason(exc)
     finally:
         admin.close()
     return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _tcp_unreachable(bootstrap: str, timeout: float) -> str | None:

@@ -63,13 +63,13 @@ def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
         return None
     reasons: list[Record] = []
     at_stake = 0
-    categories: list[str] = []
+    by_category: dict[str, int] = {}
     for line in remittance["lines"]:
         for adj in line["adjustments"]:
             if adj["group_code"] == "PR" or (adj["group_code"] == "CO" and adj["carc"] == "45"):
                 continue
             category, wording = refdata.carc.get(adj["carc"], ("triage", "Unknown adjustment code."))
-            categories.append(category)
+            by_category[category] = by_category.get(category, 0) + adj["amount_cents"]
             at_stake += adj["amount_cents"]
             reasons.append({
                 "code": adj["carc"],
@@ -89,8 +89,8 @@ def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
         for rarc in remittance["rarcs"]
     )
     table = routing_table()
-    # The category of the largest denied amount leads; ties keep claim order.
-    lead = categories[0] if categories else "triage"
+    # The category with the most money denied leads; ties keep claim order.
+    lead = max(by_category, key=by_category.__getitem__) if by_category else "triage"
     route = table.get(lead, table["triage"])
     adjudicated: date = remittance["adjudicated_date"]
     deadline = adjudicated + timedelta(days=appeal_days) if appeal_days else None

@@ -1,0 +1,95 @@
+"""Topic administration: create the registry's topics, count what is on them.
+
+Uses kafka-python's admin and consumer clients (synchronous; CLI and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from pipeline.config import Settings
+from pipeline.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    """What `create_topics` did for one topic."""
+
+    name: str
+    created: bool
+    partitions: int
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    """An admin client for the configured cluster."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        client_id="claims-admin",
+        request_timeout_ms=30000,
+    )
+
+
+def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS,
+                  prefix: str | None = None) -> list[TopicReport]:
+    """Create every topic in *specs* that does not exist yet; idempotent."""
+    prefix = settings.topic_prefix if prefix is None else prefix
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        reports: list[TopicReport] = []
+        wanted: list[NewTopic] = []
+        for spec in specs:
+            name = spec.full_name(prefix)
+            if name in existing:
+                found = admin.describe_topics([name])[0]
+                reports.append(TopicReport(name, False, len(found["partitions"])))
+                continue
+            partitions = settings.partitions
+            wanted.append(NewTopic(name, partitions, 1, topic_configs=spec.config()))
+            reports.append(TopicReport(name, True, partitions))
+        if wanted:
+            try:
+                admin.create_topics(wanted, timeout_ms=30000)
+            except TopicAlreadyExistsError:
+                log.info("some topics were created concurrently; keeping them")
+            admin.wait_for_topics([t.name for t in wanted], timeout_ms=30000)
+        return reports
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Delete *names* that exist (tests and benchmark clean-up)."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            admin.delete_topics(doomed, timeout_ms=30000)
+    finally:
+        admin.close()
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Latest offset of each partition of *topic* (its record count when nothing expired)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, client_id="claims-offsets")
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        offsets = consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in offsets.items()}
+    finally:
+        consumer.close()
+
+
+def topic_count(settings: Settings, topic: str) -> int:
+    """Records on *topic* (sum of end offsets)."""
+    return sum(end_offsets(settings, topic).values())

@@ -1,0 +1,32 @@
+"""The adjudication stage: claims.submitted -> claims.remittance, with member accumulators.
+
+The member's accumulators live in the stage's state store under the member key,
+the same key the claim path is partitioned by, so they sit beside the stream
+that changes them.
+"""
+
+from __future__ import annotations
+
+from processors.adjudication.rules import adjudicate
+from processors.stage import Output, Record, Stage, StageContext
+from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+
+
+class UnknownPayer(ValueError):
+    """The claim names a payer with no profile; it is dead-lettered."""
+
+
+def handle(key: bytes, claim: Record, ctx: StageContext) -> list[Output]:
+    """Adjudicate one claim against its payer profile and the member's accumulators."""
+    payer = ctx.refdata.payer(claim["payer_id"])
+    if payer is None:
+        raise UnknownPayer(
+            f"claim {claim['claim_id']} names payer {claim['payer_id']!r}, which has no profile; "
+            "add a payer profile file or fix the claim's payer"
+        )
+    result = adjudicate(claim, payer, ctx.state.get(key), ctx.refdata)
+    ctx.state[key] = result.member_state
+    return [Output(CLAIMS_REMITTANCE, key, result.remittance)]
+
+
+STAGE = Stage("adjudication", CLAIMS_SUBMITTED, handle, stateful=True)

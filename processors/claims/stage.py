@@ -1,0 +1,33 @@
+"""The claims stage: encounters.coded -> claims.submitted, or a hold in the billing queue."""
+
+from __future__ import annotations
+
+from processors.claims.rules import build_claim
+from processors.denials.rules import hold_item
+from processors.stage import Output, Record, Stage, StageContext, lifecycle
+from pipeline.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
+
+
+def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
+    """Build and scrub the claim; submit it or hold it for billing staff."""
+    result = build_claim(coded, ctx.refdata)
+    claim = result.claim
+    at = coded["encounter"]["received_at"]
+    if result.held:
+        item = hold_item("SCRUBBER_HOLD", coded["encounter"], claim, result.findings,
+                         key.decode(), ctx.refdata.ruleset_version)
+        detail = ",".join(sorted({f["edit_id"] for f in result.findings if f["severity"] == "HARD"}))
+        return [
+            Output(DENIALS_REWORK, key, item),
+            lifecycle(claim["claim_id"], claim["encounter_id"], "HELD_SCRUBBER", "claims", at,
+                      charge=claim["total_charge_cents"], payer_id=claim["payer_id"],
+                      detail=detail),
+        ]
+    return [
+        Output(CLAIMS_SUBMITTED, key, claim),
+        lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED", "claims", at,
+                  charge=claim["total_charge_cents"], payer_id=claim["payer_id"]),
+    ]
+
+
+STAGE = Stage("claims", ENCOUNTERS_CODED, handle)

@@ -1,0 +1,31 @@
+"""The coding stage: ehr.encounters -> encounters.coded, or a hold in the coding queue."""
+
+from __future__ import annotations
+
+from processors.coding.rules import code_encounter
+from processors.denials.rules import hold_item
+from processors.ids import claim_id_for
+from processors.stage import Output, Record, Stage, StageContext, lifecycle
+from pipeline.topics import DENIALS_REWORK, EHR_ENCOUNTERS, ENCOUNTERS_CODED
+
+
+def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
+    """Code one encounter; hold it for a coder when a hard edit fails."""
+    result = code_encounter(event, ctx.refdata)
+    claim_id = claim_id_for(event["encounter_id"])
+    if result.held or result.coded is None:
+        item = hold_item("CODING_HOLD", event, None, result.findings, key.decode(),
+                         ctx.refdata.ruleset_version)
+        detail = ",".join(sorted({f["edit_id"] for f in result.findings if f["severity"] == "HARD"}))
+        return [
+            Output(DENIALS_REWORK, key, item),
+            lifecycle(claim_id, event["encounter_id"], "HELD_CODING", "coding",
+                      event["received_at"], detail=detail),
+        ]
+    return [
+        Output(ENCOUNTERS_CODED, key, result.coded),
+        lifecycle(claim_id, event["encounter_id"], "CODED", "coding", event["received_at"]),
+    ]
+
+
+STAGE = Stage("coding", EHR_ENCOUNTERS, handle)

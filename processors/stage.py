@@ -1,0 +1,68 @@
+"""What every stage is: an input topic and a pure handler from one record to outputs.
+
+A handler never touches Kafka, the clock or the environment. It gets the
+record's key and decoded value plus a :class:`StageContext` (reference data and,
+for stateful stages, a key-value store) and returns the records to publish.
+The runtime in ``pipeline.runtime`` decodes, calls it, encodes and sends, and
+sends anything that fails to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.topics import CLAIMS_LIFECYCLE, TopicSpec
+from processors.refdata import RefData
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record a stage publishes."""
+
+    topic: TopicSpec
+    key: bytes
+    record: Record
+
+
+@dataclass
+class StageContext:
+    """What a handler may use besides its input: reference data and its state store."""
+
+    refdata: RefData
+    state: MutableMapping[bytes, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[bytes, Record, StageContext], list[Output]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: its name, the topic it reads and its handler."""
+
+    name: str
+    input: TopicSpec
+    handle: Handler
+    stateful: bool = False
+
+
+def lifecycle(claim_id: str, encounter_id: str, status: str, stage: str, at: Any,
+              *, charge: int = 0, paid: int = 0, patient: int = 0,
+              payer_id: str | None = None, detail: str | None = None) -> Output:
+    """The claims.lifecycle record a stage writes when it changes a claim's status."""
+    return Output(CLAIMS_LIFECYCLE, claim_id.encode(), {
+        "claim_id": claim_id,
+        "encounter_id": encounter_id,
+        "status": status,
+        "stage": stage,
+        "at": at,
+        "charge_cents": charge,
+        "paid_cents": paid,
+        "patient_responsibility_cents": patient,
+        "payer_id": payer_id,
+        "detail": detail,
+        "history": [status],
+    })
