@@ -51,8 +51,37 @@ def load_expanded(name: str, schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Any]:
     if not path.exists():
         raise SchemaError(f"no schema file {path}")
     parsed = fastavro.schema.load_schema(str(path), _write_hint=False)
-    expanded: dict[str, Any] = fastavro.schema.expand_schema(parsed)
+    expanded: dict[str, Any] = _define_once(fastavro.schema.expand_schema(parsed), set())
     return expanded
+
+
+def _define_once(node: Any, defined: set[str]) -> Any:
+    """Keep the first definition of each named type and refer to it by name after that.
+
+    fastavro's ``expand_schema`` inlines a named type at every use, which Avro
+    forbids (a name may be defined once per schema).
+    """
+    if isinstance(node, list):
+        return [_define_once(item, defined) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind in ("record", "enum", "fixed"):
+        name = node["name"] if "." in node["name"] else f"{node.get('namespace', '')}.{node['name']}"
+        if name in defined:
+            return name
+        defined.add(name)
+        if kind == "record":
+            fields = [{**f, "type": _define_once(f["type"], defined)} for f in node["fields"]]
+            return {**node, "fields": fields}
+        return node
+    if kind == "array":
+        return {**node, "items": _define_once(node["items"], defined)}
+    if kind == "map":
+        return {**node, "values": _define_once(node["values"], defined)}
+    if isinstance(kind, (dict, list)):
+        return {**node, "type": _define_once(kind, defined)}
+    return node
 
 
 def canonical_json(schema: dict[str, Any]) -> str:

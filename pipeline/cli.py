@@ -1,0 +1,176 @@
+"""The ``claims`` command.
+
+    claims broker start|stop|status      the local Kafka broker
+    claims topics create                  create the registry's topics (idempotent)
+    claims schemas check|register         compare or register the Avro schemas
+    claims worker                         run a pipeline worker (faust agents)
+    claims feed synthetic --count N       publish synthetic encounters
+    claims demo --encounters N --out DIR  the whole flow end to end, with a summary
+    claims bench                          throughput and latency benchmark (JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.config import Settings, SettingsError, load_settings
+
+
+def _broker(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.broker import BrokerError, LocalBroker  # noqa: PLC0415 - per-command imports keep the CLI quick
+
+    if settings.external_cluster:
+        print(f"CLAIMS_BOOTSTRAP_SERVERS is set ({settings.bootstrap}): the cluster is not ours "
+              "to start or stop.", file=sys.stderr)
+        return 2
+    broker = LocalBroker.from_settings(settings)
+    try:
+        if args.action == "start":
+            broker.start()
+            print(f"broker running at {broker.bootstrap} (pid {broker.status().pid}); "
+                  f"log {broker.log_file}")
+        elif args.action == "stop":
+            stopped = broker.stop()
+            print("broker stopped" if stopped else "no broker of ours was running")
+        else:
+            st = broker.status()
+            state = "running" if st.running else "not running"
+            print(f"broker {state}; pid {st.pid or '-'}; {st.bootstrap} "
+                  f"{'answers' if st.answers else 'does not answer'}; log {st.log}")
+            return 0 if st.running else 3
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.admin import create_topics  # noqa: PLC0415
+
+    for report in create_topics(settings):
+        verb = "created" if report.created else "exists "
+        print(f"{verb} {report.name} ({report.partitions} partitions)")
+    return 0
+
+
+def _schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.codec import SchemaRegistry  # noqa: PLC0415
+    from pipeline.topics import ALL_TOPICS  # noqa: PLC0415
+
+    registry = SchemaRegistry()
+    if args.action == "register":
+        for subject in sorted({t.value_schema for t in ALL_TOPICS}):
+            reg, created = registry.register(subject)
+            print(f"{'registered' if created else 'unchanged '} {subject} v{reg.version} "
+                  f"(id {reg.schema_id})")
+        return 0
+    pending = registry.pending_changes()
+    for subject in pending:
+        print(f"changed, not registered: {subject} (run `claims schemas register`)")
+    if not pending:
+        print("every schema matches its newest registered version")
+    return 1 if pending else 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker  # noqa: PLC0415
+
+    run_worker(settings)
+    return 0
+
+
+def _feed(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.feed import publish  # noqa: PLC0415
+    from processors.synthetic import generate  # noqa: PLC0415
+
+    report = publish(settings, generate(args.count, args.seed), malformed=args.malformed,
+                     seed=args.seed, total=args.count)
+    print(f"sent {report.sent} encounters and {report.malformed} malformed records to "
+          f"{settings.topic_prefix}ehr.encounters in {report.seconds:.1f} s")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(settings, encounters=args.encounters, seed=args.seed, out=Path(args.out),
+                    workers=args.workers, keep_broker=args.keep_broker,
+                    timeout=args.timeout, malformed=args.malformed)
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.bench import run_bench  # noqa: PLC0415
+
+    result = run_bench(settings, encounters=args.encounters, seed=args.seed,
+                       workers=args.workers, topologies=args.topology)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``claims`` command."""
+    p = argparse.ArgumentParser(prog="claims", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="start, stop or check the local Kafka broker")
+    b.add_argument("action", choices=["start", "stop", "status"])
+    b.set_defaults(func=_broker)
+
+    t = sub.add_parser("topics", help="create the pipeline's topics")
+    t.add_argument("action", choices=["create"])
+    t.set_defaults(func=_topics)
+
+    s = sub.add_parser("schemas", help="check or register the Avro schemas")
+    s.add_argument("action", choices=["check", "register"])
+    s.set_defaults(func=_schemas)
+
+    w = sub.add_parser("worker", help="run a pipeline worker until stopped")
+    w.set_defaults(func=_worker)
+
+    f = sub.add_parser("feed", help="publish encounters")
+    f.add_argument("source", choices=["synthetic"])
+    f.add_argument("--count", type=int, default=1000)
+    f.add_argument("--seed", type=int, default=7)
+    f.add_argument("--malformed", type=int, default=0,
+                   help="also send this many malformed records (dead-letter demonstration)")
+    f.set_defaults(func=_feed)
+
+    d = sub.add_parser("demo", help="run the whole flow on a synthetic feed and summarise it")
+    d.add_argument("--encounters", type=int, default=2000)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--out", default="out")
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--malformed", type=int, default=5)
+    d.add_argument("--timeout", type=float, default=600.0)
+    d.add_argument("--keep-broker", action="store_true",
+                   help="leave the local broker running afterwards")
+    d.set_defaults(func=_demo)
+
+    be = sub.add_parser("bench", help="measure throughput and latency (prints JSON)")
+    be.add_argument("--encounters", type=int, default=10000)
+    be.add_argument("--seed", type=int, default=11)
+    be.add_argument("--workers", type=int, default=2)
+    be.add_argument("--topology", nargs="+", choices=["staged", "fused"],
+                    default=["fused", "staged"])
+    be.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``claims`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
