@@ -102,3 +102,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seed=_int(env, "CLAIMS_SEED", 2026),
         log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
     )
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a child process load the same settings."""
+    env = {
+        "CLAIMS_DATA_DIR": str(settings.data_dir),
+        "CLAIMS_BROKER_PORT": str(settings.broker_port),
+        "CLAIMS_TOPIC_PREFIX": settings.topic_prefix,
+        "CLAIMS_PARTITIONS": str(settings.partitions),
+        "CLAIMS_TOPOLOGY": settings.topology,
+        "CLAIMS_SEED": str(settings.seed),
+        "CLAIMS_LOG_LEVEL": settings.log_level,
+    }
+    if settings.bootstrap_servers:
+        env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    return env

@@ -65,7 +65,10 @@ class Codecs:
 def _record_id(record: dict[str, Any] | None) -> str | None:
     if not record:
         return None
-    for name in ("claim_id", "encounter_id", "event_id"):
+    encounter = record.get("encounter")
+    if isinstance(encounter, dict) and encounter.get("encounter_id"):
+        return str(encounter["encounter_id"])
+    for name in ("encounter_id", "claim_id", "event_id"):
         value = record.get(name)
         if isinstance(value, str) and value:
             return value

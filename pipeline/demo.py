@@ -1,0 +1,123 @@
+"""The main job: the whole flow on a synthetic feed, end to end, with a summary.
+
+Starts the local broker if needed, creates the topics, runs the workers,
+feeds N encounters, waits (showing progress) until every one is accounted
+for, then prints and writes the summary. Whatever it started it stops, on
+success, failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.admin import create_topics
+from pipeline.broker import BrokerError, LocalBroker
+from pipeline.config import Settings
+from pipeline.feed import publish
+from pipeline.outcomes import (
+    OutcomeCollector,
+    record_counts,
+    snapshot_offsets,
+    summarize,
+    write_jsonl,
+)
+from pipeline.processes import WorkerDied, WorkerPool
+from processors.synthetic import generate
+
+
+def say(message: str) -> None:
+    """Progress for the person running the demo, on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary as a person reads it."""
+    o = summary["outcomes"]
+    m = summary["money"]
+    print()
+    print(f"Encounters fed: {summary['encounters_fed']} (+{summary['malformed_fed']} malformed)")
+    print("Records per topic:")
+    for topic, n in summary["records_per_topic"].items():
+        print(f"  {topic:<24} {n:>8}")
+    print("Outcomes:")
+    print(f"  remittances {o['remittances']} (paid {o['paid']}, partially paid "
+          f"{o['partially_paid']}, denied {o['denied']})")
+    print(f"  held for coding {o['coding_holds']}, held by scrubber {o['scrubber_holds']}, "
+          f"dead letters {o['dead_letters']}, duplicates {o['duplicates']}")
+    print(f"  charged ${m.get('charge_cents', 0) / 100:,.2f}, paid "
+          f"${m.get('paid_cents', 0) / 100:,.2f}, patient responsibility "
+          f"${m.get('patient_responsibility_cents', 0) / 100:,.2f}")
+    print("Denial rate by payer (denied or partly denied / remittances):")
+    for payer, r in summary["denial_rate_by_payer"].items():
+        print(f"  {payer:<10} {r['denied_or_partial']:>5}/{r['remittances']:<6} "
+              f"{100 * r['rate']:5.1f}%")
+    print("Denials by CARC:")
+    for carc, n in summary["denials_by_carc"].items():
+        print(f"  {carc:<8} {n:>6}")
+    print("Holds by edit:")
+    for edit, n in summary["holds_by_edit"].items():
+        print(f"  {edit:<24} {n:>6}")
+
+
+def run_demo(settings: Settings, *, encounters: int, seed: int, out: Path, workers: int = 2,
+             keep_broker: bool = False, timeout: float = 600.0, malformed: int = 5) -> int:
+    """Run the demo; returns the process exit code."""
+    out.mkdir(parents=True, exist_ok=True)
+    broker: LocalBroker | None = None
+    started_broker = False
+    try:
+        if not settings.external_cluster:
+            broker = LocalBroker.from_settings(settings)
+            if not broker.is_running():
+                say(f"Starting Kafka at {broker.bootstrap} (first run fetches the jars) ...")
+                broker.start()
+                started_broker = True
+            say(f"Kafka answers at {broker.bootstrap}")
+        else:
+            say(f"Using the existing cluster at {settings.bootstrap}")
+        for report in create_topics(settings):
+            say(f"  {'created' if report.created else 'found  '} topic {report.name}")
+        before = snapshot_offsets(settings)
+        collector = OutcomeCollector(settings, before)
+        say(f"Starting {workers} worker(s) ({settings.topology} topology); logs in {out}/logs")
+        with WorkerPool(settings, workers, out / "logs") as pool:
+            say(f"Feeding {encounters} synthetic encounters (seed {seed}) ...")
+            t0 = time.monotonic()
+            fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
+                          total=encounters)
+            expected = fed.sent + fed.malformed
+            say(f"Fed in {fed.seconds:.1f} s; waiting for every encounter's outcome ...")
+            complete = collector.wait_for(expected, timeout, alive=pool.check_alive)
+            elapsed = time.monotonic() - t0
+        collector.close()
+        counts = record_counts(settings, before)
+        summary = summarize(collector.outcomes, fed.sent, fed.malformed, counts)
+        summary["seconds"] = round(elapsed, 2)
+        summary["complete"] = complete
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        items = [*collector.outcomes.holds.values(), *collector.outcomes.denials.values()]
+        write_jsonl(out / "rework.jsonl", sorted(items, key=lambda i: -i["priority"]))
+        write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
+        print_summary(summary)
+        print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl "
+              f"({elapsed:.1f} s end to end)")
+        if not complete:
+            missing = expected - len(collector.outcomes.accounted())
+            say(f"error: {missing} encounters had no outcome after {timeout:.0f} s; "
+                f"see the worker logs in {out}/logs")
+            return 1
+        return 0
+    except (BrokerError, WorkerDied) as exc:
+        say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; stopping what the demo started")
+        return 130
+    finally:
+        if broker is not None and started_broker and not keep_broker:
+            broker.stop()
+            say("Kafka stopped")

@@ -1,0 +1,236 @@
+"""Reading what the pipeline produced: follow the outcome topics and reconcile.
+
+Every encounter fed ends exactly once as a remittance, a coding hold, a
+scrubber hold or a dead letter. :class:`OutcomeCollector` reads those topics
+from a starting offset snapshot, matches records to the encounters fed, and
+reports progress until each is accounted for. Denial rework items are
+collected too (a denial follows a remittance; it is not a terminal outcome).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.codec import DecodeError, codec_for
+from pipeline.config import Settings
+from pipeline.topics import ALL_TOPICS, CLAIMS_REMITTANCE, DEAD_LETTER, DENIALS_REWORK, TopicSpec
+from processors.adjudication.rules import is_denial
+from processors.denials.stage import remittance_status
+
+OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER)
+Offsets = dict[str, dict[int, int]]
+
+
+def snapshot_offsets(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -> Offsets:
+    """End offsets of each topic's partitions now: where a run's records will start."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, client_id="claims-snapshot")
+    try:
+        snap: Offsets = {}
+        for spec in specs:
+            name = spec.full_name(settings.topic_prefix)
+            parts = consumer.partitions_for_topic(name) or set()
+            tps = [TopicPartition(name, p) for p in sorted(parts)]
+            ends = consumer.end_offsets(tps) if tps else {}
+            snap[spec.name] = {tp.partition: off for tp, off in ends.items()}
+        return snap
+    finally:
+        consumer.close()
+
+
+def record_counts(settings: Settings, before: Offsets) -> dict[str, int]:
+    """Records added to each topic since the snapshot *before*."""
+    after = snapshot_offsets(settings)
+    return {
+        name: sum(off - before.get(name, {}).get(p, 0) for p, off in parts.items())
+        for name, parts in after.items()
+    }
+
+
+@dataclass
+class Outcomes:
+    """Everything collected for one run."""
+
+    remittances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    holds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    denials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: Counter[str] = field(default_factory=Counter)
+
+    def accounted(self) -> set[str]:
+        """Encounter ids (or dead-letter keys) that reached a terminal outcome."""
+        ids = set(self.remittances) | set(self.holds)
+        ids.update(d["record_id"] or f"key:{d['key']!r}" for d in self.dead_letters)
+        return ids
+
+
+class OutcomeCollector:
+    """Follows the outcome topics from a snapshot and gathers the records of one run."""
+
+    def __init__(self, settings: Settings, start: Offsets) -> None:
+        self.settings = settings
+        self.outcomes = Outcomes()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            client_id="claims-outcomes",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=200,
+        )
+        tps = []
+        for spec in OUTCOME_TOPICS:
+            name = spec.full_name(settings.topic_prefix)
+            for p in sorted(self.consumer.partitions_for_topic(name) or set()):
+                tps.append(TopicPartition(name, p))
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, start.get(tp.topic.removeprefix(settings.topic_prefix),
+                                             {}).get(tp.partition, 0))
+        self._codecs = {
+            spec.full_name(settings.topic_prefix): (spec, codec_for(spec.value_schema))
+            for spec in OUTCOME_TOPICS
+        }
+
+    def poll(self, timeout_ms: int = 500) -> int:
+        """Read what has arrived; returns the number of records read."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=5000)
+        n = 0
+        for tp, records in batches.items():
+            spec, codec = self._codecs[tp.topic]
+            for rec in records:
+                n += 1
+                try:
+                    value = codec.decode(rec.value)
+                except DecodeError:
+                    continue
+                self._add(spec, value)
+        return n
+
+    def _add(self, spec: TopicSpec, value: dict[str, Any]) -> None:
+        out = self.outcomes
+        if spec is CLAIMS_REMITTANCE:
+            key = value["encounter_id"]
+            if key in out.remittances:
+                out.duplicates[f"remittance:{key}"] += 1
+            out.remittances[key] = value
+        elif spec is DENIALS_REWORK:
+            if value["kind"] == "DENIAL":
+                if value["rework_id"] in out.denials:
+                    out.duplicates[f"denial:{value['rework_id']}"] += 1
+                out.denials[value["rework_id"]] = value
+            else:
+                key = value["encounter_id"]
+                if key in out.holds:
+                    out.duplicates[f"hold:{key}"] += 1
+                out.holds[key] = value
+        else:
+            out.dead_letters.append(value)
+
+    def wait_for(self, expected: int, timeout: float, progress: TextIO | None = sys.stderr,
+                 alive: Any = None) -> bool:
+        """Poll until *expected* outcomes arrived or *timeout* passed; True when all arrived."""
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            self.poll()
+            done = len(self.outcomes.accounted())
+            now = time.monotonic()
+            if progress is not None and (now - last_report > 2 or done >= expected):
+                o = self.outcomes
+                print(f"  accounted {done}/{expected}: {len(o.remittances)} remittances, "
+                      f"{sum(h['kind'] == 'CODING_HOLD' for h in o.holds.values())} coding holds, "
+                      f"{sum(h['kind'] == 'SCRUBBER_HOLD' for h in o.holds.values())} scrubber "
+                      f"holds, {len(o.dead_letters)} dead letters", file=progress, flush=True)
+                last_report = now
+            if done >= expected:
+                return True
+            if alive is not None:
+                alive()
+        return False
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()
+
+
+def summarize(outcomes: Outcomes, fed: int, malformed: int,
+              topic_counts: dict[str, int]) -> dict[str, Any]:
+    """The run's summary: outcomes, money, denial rates by payer and CARC."""
+    status = Counter()
+    by_payer: dict[str, Counter[str]] = {}
+    money = Counter()
+    for remit in outcomes.remittances.values():
+        denied = is_denial(remit)
+        st = remittance_status(remit, denied)
+        status[st] += 1
+        payer = by_payer.setdefault(remit["payer_id"], Counter())
+        payer["remittances"] += 1
+        payer["denied_or_partial"] += int(denied)
+        money["charge_cents"] += remit["total_charge_cents"]
+        money["paid_cents"] += remit["paid_cents"]
+        money["patient_responsibility_cents"] += remit["patient_responsibility_cents"]
+    carcs = Counter(
+        f"{r['group_code']}-{r['code']}"
+        for item in outcomes.denials.values() for r in item["reasons"] if r["group_code"]
+    )
+    holds = Counter(h["kind"] for h in outcomes.holds.values())
+    edits = Counter(r["code"] for h in outcomes.holds.values() for r in h["reasons"])
+    queues = Counter(i["queue"] for i in [*outcomes.denials.values(), *outcomes.holds.values()])
+    return {
+        "encounters_fed": fed,
+        "malformed_fed": malformed,
+        "records_per_topic": topic_counts,
+        "outcomes": {
+            "remittances": len(outcomes.remittances),
+            "paid": status["PAID"],
+            "partially_paid": status["PARTIALLY_PAID"],
+            "denied": status["DENIED"],
+            "coding_holds": holds["CODING_HOLD"],
+            "scrubber_holds": holds["SCRUBBER_HOLD"],
+            "dead_letters": len(outcomes.dead_letters),
+            "duplicates": sum(outcomes.duplicates.values()),
+        },
+        "denial_rate_by_payer": {
+            payer: {
+                "remittances": c["remittances"],
+                "denied_or_partial": c["denied_or_partial"],
+                "rate": round(c["denied_or_partial"] / c["remittances"], 4),
+            }
+            for payer, c in sorted(by_payer.items())
+        },
+        "denials_by_carc": dict(carcs.most_common()),
+        "holds_by_edit": dict(edits.most_common()),
+        "rework_by_queue": dict(queues.most_common()),
+        "money": dict(money),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write *records* as JSON lines (dates ISO 8601, bytes base64); returns the count."""
+    n = 0
+    with path.open("w") as f:
+        for record in records:
+            f.write(json.dumps(_jsonable(record), sort_keys=True) + "\n")
+            n += 1
+    return n
