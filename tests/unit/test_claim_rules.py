@@ -1,0 +1,88 @@
+"""Claim assembly and the front-end scrubber."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors.claims.rules import build_claim
+from processors.coding.rules import code_encounter
+from processors.ids import claim_id_for
+from processors.npi import is_valid_npi, npi_check_digit
+from processors.refdata import load_refdata
+from tests.builders import encounter, procedure
+
+REFDATA = load_refdata()
+
+
+def claim_for(**overrides: Any) -> Any:
+    """The ClaimResult for an encounter with *overrides*."""
+    coded = code_encounter(encounter(**overrides), REFDATA).coded
+    assert coded is not None
+    return build_claim(coded, REFDATA)
+
+
+class TestNpi:
+    def test_cms_example_npi_is_valid(self) -> None:
+        """1234567893 is the check-digit example in the CMS NPI standard."""
+        assert npi_check_digit("123456789") == 3
+        assert is_valid_npi("1234567893")
+
+    def test_a_wrong_check_digit_or_shape_is_invalid(self) -> None:
+        """One digit off, nine digits, letters or a leading 3 all fail."""
+        assert not is_valid_npi("1234567890")
+        assert not is_valid_npi("123456789")
+        assert not is_valid_npi("12345678A3")
+        assert not is_valid_npi("3234567893")
+
+
+class TestAssembly:
+    def test_lines_are_priced_from_the_chargemaster_times_units(self) -> None:
+        """99213 and two units of 36415 are charged at their chargemaster prices."""
+        result = claim_for(procedures=[procedure("99213"), procedure("36415", units=2)])
+        charges = [ln["charge_cents"] for ln in result.claim["lines"]]
+        assert charges == [REFDATA.charges_cents["99213"], 2 * REFDATA.charges_cents["36415"]]
+        assert result.claim["total_charge_cents"] == sum(charges)
+        assert not result.held
+
+    def test_claim_id_is_deterministic_per_encounter_and_frequency(self) -> None:
+        """The same encounter always gets the same claim id; a replacement gets another."""
+        first = claim_for().claim["claim_id"]
+        assert first == claim_for().claim["claim_id"] == claim_id_for("ENC-1")
+        assert claim_id_for("ENC-1", "7") != first
+        assert len(first) <= 20
+
+    def test_self_pay_bills_the_patient_account(self) -> None:
+        """Without coverage the claim names SELFPAY and the patient as subscriber."""
+        claim = claim_for(coverage=None).claim
+        assert claim["payer_id"] == "SELFPAY"
+        assert claim["member_id"] == claim["patient"]["person_id"]
+        assert claim["relationship"] == "18"
+
+
+class TestScrubber:
+    def test_invalid_rendering_npi_is_held(self) -> None:
+        """An NPI failing its check digit holds the claim for billing."""
+        event = encounter()
+        event["rendering_provider"]["npi"] = "1987654320"
+        coded = code_encounter(event, REFDATA).coded
+        assert coded is not None
+        result = build_claim(coded, REFDATA)
+        assert result.held
+        assert [f["edit_id"] for f in result.findings] == ["SCRUB-NPI"]
+
+    def test_unknown_payer_is_held(self) -> None:
+        """A payer with no profile cannot be billed."""
+        event = encounter()
+        event["coverage"]["payer_id"] = "NOPE"
+        coded = code_encounter(event, REFDATA).coded
+        assert coded is not None
+        assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == ["SCRUB-PAYER"]
+
+    def test_billing_provider_without_tax_id_is_held(self) -> None:
+        """The 837P needs the billing provider's TIN."""
+        event = encounter()
+        event["billing_provider"]["tin"] = None
+        coded = code_encounter(event, REFDATA).coded
+        assert coded is not None
+        assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
+            "SCRUB-BILLING-PROVIDER"]
