@@ -46,7 +46,7 @@ class BatchState(MutableMapping[bytes, Any]):
             return self.dirty[key]
         return self.table[key]
 
-    def get(self, key: bytes, default: Any = None) -> Any:  # noqa: D102 - Mapping.get
+    def get(self, key: bytes, default: Any = None) -> Any:
         if key in self.dirty:
             return self.dirty[key]
         return self.table.get(key, default)
@@ -98,7 +98,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         datadir=str(datadir),
     )
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def drop_monitor() -> None:
         # Per-event sensor bookkeeping costs more than our stage work; the
         # monitor is attached at start, so it is detached once running.
@@ -123,7 +123,6 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         return stateful if stage.stateful else plain
 
     runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused)
-    app.runner = runner  # type: ignore[attr-defined] - read by the worker's progress log
     stages = STAGES[:1] if fused else STAGES
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state)

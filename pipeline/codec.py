@@ -67,7 +67,9 @@ def _define_once(node: Any, defined: set[str]) -> Any:
         return node
     kind = node.get("type")
     if kind in ("record", "enum", "fixed"):
-        name = node["name"] if "." in node["name"] else f"{node.get('namespace', '')}.{node['name']}"
+        name = node["name"]
+        if "." not in name:
+            name = f"{node.get('namespace', '')}.{name}"
         if name in defined:
             return name
         defined.add(name)
@@ -226,7 +228,7 @@ class AvroCodec:
                 f"(schema id {schema_id}), expected {self.subject}"
             )
         try:
-            record: Record = fastavro.schemaless_reader(
+            record = fastavro.schemaless_reader(
                 io.BytesIO(data[_HEADER.size :]), writer, reader
             )
         except Exception as exc:
@@ -234,6 +236,8 @@ class AvroCodec:
                 f"{self.subject} body is not readable with schema id {schema_id}: "
                 f"{type(exc).__name__}"
             ) from exc
+        if not isinstance(record, dict):
+            raise DecodeError(f"{self.subject} body did not decode to a record")
         return record
 
 

@@ -165,9 +165,9 @@ class OutcomeCollector:
 def summarize(outcomes: Outcomes, fed: int, malformed: int,
               topic_counts: dict[str, int]) -> dict[str, Any]:
     """The run's summary: outcomes, money, denial rates by payer and CARC."""
-    status = Counter()
+    status: Counter[str] = Counter()
     by_payer: dict[str, Counter[str]] = {}
-    money = Counter()
+    money: Counter[str] = Counter()
     for remit in outcomes.remittances.values():
         denied = is_denial(remit)
         st = remittance_status(remit, denied)

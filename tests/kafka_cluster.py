@@ -36,11 +36,11 @@ def free_port_pair() -> int:
 def docker_answers() -> bool:
     """True when a Docker engine responds (testcontainers can run Kafka)."""
     try:
-        import docker  # noqa: PLC0415 - optional path
+        import docker
         client = docker.from_env(timeout=3)
         client.ping()
         return True
-    except Exception:  # noqa: BLE001 - any failure means no usable engine
+    except Exception:
         return False
 
 
@@ -53,7 +53,7 @@ def kafka_cluster() -> Iterator[str]:
         yield external
         return
     if os.environ.get("CLAIMS_TEST_DOCKER", "1") == "1" and docker_answers():
-        from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415 - Docker only
+        from testcontainers.community.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()

@@ -161,7 +161,7 @@ def _price_lines(claim: Record, payer: PayerProfile, refdata: RefData,
     return out, deductible_applied, patient_total
 
 
-def adjudicate(claim: Record, payer: PayerProfile, state: MemberState,
+def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
                refdata: RefData) -> Adjudication:
     """Decide *claim* as *payer* would, given the member's accumulators *state*."""
     state = copy.deepcopy(state) if state else new_member_state()

@@ -7,9 +7,9 @@ that changes them.
 
 from __future__ import annotations
 
+from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
 from processors.stage import Output, Record, Stage, StageContext
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 
 
 class UnknownPayer(ValueError):

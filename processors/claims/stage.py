@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
 from processors.claims.rules import build_claim
 from processors.denials.rules import hold_item
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
-from pipeline.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
 
 
 def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
@@ -16,7 +16,8 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
     if result.held:
         item = hold_item("SCRUBBER_HOLD", coded["encounter"], claim, result.findings,
                          key.decode(), ctx.refdata.ruleset_version)
-        detail = ",".join(sorted({f["edit_id"] for f in result.findings if f["severity"] == "HARD"}))
+        detail = ",".join(sorted({f["edit_id"] for f in result.findings
+                                  if f["severity"] == "HARD"}))
         return [
             Output(DENIALS_REWORK, key, item),
             lifecycle(claim["claim_id"], claim["encounter_id"], "HELD_SCRUBBER", "claims", at,

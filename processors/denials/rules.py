@@ -68,7 +68,8 @@ def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
         for adj in line["adjustments"]:
             if adj["group_code"] == "PR" or (adj["group_code"] == "CO" and adj["carc"] == "45"):
                 continue
-            category, wording = refdata.carc.get(adj["carc"], ("triage", "Unknown adjustment code."))
+            category, wording = refdata.carc.get(adj["carc"],
+                                                 ("triage", "Unknown adjustment code."))
             by_category[category] = by_category.get(category, 0) + adj["amount_cents"]
             at_stake += adj["amount_cents"]
             reasons.append({

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
+from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK
 from processors.denials.rules import route_remittance
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
-from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK
 
 
 def remittance_status(remittance: Record, denied: bool) -> str:

@@ -146,7 +146,7 @@ def test_denials_agent_routes_a_denied_claim_to_rework(
 
 def test_garbage_and_incomplete_events_go_to_dead_letter_and_the_stage_keeps_going(
         settings_factory: Callable[..., Settings]) -> None:
-    """Bytes that are not Avro and an event without services are dead-lettered; the next is coded."""
+    """Non-Avro bytes and an event without services are dead-lettered; the next is coded."""
     settings = settings_factory()
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
     send(settings, EHR_ENCOUNTERS, [

@@ -102,7 +102,7 @@ class TestStructure:
         """An encounter with no rendering provider NPI is not codable."""
         event = encounter()
         event["rendering_provider"]["npi"] = ""
-        with pytest.raises(InvalidEncounter, match="rendering_provider.npi"):
+        with pytest.raises(InvalidEncounter, match=r"rendering_provider\.npi"):
             code_encounter(event, REFDATA)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def test_schema_files_match_their_newest_registered_version() -> None:
 def test_each_registered_version_reads_the_one_before(subject: str) -> None:
     """Every version of a subject can read records written with the previous version."""
     versions = SchemaRegistry().versions(subject)
-    for older, newer in zip(versions, versions[1:], strict=False):
+    for older, newer in itertools.pairwise(versions):
         ok, why = compatibility(newer.schema, older.schema)
         if (subject, newer.version) in KNOWN_BREAKS:
             assert not ok, f"{subject} v{newer.version} is listed as a break but is compatible"

@@ -1,0 +1,287 @@
+"""Benchmark: the whole flow on fresh topics, against a raw aiokafka baseline.
+
+For each topology it runs, on its own topic prefix:
+
+1. **Throughput**: N encounters are fed first (a backlog), then the workers
+   start; encounters/s is N over the span between the first and the last
+   record the pipeline wrote (so worker start-up is not counted). Per-stage
+   msg/s come from each output topic's own first-to-last span.
+2. **Latency**: a paced feed well below capacity; for each encounter, the time
+   from its record on ehr.encounters to its remittance (or hold), as
+   p50/p95/p99 in milliseconds (broker timestamps, one clock).
+3. **Memory**: peak resident memory of each worker, sampled during the runs.
+
+The baseline, in the same run: plain aiokafka consumers and producers moving
+the same bytes through the same number of hops (4) with no decoding or rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.admin import create_topics, delete_topics
+from pipeline.broker import LocalBroker
+from pipeline.codec import codec_for
+from pipeline.config import Settings
+from pipeline.feed import publish
+from pipeline.outcomes import OutcomeCollector, snapshot_offsets
+from pipeline.processes import WorkerPool
+from pipeline.topics import (
+    ALL_TOPICS,
+    CLAIMS_REMITTANCE,
+    CLAIMS_SUBMITTED,
+    DENIALS_REWORK,
+    EHR_ENCOUNTERS,
+    ENCOUNTERS_CODED,
+    TopicSpec,
+)
+from processors.synthetic import generate
+
+STAGE_OUTPUTS = {
+    "coding": ENCOUNTERS_CODED,
+    "claims": CLAIMS_SUBMITTED,
+    "adjudication": CLAIMS_REMITTANCE,
+    "denials": DENIALS_REWORK,
+}
+HOPS = ("hop0", "hop1", "hop2", "hop3", "hop4")
+
+
+def say(message: str) -> None:
+    """Progress on stderr (stdout carries the JSON)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The *pct* percentile of *values* (nearest rank)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def read_timestamps(settings: Settings, spec: TopicSpec, start: dict[int, int]
+                    ) -> list[tuple[int, dict[str, Any] | None]]:
+    """(timestamp ms, decoded value or None) of every record after *start* on *spec*."""
+    name = spec.full_name(settings.topic_prefix)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    for tp in tps:
+        consumer.seek(tp, start.get(tp.partition, 0))
+    codec = codec_for(spec.value_schema)
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    remaining = {tp for tp in tps if ends[tp] > start.get(tp.partition, 0)}
+    deadline = time.monotonic() + 120
+    while remaining and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500, max_records=10000).items():
+            for r in records:
+                try:
+                    value: dict[str, Any] | None = codec.decode(r.value)
+                except ValueError:
+                    value = None
+                out.append((r.timestamp, value))
+            if consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    consumer.close()
+    return out
+
+
+class MemorySampler:
+    """Samples the workers' resident memory in the background."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.peak = 0
+
+    def check(self) -> None:
+        """Fail if a worker died; record the current memory peak."""
+        self.pool.check_alive()
+        self.peak = max([self.peak, *self.pool.peak_rss_bytes()])
+
+
+def run_topology(settings: Settings, topology: str, encounters: int, seed: int, workers: int,
+                 log_dir: Path) -> dict[str, Any]:
+    """Throughput, per-stage rates, latency and memory for one topology."""
+    settings = settings.with_changes(topology=topology,
+                                     topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    create_topics(settings)
+    try:
+        say(f"[{topology}] feeding a backlog of {encounters} encounters ...")
+        before = snapshot_offsets(settings)
+        fed = publish(settings, generate(encounters, seed), progress=None)
+        collector = OutcomeCollector(settings, before)
+        with WorkerPool(settings, workers, log_dir / topology) as pool:
+            sampler = MemorySampler(pool)
+            say(f"[{topology}] {workers} worker(s) draining the backlog ...")
+            ok = collector.wait_for(fed.sent, timeout=900, progress=None,
+                                    alive=sampler.check)
+            if not ok:
+                raise RuntimeError(f"{topology}: backlog not drained; see {log_dir}")
+            drained_at_ms = int(time.time() * 1000)
+            backlog_end = snapshot_offsets(settings)
+            # Latency: a paced feed at a rate the pipeline keeps up with.
+            rate, count = 250, min(2500, encounters)
+            say(f"[{topology}] paced feed of {count} at {rate}/s for latency ...")
+            paced = paced_feed(settings, count, seed + 1, rate)
+            ok = collector.wait_for(fed.sent + paced, timeout=600, progress=None,
+                                    alive=sampler.check)
+            if not ok:
+                raise RuntimeError(f"{topology}: paced feed not drained; see {log_dir}")
+        collector.close()
+
+        outputs = {name: read_timestamps(settings, spec, before[spec.name])
+                   for name, spec in STAGE_OUTPUTS.items()}
+        backlog = [ts for recs in outputs.values() for ts, _ in recs if ts <= drained_at_ms]
+        end_of_backlog = max(backlog)
+        span = max(end_of_backlog - min(backlog), 1) / 1000
+        per_stage = {}
+        for name, recs in outputs.items():
+            stamps = sorted(ts for ts, _ in recs if ts <= end_of_backlog)
+            if len(stamps) > 1:
+                per_stage[name] = round(len(stamps) / max((stamps[-1] - stamps[0]) / 1000,
+                                                          0.001), 1)
+        latencies = latency_ms(settings, backlog_end, outputs)
+        return {
+            "topology": topology,
+            "workers": workers,
+            "encounters": fed.sent,
+            "encounters_per_s": round(fed.sent / span, 1),
+            "per_stage_msgs_per_s": per_stage,
+            "latency_ms": {
+                "paced_rate_per_s": rate,
+                "samples": len(latencies),
+                "p50": round(percentile(latencies, 50), 1),
+                "p95": round(percentile(latencies, 95), 1),
+                "p99": round(percentile(latencies, 99), 1),
+                "mean": round(statistics.fmean(latencies), 1) if latencies else 0.0,
+            },
+            "worker_peak_rss_mb": round(sampler.peak / 2**20, 1),
+        }
+    finally:
+        delete_topics(settings, [t.full_name(settings.topic_prefix) for t in ALL_TOPICS])
+
+
+def latency_ms(settings: Settings, backlog_end: dict[str, dict[int, int]],
+               outputs: dict[str, list[tuple[int, dict[str, Any] | None]]]) -> list[float]:
+    """Feed-to-outcome latency of each paced encounter, in milliseconds."""
+    fed = read_timestamps(settings, EHR_ENCOUNTERS, backlog_end[EHR_ENCOUNTERS.name])
+    fed_at = {v["encounter_id"]: ts for ts, v in fed if v}
+    done_at: dict[str, int] = {}
+    for ts, value in outputs["adjudication"]:
+        if value and value["encounter_id"] in fed_at:
+            done_at[value["encounter_id"]] = ts
+    for ts, value in outputs["denials"]:
+        if value and value["kind"] != "DENIAL" and value["encounter_id"] in fed_at:
+            done_at.setdefault(value["encounter_id"], ts)
+    return [float(done_at[e] - fed_at[e]) for e in done_at]
+
+
+def paced_feed(settings: Settings, count: int, seed: int, rate: int) -> int:
+    """Publish *count* encounters at about *rate* per second; returns the number sent."""
+    events = list(generate(count, seed))
+    sent = 0
+    started = time.monotonic()
+    chunk = max(1, rate // 20)
+    for i in range(0, len(events), chunk):
+        publish(settings, events[i:i + chunk], progress=None)
+        sent += len(events[i:i + chunk])
+        ahead = sent / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+    return sent
+
+
+async def _baseline(settings: Settings, prefix: str, count: int) -> float:
+    """Move *count* records through four hops with plain aiokafka; records/s end to end."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5,
+                                max_batch_size=65536)
+    await producer.start()
+    try:
+        async def hop(src: str, dst: str) -> None:
+            consumer = AIOKafkaConsumer(src, bootstrap_servers=settings.bootstrap,
+                                        group_id=f"{prefix}baseline-{src}",
+                                        auto_offset_reset="earliest", max_poll_records=500)
+            await consumer.start()
+            moved = 0
+            try:
+                while moved < count:
+                    batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                    futures = [
+                        await producer.send(f"{prefix}{dst}", r.value, key=r.key)
+                        for records in batch.values() for r in records
+                    ]
+                    if futures:
+                        await asyncio.gather(*futures)
+                        await consumer.commit()
+                    moved += len(futures)
+            finally:
+                await consumer.stop()
+
+        tasks = [asyncio.create_task(hop(a, b)) for a, b in itertools.pairwise(HOPS)]
+        started = time.monotonic()
+        await asyncio.gather(*tasks)
+        return count / (time.monotonic() - started)
+    finally:
+        await producer.stop()
+
+
+def run_baseline(settings: Settings, encounters: int, seed: int) -> dict[str, Any]:
+    """The raw aiokafka baseline on a fresh set of hop topics."""
+    prefix = f"bench-base-{uuid.uuid4().hex[:8]}."
+    specs = [TopicSpec(h, "member key", EHR_ENCOUNTERS.value_schema) for h in HOPS]
+    create_topics(settings, specs, prefix=prefix)
+    try:
+        base = settings.with_changes(topic_prefix=prefix)
+        say(f"[baseline] feeding {encounters} records, then 4 raw aiokafka hops ...")
+        codec = codec_for(EHR_ENCOUNTERS.value_schema)
+        from kafka import KafkaProducer  # noqa: PLC0415 - only the baseline feeds raw
+
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5,
+                                 batch_size=256 * 1024)
+        for key, event in generate(encounters, seed):
+            producer.send(f"{prefix}hop0", key=key.encode(), value=codec.encode(event))
+        producer.flush()
+        producer.close()
+        rate = asyncio.run(_baseline(base, prefix, encounters))
+        return {"records_per_s": round(rate, 1), "hops": len(HOPS) - 1,
+                "what": "aiokafka consume+produce of the same bytes, no decode, no rules"}
+    finally:
+        delete_topics(settings, [f"{prefix}{h}" for h in HOPS])
+
+
+def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
+              topologies: list[str]) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    broker: LocalBroker | None = None
+    started = False
+    if not settings.external_cluster:
+        broker = LocalBroker.from_settings(settings)
+        if not broker.is_running():
+            say(f"Starting Kafka at {broker.bootstrap} ...")
+            broker.start()
+            started = True
+    log_dir = settings.data_dir / "bench-logs"
+    try:
+        baseline = run_baseline(settings, encounters, seed)
+        runs = [run_topology(settings, t, encounters, seed, workers, log_dir)
+                for t in topologies]
+        for run in runs:
+            run["ratio_to_baseline"] = round(run["encounters_per_s"] / baseline["records_per_s"],
+                                             3)
+        return {"baseline": baseline, "runs": runs, "target": {
+            "encounters_per_s": 1000, "worker_rss_mb": 500}}
+    finally:
+        if broker is not None and started:
+            broker.stop()
