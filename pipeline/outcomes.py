@@ -24,11 +24,18 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
-from pipeline.topics import ALL_TOPICS, CLAIMS_REMITTANCE, DEAD_LETTER, DENIALS_REWORK, TopicSpec
+from pipeline.topics import (
+    ALL_TOPICS,
+    CLAIMS_LIFECYCLE,
+    CLAIMS_REMITTANCE,
+    DEAD_LETTER,
+    DENIALS_REWORK,
+    TopicSpec,
+)
 from processors.adjudication.rules import is_denial
 from processors.denials.stage import remittance_status
 
-OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER)
+OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER, CLAIMS_LIFECYCLE)
 Offsets = dict[str, dict[int, int]]
 
 
@@ -66,12 +73,18 @@ class Outcomes:
     denials: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     duplicates: Counter[str] = field(default_factory=Counter)
+    settled: set[str] = field(default_factory=set)
 
     def accounted(self) -> set[str]:
         """Encounter ids (or dead-letter keys) that reached a terminal outcome."""
         ids = set(self.remittances) | set(self.holds)
         ids.update(d["record_id"] or f"key:{d['key']!r}" for d in self.dead_letters)
         return ids
+
+    def complete(self, expected: int) -> bool:
+        """All *expected* outcomes arrived and the denials stage settled every remittance."""
+        settled = all(r["claim_id"] in self.settled for r in self.remittances.values())
+        return len(self.accounted()) >= expected and settled
 
 
 class OutcomeCollector:
@@ -132,6 +145,9 @@ class OutcomeCollector:
                 if key in out.holds:
                     out.duplicates[f"hold:{key}"] += 1
                 out.holds[key] = value
+        elif spec is CLAIMS_LIFECYCLE:
+            if value["stage"] == "denials":
+                out.settled.add(value["claim_id"])
         else:
             out.dead_letters.append(value)
 
@@ -151,7 +167,7 @@ class OutcomeCollector:
                       f"{sum(h['kind'] == 'SCRUBBER_HOLD' for h in o.holds.values())} scrubber "
                       f"holds, {len(o.dead_letters)} dead letters", file=progress, flush=True)
                 last_report = now
-            if done >= expected:
+            if self.outcomes.complete(expected):
                 return True
             if alive is not None:
                 alive()

@@ -25,19 +25,21 @@ from __future__ import annotations
 import copy
 import csv
 import random
+from bisect import bisect
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from itertools import accumulate
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from processors.ids import stable_id
 from processors.npi import npi_check_digit
 from processors.refdata import REFDATA_DIR, PayerProfile, load_payers
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 DEFAULT_START = date(2026, 1, 5)
 SOURCE = "synthetic"
@@ -82,6 +84,21 @@ MINUTES_DOCUMENTED_SHARE = 0.75
 RECENT_ENCOUNTERS = 30
 PROBLEM_TRIES = 40
 PATIENT_TRIES = 10
+SCENARIO_TRIES = 4
+
+
+class Weighted(Generic[T]):
+    """Values drawn in proportion to their weights (cheaper than ``random.choices`` per draw)."""
+
+    def __init__(self, pairs: Iterable[tuple[T, float]]) -> None:
+        entries = list(pairs)
+        self.values = [value for value, _ in entries]
+        self.cumulative = list(accumulate(weight for _, weight in entries))
+
+    def draw(self, rng: random.Random) -> T:
+        """One value, chosen with *rng*."""
+        at = bisect(self.cumulative, rng.random() * self.cumulative[-1], 0, len(self.values) - 1)
+        return self.values[at]
 
 
 # --- Scenarios ---------------------------------------------------------------
@@ -123,78 +140,78 @@ _LAB_DRAW = Service("36415")
 
 SCENARIOS: tuple[Scenario, ...] = (
     # Chronic care: the condition is on the patient's problem list.
-    Scenario("hypertension_follow_up", 14, ("I10",), visit=MODERATE, condition="I10",
+    Scenario("hypertension_follow_up", 28, ("I10",), visit=MODERATE, condition="I10",
              telehealth=True, comorbid=True),
-    Scenario("hypertension_metabolic_panel", 6, ("I10",), (Service("80048"), _LAB_DRAW),
+    Scenario("hypertension_metabolic_panel", 12, ("I10",), (Service("80048"), _LAB_DRAW),
              visit=MODERATE, condition="I10", comorbid=True),
-    Scenario("diabetes_a1c", 12, ("E119",), (Service("83036"), _LAB_DRAW),
+    Scenario("diabetes_a1c", 24, ("E119",), (Service("83036"), _LAB_DRAW),
              visit=MODERATE, condition="E119", comorbid=True),
-    Scenario("diabetes_follow_up", 5, ("E119",), visit=MODERATE, condition="E119",
+    Scenario("diabetes_follow_up", 10, ("E119",), visit=MODERATE, condition="E119",
              telehealth=True, comorbid=True),
-    Scenario("diabetes_hyperglycemia_a1c", 14, ("E1165",), (Service("83036"), _LAB_DRAW),
+    Scenario("diabetes_hyperglycemia_a1c", 28, ("E1165",), (Service("83036"), _LAB_DRAW),
              visit=HIGH, condition="E1165", comorbid=True),
-    Scenario("hyperlipidemia_lipid_panel", 8, ("E785",), (Service("80061"), _LAB_DRAW),
+    Scenario("hyperlipidemia_lipid_panel", 16, ("E785",), (Service("80061"), _LAB_DRAW),
              visit=MODERATE, condition="E785", comorbid=True),
-    Scenario("hypothyroidism_tsh", 8, ("E039",), (Service("84443"), _LAB_DRAW),
+    Scenario("hypothyroidism_tsh", 16, ("E039",), (Service("84443"), _LAB_DRAW),
              condition="E039"),
-    Scenario("atrial_fibrillation_ecg", 12, ("I4891", "Z7901"), (Service("93000"),),
+    Scenario("atrial_fibrillation_ecg", 24, ("I4891", "Z7901"), (Service("93000"),),
              visit=MODERATE, condition="I4891", comorbid=True),
-    Scenario("asthma_follow_up", 6, ("J4520",), condition="J4520", telehealth=True),
-    Scenario("asthma_exacerbation_nebulizer", 4, ("J4521",),
+    Scenario("asthma_follow_up", 12, ("J4520",), condition="J4520", telehealth=True),
+    Scenario("asthma_exacerbation_nebulizer", 8, ("J4521",),
              (Service("94640"), Service("J7613", units=3)),
              visit=MODERATE, condition="J4520"),
-    Scenario("asthma_exacerbation_steroid", 2, ("J4521",),
+    Scenario("asthma_exacerbation_steroid", 4, ("J4521",),
              (Service("94640"), Service("J7613", units=3), Service("96372"), Service("J1030")),
              visit=MODERATE, condition="J4520", ages=(12, 120)),
-    Scenario("knee_osteoarthritis_xray_right", 6, ("M1711",),
+    Scenario("knee_osteoarthritis_xray_right", 12, ("M1711",),
              (Service("73562", modifiers=("RT",)),), visit=MODERATE, condition="M1711"),
-    Scenario("knee_osteoarthritis_xray_left", 6, ("M1712",),
+    Scenario("knee_osteoarthritis_xray_left", 12, ("M1712",),
              (Service("73562", modifiers=("LT",)),), visit=MODERATE, condition="M1712"),
-    Scenario("knee_osteoarthritis_injection_right", 8, ("M1711",),
+    Scenario("knee_osteoarthritis_injection_right", 16, ("M1711",),
              (Service("20610", modifiers=("RT",)), Service("J3301", units=4)),
              visit=MODERATE, condition="M1711"),
-    Scenario("knee_osteoarthritis_injection_left", 8, ("M1712",),
+    Scenario("knee_osteoarthritis_injection_left", 16, ("M1712",),
              (Service("20610", modifiers=("LT",)), Service("J3301", units=4)),
              visit=MODERATE, condition="M1712"),
-    Scenario("anxiety_follow_up", 8, ("F411",), visit=MODERATE, condition="F411",
+    Scenario("anxiety_follow_up", 16, ("F411",), visit=MODERATE, condition="F411",
              telehealth=True, comorbid=True),
-    Scenario("depression_follow_up", 8, ("F329",), visit=MODERATE, condition="F329",
+    Scenario("depression_follow_up", 16, ("F329",), visit=MODERATE, condition="F329",
              telehealth=True, comorbid=True),
-    Scenario("reflux_follow_up", 5, ("K219",), condition="K219", telehealth=True),
+    Scenario("reflux_follow_up", 10, ("K219",), condition="K219", telehealth=True),
     # Acute problems.
-    Scenario("upper_respiratory_infection", 10, ("J069",), telehealth=True),
-    Scenario("pharyngitis_strep_test_negative", 4, ("J029",), (Service("87880"),),
+    Scenario("upper_respiratory_infection", 4, ("J069",), telehealth=True),
+    Scenario("pharyngitis_strep_test_negative", 2.5, ("J029",), (Service("87880"),),
              ages=(3, 64)),
-    Scenario("strep_pharyngitis", 3, ("J020",), (Service("87880"),), ages=(3, 64)),
-    Scenario("acute_sinusitis", 3, ("J0190",), ages=(12, 120), telehealth=True),
-    Scenario("acute_bronchitis", 3, ("J209",), telehealth=True),
+    Scenario("strep_pharyngitis", 1.5, ("J020",), (Service("87880"),), ages=(3, 64)),
+    Scenario("acute_sinusitis", 2, ("J0190",), ages=(12, 120), telehealth=True),
+    Scenario("acute_bronchitis", 2, ("J209",), telehealth=True),
     Scenario("otitis_media_right", 3, ("H6691",), ages=(0, 12)),
     Scenario("otitis_media_bilateral", 3, ("H6693",), ages=(0, 12)),
     Scenario("fever", 2, ("R509",), ages=(0, 5)),
-    Scenario("cough_chest_xray", 1.5, ("R059",), (Service("71046"),), visit=MODERATE,
+    Scenario("cough_chest_xray", 1, ("R059",), (Service("71046"),), visit=MODERATE,
              ages=(18, 120)),
-    Scenario("pneumonia_ceftriaxone", 1, ("J189",),
+    Scenario("pneumonia_ceftriaxone", 0.6, ("J189",),
              (Service("71046"), Service("96372"), Service("J0696", units=4)),
              visit=HIGH, ages=(18, 120)),
-    Scenario("urinary_tract_infection", 4, ("N390",), (Service("81002"),), sexes="F",
+    Scenario("urinary_tract_infection", 3, ("N390",), (Service("81002"),), sexes="F",
              ages=(5, 120)),
-    Scenario("low_back_pain", 4, ("M5450",), ages=(18, 120)),
-    Scenario("other_low_back_pain", 2, ("M5459",), ages=(18, 120)),
+    Scenario("low_back_pain", 3, ("M5450",), ages=(18, 120)),
+    Scenario("other_low_back_pain", 1.5, ("M5459",), ages=(18, 120)),
     Scenario("low_back_pain_xray", 2, ("M5450",), (Service("72100"),), visit=MODERATE,
              ages=(18, 120)),
-    Scenario("lumbar_radiculopathy_mri", 1.2, ("M5416", "M5450"),
+    Scenario("lumbar_radiculopathy_mri", 0.4, ("M5416", "M5450"),
              (Service("72148", supports=(0, 1)),), visit=MODERATE, ages=(18, 120),
              referral=ORTHOPAEDIC_SURGERY),
-    Scenario("knee_pain_mri", 0.8, ("M25561",), (Service("73721", modifiers=("RT",)),),
+    Scenario("knee_pain_mri", 0.25, ("M25561",), (Service("73721", modifiers=("RT",)),),
              visit=MODERATE, ages=(18, 120), referral=ORTHOPAEDIC_SURGERY),
-    Scenario("headache_mri", 0.6, ("R519",), (Service("70551"),), visit=MODERATE,
+    Scenario("headache_mri", 0.2, ("R519",), (Service("70551"),), visit=MODERATE,
              ages=(18, 120), referral=NEUROLOGY),
-    Scenario("migraine", 1.5, ("G43909",), visit=MODERATE, ages=(12, 120), telehealth=True),
-    Scenario("chest_pain_ecg", 2, ("R079",), (Service("93000"),), visit=MODERATE,
+    Scenario("migraine", 1, ("G43909",), visit=MODERATE, ages=(12, 120), telehealth=True),
+    Scenario("chest_pain_ecg", 1.5, ("R079",), (Service("93000"),), visit=MODERATE,
              ages=(30, 120)),
-    Scenario("fatigue_labs", 2, ("R5383",), (Service("85025"), Service("80053"), _LAB_DRAW),
+    Scenario("fatigue_labs", 1.2, ("R5383",), (Service("85025"), Service("80053"), _LAB_DRAW),
              visit=MODERATE, ages=(18, 120)),
-    Scenario("impacted_cerumen_removal", 1.5, ("H6123",), (Service("69210"),)),
+    Scenario("impacted_cerumen_removal", 0.8, ("H6123",), (Service("69210"),)),
     Scenario("seborrheic_keratosis_destruction", 1.5, ("L821",), (Service("17110"),),
              visit=None, ages=(40, 120)),
     Scenario("actinic_keratosis_destruction", 1.5, ("L570",), (Service("17000"),),
@@ -250,13 +267,13 @@ CHRONIC_CONDITIONS: tuple[ChronicCondition, ...] = (
 )
 
 # Office E/M levels by visit complexity and whether the patient is new to the practice.
-OFFICE_VISIT_LEVELS: dict[tuple[str, bool], tuple[tuple[str, float], ...]] = {
-    (LOW, False): (("99211", 3), ("99212", 25), ("99213", 57), ("99214", 15)),
-    (LOW, True): (("99202", 30), ("99203", 60), ("99204", 10)),
-    (MODERATE, False): (("99213", 40), ("99214", 50), ("99215", 10)),
-    (MODERATE, True): (("99203", 45), ("99204", 45), ("99205", 10)),
-    (HIGH, False): (("99214", 55), ("99215", 45)),
-    (HIGH, True): (("99204", 60), ("99205", 40)),
+OFFICE_VISIT_LEVELS: dict[tuple[str, bool], Weighted[str]] = {
+    (LOW, False): Weighted((("99211", 3), ("99212", 25), ("99213", 57), ("99214", 15))),
+    (LOW, True): Weighted((("99202", 30), ("99203", 60), ("99204", 10))),
+    (MODERATE, False): Weighted((("99213", 40), ("99214", 50), ("99215", 10))),
+    (MODERATE, True): Weighted((("99203", 45), ("99204", 45), ("99205", 10))),
+    (HIGH, False): Weighted((("99214", 55), ("99215", 45))),
+    (HIGH, True): Weighted((("99204", 60), ("99205", 40))),
 }
 
 # Total time on the date of the encounter that supports each level (CPT 2021 and later).
@@ -266,7 +283,7 @@ VISIT_MINUTES: dict[str, tuple[int, int]] = {
 }
 
 # Days from the visit to the EHR releasing it for billing.
-RELEASE_DELAYS: tuple[tuple[int, float], ...] = ((0, 25), (1, 35), (2, 20), (3, 10), (4, 6), (5, 4))
+RELEASE_DELAYS: Weighted[int] = Weighted(((0, 25), (1, 35), (2, 20), (3, 10), (4, 6), (5, 4)))
 
 
 # --- Injected problems ---------------------------------------------------------
@@ -377,7 +394,7 @@ class Patient:
     conditions: tuple[str, ...]
     clinician: Clinician
     new_to_practice: bool
-    scenarios: tuple[Scenario, ...]
+    scenarios: Weighted[Scenario]
     visit_weight: float
 
     @property
@@ -462,18 +479,24 @@ DISTANT_SHARE = 0.06
 MBI_LETTERS = "ACDEFGHJKMNPQRTUVWXY"
 MBI_DIGITS = "0123456789"
 
-# Age bands: (label, share of the panel, lowest age, highest age).
-AGE_BANDS = (("child", 22, 0, 17), ("adult", 55, 18, 64), ("senior", 23, 65, 95))
+# Age bands of the panel, by share: (label, lowest age, highest age).
+AGE_BANDS: Weighted[tuple[str, int, int]] = Weighted((
+    (("child", 0, 17), 22), (("adult", 18, 64), 55), (("senior", 65, 95), 23),
+))
 # Who a patient's own clinician is, by age band.
-PRIMARY_CLINICIAN_MIX: dict[str, tuple[tuple[str, float], ...]] = {
-    "child": ((PEDIATRICS, 70), (FAMILY_MEDICINE, 30)),
-    "adult": ((FAMILY_MEDICINE, 55), (INTERNAL_MEDICINE, 30), (NURSE_PRACTITIONER_FAMILY, 15)),
-    "senior": ((INTERNAL_MEDICINE, 50), (FAMILY_MEDICINE, 40), (NURSE_PRACTITIONER_FAMILY, 10)),
+PRIMARY_CLINICIAN_MIX: dict[str, Weighted[str]] = {
+    "child": Weighted(((PEDIATRICS, 70), (FAMILY_MEDICINE, 30))),
+    "adult": Weighted(
+        ((FAMILY_MEDICINE, 55), (INTERNAL_MEDICINE, 30), (NURSE_PRACTITIONER_FAMILY, 15))
+    ),
+    "senior": Weighted(
+        ((INTERNAL_MEDICINE, 50), (FAMILY_MEDICINE, 40), (NURSE_PRACTITIONER_FAMILY, 10))
+    ),
 }
-PAYER_MIX: dict[str, tuple[tuple[str, float], ...]] = {
-    "child": ((MEDICAID, 35), (PPO, 35), (HMO, 28), (SELF_PAY, 2)),
-    "adult": ((MEDICAID, 16), (PPO, 45), (HMO, 33), (SELF_PAY, 6)),
-    "senior": ((MEDICARE, 93), (PPO, 5), (SELF_PAY, 2)),
+PAYER_MIX: dict[str, Weighted[str]] = {
+    "child": Weighted(((MEDICAID, 35), (PPO, 35), (HMO, 28), (SELF_PAY, 2))),
+    "adult": Weighted(((MEDICAID, 16), (PPO, 45), (HMO, 33), (SELF_PAY, 6))),
+    "senior": Weighted(((MEDICARE, 93), (PPO, 5), (SELF_PAY, 2))),
 }
 
 
@@ -499,6 +522,19 @@ def procedure_catalogue() -> dict[str, tuple[str, int]]:
 def _categories(scenario: Scenario) -> frozenset[str]:
     catalogue = procedure_catalogue()
     return frozenset(catalogue[s.code][0] for s in scenario.services)
+
+
+@cache
+def _scenarios_for(age: int, sex: str, conditions: tuple[str, ...],
+                   payer_key: str) -> Weighted[Scenario]:
+    """The scenarios that fit a patient, weighted."""
+    return Weighted(
+        (s, s.weight) for s in SCENARIOS
+        if s.ages[0] <= age <= s.ages[1]
+        and sex in s.sexes
+        and (s.condition is None or s.condition in conditions)
+        and (s.payers is None or payer_key in s.payers)
+    )
 
 
 def _needs_modifier_25(scenario: Scenario) -> bool:
@@ -532,16 +568,8 @@ def _age(birth: date, on: date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
-def _weighted(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
-    return rng.choices([v for v, _ in table], weights=[w for _, w in table])[0]
-
-
 def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choices(MBI_DIGITS, k=n))
-
-
-def _release_delay(rng: random.Random) -> int:
-    return rng.choices([d for d, _ in RELEASE_DELAYS], weights=[w for _, w in RELEASE_DELAYS])[0]
 
 
 def _business_days(start: date, span: int) -> list[date]:
@@ -689,7 +717,7 @@ class _Simulation:
             payer: [f"GRP{_digits(self.rng, 6)}" for _ in range(8)] for payer in COMMERCIAL
         }
         self.patients = [self._new_patient() for _ in range(max(MIN_PANEL, count // 3))]
-        self.visit_weights = list(accumulate(p.visit_weight for p in self.patients))
+        self.panel = Weighted((p, p.visit_weight) for p in self.patients)
         self.histories = {
             p.person.person_id: History(
                 awv_done=_age(p.person.birth_date, start) >= 66 or self.rng.random() < 0.5
@@ -771,12 +799,12 @@ class _Simulation:
         )
 
     def _primary_clinician(self, band: str) -> Clinician:
-        taxonomy = _weighted(self.rng, PRIMARY_CLINICIAN_MIX[band])
+        taxonomy = PRIMARY_CLINICIAN_MIX[band].draw(self.rng)
         return self.rng.choice([c for c in CLINICIANS if c.taxonomy == taxonomy])
 
     def _new_patient(self) -> Patient:
         rng = self.rng
-        band, _, low, high = rng.choices(AGE_BANDS, weights=[b[1] for b in AGE_BANDS])[0]
+        band, low, high = AGE_BANDS.draw(rng)
         if band == "senior":  # fewer patients at each year of age past 65
             age = low + int(rng.random() ** 1.6 * (high - low + 1))
         else:
@@ -784,17 +812,11 @@ class _Simulation:
         sex = "F" if rng.random() < (0.56 if band == "senior" else 0.51) else "M"
         person = self._person(age, sex, rng.choice(LAST_NAMES), self._address())
         age = _age(person.birth_date, self.start)
-        coverage = self._coverage(_weighted(rng, PAYER_MIX[band]), band, person)
+        coverage = self._coverage(PAYER_MIX[band].draw(rng), band, person)
         conditions = self._conditions(age)
         payer_key = coverage.payer_id if coverage else SELF_PAY
-        scenarios = tuple(
-            s for s in SCENARIOS
-            if s.ages[0] <= age <= s.ages[1]
-            and sex in s.sexes
-            and (s.condition is None or s.condition in conditions)
-            and (s.payers is None or payer_key in s.payers)
-        )
-        weight = 1.0 + 0.6 * len(conditions) + (1.5 if age < 2 else 0.0)
+        scenarios = _scenarios_for(age, sex, conditions, payer_key)
+        weight = 1.0 + 0.8 * len(conditions) + (1.5 if age < 2 else 0.0)
         return Patient(person, coverage, conditions, self._primary_clinician(band),
                        rng.random() < NEW_PATIENT_SHARE, scenarios, weight)
 
@@ -811,22 +833,25 @@ class _Simulation:
     def _pick_patient(self, day: date) -> Patient:
         patient = self.patients[0]
         for _ in range(PATIENT_TRIES):
-            patient = self.rng.choices(self.patients, cum_weights=self.visit_weights)[0]
+            patient = self.panel.draw(self.rng)
             if self.histories[patient.person.person_id].last_visit != day:
                 break
         return patient
 
     def _pick_scenario(self, patient: Patient, problem: str | None) -> Scenario | None:
         done = self.histories[patient.person.person_id].yearly_done
+        if problem is None:
+            for _ in range(SCENARIO_TRIES):
+                scenario = patient.scenarios.draw(self.rng)
+                if scenario.yearly is None or scenario.yearly not in done:
+                    return scenario
         payer = self.payers.get(patient.payer_key) if patient.coverage else None
         options = [
-            s for s in patient.scenarios
+            (s, s.weight) for s in patient.scenarios.values
             if (s.yearly is None or s.yearly not in done)
             and (problem is None or _scenario_fits(problem, s, payer))
         ]
-        if not options:
-            return None
-        return self.rng.choices(options, weights=[s.weight for s in options])[0]
+        return Weighted(options).draw(self.rng) if options else None
 
     def _choose(self, day: date, problem: str | None) -> tuple[Patient, Scenario, str | None]:
         """A patient and scenario for *day* that can carry *problem*, else a clean one."""
@@ -874,7 +899,7 @@ class _Simulation:
             return code, label
         if scenario.visit == PREVENTIVE:
             return _preventive_code(age, new), label
-        return _weighted(rng, OFFICE_VISIT_LEVELS[(str(scenario.visit), new)]), label
+        return OFFICE_VISIT_LEVELS[(str(scenario.visit), new)].draw(rng), label
 
     def _encounter(self, index: int, day: date, patient: Patient, scenario: Scenario,
                    problem: str | None) -> tuple[Record, str]:
@@ -915,7 +940,7 @@ class _Simulation:
             "event_id": event_id,
             "encounter_id": encounter_id,
             "source": SOURCE,
-            "received_at": _received_at(rng, day, _release_delay(rng)),
+            "received_at": _received_at(rng, day, RELEASE_DELAYS.draw(rng)),
             "service_date": day,
             "place_of_service": TELEHEALTH if telehealth else OFFICE,
             "patient": _person_record(patient.person),

@@ -1,0 +1,47 @@
+# The claims pipeline. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+BIN     = $(VENV)/bin
+
+.PHONY: help setup lint test test-unit run bench broker-start broker-stop broker-status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv and install the project with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: setup  ## ruff and mypy
+	$(BIN)/ruff check pipeline processors tests
+	$(BIN)/mypy
+
+test: lint  ## the whole suite: lint, types, unit, integration and end-to-end on a real broker
+	$(PY) -m pytest
+
+test-unit: setup  ## unit tests only (no broker)
+	$(PY) -m pytest tests/unit
+
+run: setup  ## the main job: broker, topics, workers, 2,000 synthetic encounters, summary in out/
+	$(BIN)/claims demo --encounters 2000 --seed 7 --out out
+
+bench: setup  ## throughput and latency benchmark (JSON on stdout)
+	$(BIN)/claims bench
+
+broker-start: setup  ## start the local Kafka broker
+	$(BIN)/claims broker start
+
+broker-stop: setup  ## stop the local Kafka broker
+	$(BIN)/claims broker stop
+
+broker-status: setup  ## is the local broker running?
+	$(BIN)/claims broker status
+
+clean:  ## remove the virtualenv, broker data and outputs
+	-$(BIN)/claims broker stop
+	rm -rf $(VENV) .data out
