@@ -17,12 +17,12 @@ have holds and denials to work on. :func:`generate_labelled` also names the
 problem of each event, or ``"clean"``.
 
 All randomness comes from one ``random.Random(seed)``: the same
-``(count, seed, start)`` gives the same events, byte for byte.
+``(count, seed, start)`` gives the same events. Nothing is read but the packaged
+reference data (payer profiles and the procedure code list).
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import random
 from bisect import bisect
@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 DEFAULT_START = date(2026, 1, 5)
 SOURCE = "synthetic"
-SIMULATED_DAYS = 304  # about ten months of clinic days
+SIMULATED_DAYS = 304  # about ten months of calendar days; visits fall on weekdays
 MIN_PANEL = 20
 
 MEDICARE = "MCR-B-SIM"
@@ -81,7 +81,8 @@ REFERRED_IMAGING_SHARE = 0.7
 OWN_CLINICIAN_SHARE = 0.85
 NEW_PATIENT_SHARE = 0.15
 MINUTES_DOCUMENTED_SHARE = 0.75
-RECENT_ENCOUNTERS = 30
+RECENT_ENCOUNTERS = 10
+DUPLICATE_SOURCE_SHARE = 0.1
 PROBLEM_TRIES = 40
 PATIENT_TRIES = 10
 SCENARIO_TRIES = 4
@@ -232,7 +233,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              ages=(18, 64), comorbid=True, yearly=PREVENTIVE),
     Scenario("well_child", 8, ("Z00129",), visit=PREVENTIVE, ages=(0, 3)),
     Scenario("well_child_abnormal_findings", 1, ("Z00121",), visit=PREVENTIVE, ages=(0, 3)),
-    Scenario("medicare_annual_wellness", 6, ("Z0000",), visit=WELLNESS,
+    Scenario("medicare_annual_wellness", 12, ("Z0000",), visit=WELLNESS,
              payers=MEDICARE_ONLY, yearly=PREVENTIVE),
     Scenario("tdap_immunization", 1.5, ("Z23",), (Service("90471"), Service("90715")),
              visit=None, ages=(7, 64), payers=NOT_MEDICARE),
@@ -477,7 +478,7 @@ DISTANT_SHARE = 0.06
 
 # MBI letters: A-Z without S, L, O, I, B and Z.
 MBI_LETTERS = "ACDEFGHJKMNPQRTUVWXY"
-MBI_DIGITS = "0123456789"
+DIGITS = "0123456789"
 
 # Age bands of the panel, by share: (label, lowest age, highest age).
 AGE_BANDS: Weighted[tuple[str, int, int]] = Weighted((
@@ -569,7 +570,7 @@ def _age(birth: date, on: date) -> int:
 
 
 def _digits(rng: random.Random, n: int) -> str:
-    return "".join(rng.choices(MBI_DIGITS, k=n))
+    return "".join(rng.choices(DIGITS, k=n))
 
 
 def _business_days(start: date, span: int) -> list[date]:
@@ -588,11 +589,11 @@ def _received_at(rng: random.Random, service_date: date, delay_days: int) -> dat
 
 def _mbi(rng: random.Random) -> str:
     """A Medicare Beneficiary Identifier in the CMS format."""
-    alnum = MBI_LETTERS + MBI_DIGITS
+    alnum = MBI_LETTERS + DIGITS
     return "".join((
         rng.choice("123456789"), rng.choice(MBI_LETTERS), rng.choice(alnum),
-        rng.choice(MBI_DIGITS), rng.choice(MBI_LETTERS), rng.choice(alnum),
-        rng.choice(MBI_DIGITS), rng.choice(MBI_LETTERS), rng.choice(MBI_LETTERS),
+        rng.choice(DIGITS), rng.choice(MBI_LETTERS), rng.choice(alnum),
+        rng.choice(DIGITS), rng.choice(MBI_LETTERS), rng.choice(MBI_LETTERS),
         _digits(rng, 2),
     ))
 
@@ -602,11 +603,20 @@ def _mistyped_member_id(rng: random.Random, payer_id: str, member_id: str) -> st
     if payer_id == MEDICARE:
         if rng.random() < 0.5:
             return f"{_digits(rng, 9)}A"  # the retired HICN, an SSN-based number
-        return member_id[:3] + "O" + member_id[4:]  # letter O for the zero-to-nine digit
-    position = rng.randrange(len(member_id) - 9, len(member_id))
+        return member_id[:3] + "O" + member_id[4:]  # the letter O keyed for the fourth digit
+    position = rng.randrange(len(member_id) - 9, len(member_id))  # one of the last nine digits
     if payer_id in COMMERCIAL and rng.random() < 0.5:
         return member_id[:position] + "O" + member_id[position + 1:]
-    return member_id[:position] + member_id[position + 1:]  # a digit dropped
+    return member_id[:position] + member_id[position + 1:]  # the digit dropped
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of a record of dicts, lists and immutable values."""
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value
 
 
 def _comorbidities(conditions: tuple[str, ...], diagnoses: list[str]) -> list[str]:
@@ -1008,7 +1018,7 @@ class _Simulation:
     def _duplicate(self, index: int) -> tuple[str, Record, str]:
         """A second encounter for a recent clean one: same patient, day, clinician, services."""
         key, original = self.recent[self.rng.randrange(len(self.recent))]
-        event = copy.deepcopy(original)
+        event = _clone(original)
         event["event_id"], event["encounter_id"] = self._ids(index)
         event["received_at"] = original["received_at"] + timedelta(days=self.rng.randint(1, 10))
         return key, event, "duplicate_service"
@@ -1028,8 +1038,9 @@ class _Simulation:
             if problem is not None:
                 self._inject(problem, event)
             key = member_key(event)
-            if label == CLEAN and event["coverage"] is not None:
-                self.recent.append((key, event))
+            if (label == CLEAN and event["coverage"] is not None
+                    and self.rng.random() < DUPLICATE_SOURCE_SHARE):
+                self.recent.append((key, _clone(event)))
             yield key, event, label
 
 
@@ -1039,8 +1050,7 @@ def generate_labelled(
     """*count* encounters as ``(member key, EncounterEvent, label)``.
 
     The label names the problem injected into the event (one of :data:`LABELS`),
-    or is ``"clean"``. A duplicate is a deep copy of an earlier event of the run,
-    so changing yielded events can change later duplicates.
+    or is ``"clean"``. Every event is a fresh record the caller may change.
     """
     if count < 0:
         raise ValueError(f"count must be zero or more, not {count}")
