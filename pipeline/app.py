@@ -109,7 +109,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     table = app.Table(
         "member-accumulators",
         partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+        key_type=bytes,  # raw member-key bytes; values are JSON
         # Keyed like the claim path (member key, same partition count, same
         # partitioner), so each member's changelog partition is its stream's.
         use_partitioner=True,

@@ -210,7 +210,7 @@ async def _baseline(settings: Settings, prefix: str, count: int) -> float:
     await producer.start()
     try:
         async def hop(src: str, dst: str) -> None:
-            consumer = AIOKafkaConsumer(src, bootstrap_servers=settings.bootstrap,
+            consumer = AIOKafkaConsumer(f"{prefix}{src}", bootstrap_servers=settings.bootstrap,
                                         group_id=f"{prefix}baseline-{src}",
                                         auto_offset_reset="earliest", max_poll_records=500)
             await consumer.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -93,8 +94,19 @@ def _feed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so the demo and the benchmark stop what they started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo  # noqa: PLC0415
+
+    _interrupt_on_sigterm()
 
     return run_demo(settings, encounters=args.encounters, seed=args.seed, out=Path(args.out),
                     workers=args.workers, keep_broker=args.keep_broker,
@@ -103,6 +115,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench  # noqa: PLC0415
+
+    _interrupt_on_sigterm()
 
     result = run_bench(settings, encounters=args.encounters, seed=args.seed,
                        workers=args.workers, topologies=args.topology)
