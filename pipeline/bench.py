@@ -5,7 +5,8 @@ For each topology it runs, on its own topic prefix:
 1. **Throughput**: N encounters are fed first (a backlog), then the workers
    start; encounters/s is N over the span between the first and the last
    record the pipeline wrote (so worker start-up is not counted). Per-stage
-   msg/s come from each output topic's own first-to-last span.
+   msg/s come from the record each stage writes once per input (its lifecycle
+   record, or the remittance), over that stage's own first-to-last span.
 2. **Latency**: a paced feed well below capacity; for each encounter, the time
    from its record on ehr.encounters to its remittance (or hold), as
    p50/p95/p99 in milliseconds (broker timestamps, one clock).
@@ -38,20 +39,21 @@ from pipeline.outcomes import OutcomeCollector, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import (
     ALL_TOPICS,
+    CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,
-    CLAIMS_SUBMITTED,
     DENIALS_REWORK,
     EHR_ENCOUNTERS,
-    ENCOUNTERS_CODED,
     TopicSpec,
 )
 from processors.synthetic import generate
 
+# What each stage writes once per record it handles: its lifecycle record
+# (coding, claims, denials) or its remittance (adjudication).
 STAGE_OUTPUTS = {
-    "coding": ENCOUNTERS_CODED,
-    "claims": CLAIMS_SUBMITTED,
+    "coding": CLAIMS_LIFECYCLE,
+    "claims": CLAIMS_LIFECYCLE,
     "adjudication": CLAIMS_REMITTANCE,
-    "denials": DENIALS_REWORK,
+    "denials": CLAIMS_LIFECYCLE,
 }
 HOPS = ("hop0", "hop1", "hop2", "hop3", "hop4")
 
@@ -141,8 +143,14 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
                 raise RuntimeError(f"{topology}: paced feed not drained; see {log_dir}")
         collector.close()
 
-        outputs = {name: read_timestamps(settings, spec, before[spec.name])
-                   for name, spec in STAGE_OUTPUTS.items()}
+        lifecycle = read_timestamps(settings, CLAIMS_LIFECYCLE, before[CLAIMS_LIFECYCLE.name])
+        outputs: dict[str, list[tuple[int, dict[str, Any] | None]]] = {
+            name: [(ts, v) for ts, v in lifecycle if v and v["stage"] == name]
+            for name in ("coding", "claims", "denials")
+        }
+        outputs["adjudication"] = read_timestamps(settings, CLAIMS_REMITTANCE,
+                                                  before[CLAIMS_REMITTANCE.name])
+        holds = read_timestamps(settings, DENIALS_REWORK, before[DENIALS_REWORK.name])
         backlog = [ts for recs in outputs.values() for ts, _ in recs if ts <= drained_at_ms]
         end_of_backlog = max(backlog)
         span = max(end_of_backlog - min(backlog), 1) / 1000
@@ -152,7 +160,7 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
             if len(stamps) > 1:
                 per_stage[name] = round(len(stamps) / max((stamps[-1] - stamps[0]) / 1000,
                                                           0.001), 1)
-        latencies = latency_ms(settings, backlog_end, outputs)
+        latencies = latency_ms(settings, backlog_end, outputs["adjudication"], holds)
         return {
             "topology": topology,
             "workers": workers,
@@ -174,15 +182,16 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
 
 
 def latency_ms(settings: Settings, backlog_end: dict[str, dict[int, int]],
-               outputs: dict[str, list[tuple[int, dict[str, Any] | None]]]) -> list[float]:
+               remittances: list[tuple[int, dict[str, Any] | None]],
+               holds: list[tuple[int, dict[str, Any] | None]]) -> list[float]:
     """Feed-to-outcome latency of each paced encounter, in milliseconds."""
     fed = read_timestamps(settings, EHR_ENCOUNTERS, backlog_end[EHR_ENCOUNTERS.name])
     fed_at = {v["encounter_id"]: ts for ts, v in fed if v}
     done_at: dict[str, int] = {}
-    for ts, value in outputs["adjudication"]:
+    for ts, value in remittances:
         if value and value["encounter_id"] in fed_at:
             done_at[value["encounter_id"]] = ts
-    for ts, value in outputs["denials"]:
+    for ts, value in holds:
         if value and value["kind"] != "DENIAL" and value["encounter_id"] in fed_at:
             done_at.setdefault(value["encounter_id"], ts)
     return [float(done_at[e] - fed_at[e]) for e in done_at]
