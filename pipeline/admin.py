@@ -6,7 +6,8 @@ Uses kafka-python's admin and consumer clients (synchronous; CLI and tests).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
@@ -93,3 +94,36 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
 def topic_count(settings: Settings, topic: str) -> int:
     """Records on *topic* (sum of end offsets)."""
     return sum(end_offsets(settings, topic).values())
+
+
+def group_state(settings: Settings, group_id: str) -> tuple[str, int]:
+    """(state, member count) of consumer group *group_id*."""
+    admin = admin_client(settings)
+    try:
+        info = admin.describe_groups([group_id]).get(group_id, {})
+        return str(info.get("group_state", "Unknown")), len(info.get("members") or [])
+    finally:
+        admin.close()
+
+
+def wait_for_group(settings: Settings, group_id: str, members: int, timeout: float,
+                   alive: Callable[[], None] | None = None) -> None:
+    """Wait until *group_id* is Stable with *members* members (workers joined and assigned).
+
+    Feeding before then works too, but a member joining mid-stream triggers a
+    rebalance, and records in flight on a revoked partition are delivered again
+    (at-least-once): the outputs are identical, yet they arrive twice.
+    """
+    deadline = time.monotonic() + timeout
+    state, count = "Unknown", 0
+    while time.monotonic() < deadline:
+        state, count = group_state(settings, group_id)
+        if state == "Stable" and count >= members:
+            return
+        if alive is not None:
+            alive()
+        time.sleep(0.5)
+    raise TimeoutError(
+        f"consumer group {group_id} is {state} with {count}/{members} members after "
+        f"{timeout:.0f} s; check the worker logs"
+    )

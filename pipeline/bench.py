@@ -2,9 +2,10 @@
 
 For each topology it runs, on its own topic prefix:
 
-1. **Throughput**: N encounters are fed first (a backlog), then the workers
-   start; encounters/s is N over the span between the first and the last
-   record the pipeline wrote (so worker start-up is not counted). Per-stage
+1. **Throughput**: once the workers have joined, N encounters are fed as
+   fast as the producer goes (faster than the pipeline drains them);
+   encounters/s is N over the span between the first and the last record the
+   pipeline wrote (so worker start-up is not counted). Per-stage
    msg/s come from the record each stage writes once per input (its lifecycle
    record, or the remittance), over that stage's own first-to-last span.
 2. **Latency**: a paced feed well below capacity; for each encounter, the time
@@ -31,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.admin import create_topics, delete_topics
-from pipeline.broker import LocalBroker
+from pipeline.broker import cluster_for
 from pipeline.codec import codec_for
 from pipeline.config import Settings
 from pipeline.feed import publish
@@ -120,13 +121,13 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
                                      topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     create_topics(settings)
     try:
-        say(f"[{topology}] feeding a backlog of {encounters} encounters ...")
         before = snapshot_offsets(settings)
-        fed = publish(settings, generate(encounters, seed), progress=None)
         collector = OutcomeCollector(settings, before)
         with WorkerPool(settings, workers, log_dir / topology) as pool:
             sampler = MemorySampler(pool)
-            say(f"[{topology}] {workers} worker(s) draining the backlog ...")
+            pool.wait_ready()
+            say(f"[{topology}] feeding {encounters} encounters to {workers} worker(s) ...")
+            fed = publish(settings, generate(encounters, seed), progress=None)
             ok = collector.wait_for(fed.sent, timeout=900, progress=None,
                                     alive=sampler.check)
             if not ok:
@@ -273,16 +274,8 @@ def run_baseline(settings: Settings, encounters: int, seed: int) -> dict[str, An
 def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
               topologies: list[str]) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
-    broker: LocalBroker | None = None
-    started = False
-    if not settings.external_cluster:
-        broker = LocalBroker.from_settings(settings)
-        if not broker.is_running():
-            say(f"Starting Kafka at {broker.bootstrap} ...")
-            broker.start()
-            started = True
     log_dir = settings.data_dir / "bench-logs"
-    try:
+    with cluster_for(settings, say=say):
         baseline = run_baseline(settings, encounters, seed)
         runs = [run_topology(settings, t, encounters, seed, workers, log_dir)
                 for t in topologies]
@@ -291,6 +284,3 @@ def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
                                              3)
         return {"baseline": baseline, "runs": runs, "target": {
             "encounters_per_s": 1000, "worker_rss_mb": 500}}
-    finally:
-        if broker is not None and started:
-            broker.stop()

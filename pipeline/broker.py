@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -629,3 +629,34 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def cluster_for(settings: Settings, *, keep: bool = False,
+                say: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Yield the bootstrap address to use, starting the local broker if it is not running.
+
+    With an existing cluster configured, nothing is started. A local broker this
+    call started is stopped on exit (success, error or Ctrl-C) unless *keep*.
+    """
+    if settings.external_cluster:
+        if say:
+            say(f"Using the existing cluster at {settings.bootstrap}")
+        yield settings.bootstrap
+        return
+    broker = LocalBroker.from_settings(settings)
+    started = False
+    if not broker.is_running():
+        if say:
+            say(f"Starting Kafka at {broker.bootstrap} (the first run fetches the jars) ...")
+        broker.start()
+        started = True
+    if say:
+        say(f"Kafka answers at {broker.bootstrap}")
+    try:
+        yield broker.bootstrap
+    finally:
+        if started and not keep:
+            broker.stop()
+            if say:
+                say("Kafka stopped")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.admin import create_topics
-from pipeline.broker import BrokerError, LocalBroker
+from pipeline.broker import BrokerError, cluster_for
 from pipeline.config import Settings
 from pipeline.feed import publish
 from pipeline.outcomes import (
@@ -67,57 +67,52 @@ def run_demo(settings: Settings, *, encounters: int, seed: int, out: Path, worke
              keep_broker: bool = False, timeout: float = 600.0, malformed: int = 5) -> int:
     """Run the demo; returns the process exit code."""
     out.mkdir(parents=True, exist_ok=True)
-    broker: LocalBroker | None = None
-    started_broker = False
     try:
-        if not settings.external_cluster:
-            broker = LocalBroker.from_settings(settings)
-            if not broker.is_running():
-                say(f"Starting Kafka at {broker.bootstrap} (first run fetches the jars) ...")
-                broker.start()
-                started_broker = True
-            say(f"Kafka answers at {broker.bootstrap}")
-        else:
-            say(f"Using the existing cluster at {settings.bootstrap}")
-        for report in create_topics(settings):
-            say(f"  {'created' if report.created else 'found  '} topic {report.name}")
-        before = snapshot_offsets(settings)
-        collector = OutcomeCollector(settings, before)
-        say(f"Starting {workers} worker(s) ({settings.topology} topology); logs in {out}/logs")
-        with WorkerPool(settings, workers, out / "logs") as pool:
-            say(f"Feeding {encounters} synthetic encounters (seed {seed}) ...")
-            t0 = time.monotonic()
-            fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
-                          total=encounters)
-            expected = fed.sent + fed.malformed
-            say(f"Fed in {fed.seconds:.1f} s; waiting for every encounter's outcome ...")
-            complete = collector.wait_for(expected, timeout, alive=pool.check_alive)
-            elapsed = time.monotonic() - t0
-        collector.close()
-        counts = record_counts(settings, before)
-        summary = summarize(collector.outcomes, fed.sent, fed.malformed, counts)
-        summary["seconds"] = round(elapsed, 2)
-        summary["complete"] = complete
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        items = [*collector.outcomes.holds.values(), *collector.outcomes.denials.values()]
-        write_jsonl(out / "rework.jsonl", sorted(items, key=lambda i: -i["priority"]))
-        write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
-        print_summary(summary)
-        print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl "
-              f"({elapsed:.1f} s end to end)")
-        if not complete:
-            missing = expected - len(collector.outcomes.accounted())
-            say(f"error: {missing} encounters had no outcome after {timeout:.0f} s; "
-                f"see the worker logs in {out}/logs")
-            return 1
-        return 0
+        with cluster_for(settings, keep=keep_broker, say=say):
+            return _run(settings, encounters=encounters, seed=seed, out=out, workers=workers,
+                        timeout=timeout, malformed=malformed)
     except (BrokerError, WorkerDied) as exc:
         say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         say("interrupted; stopping what the demo started")
         return 130
-    finally:
-        if broker is not None and started_broker and not keep_broker:
-            broker.stop()
-            say("Kafka stopped")
+
+
+def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: int,
+         timeout: float, malformed: int) -> int:
+    """Topics, workers, feed, wait, summary: the demo inside a running cluster."""
+    for report in create_topics(settings):
+        say(f"  {'created' if report.created else 'found  '} topic {report.name}")
+    before = snapshot_offsets(settings)
+    collector = OutcomeCollector(settings, before)
+    say(f"Starting {workers} worker(s) ({settings.topology} topology); logs in {out}/logs")
+    with WorkerPool(settings, workers, out / "logs") as pool:
+        pool.wait_ready()
+        say("Workers joined the consumer group")
+        say(f"Feeding {encounters} synthetic encounters (seed {seed}) ...")
+        t0 = time.monotonic()
+        fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
+                      total=encounters)
+        expected = fed.sent + fed.malformed
+        say(f"Fed in {fed.seconds:.1f} s; waiting for every encounter's outcome ...")
+        complete = collector.wait_for(expected, timeout, alive=pool.check_alive)
+        elapsed = time.monotonic() - t0
+    collector.close()
+    counts = record_counts(settings, before)
+    summary = summarize(collector.outcomes, fed.sent, fed.malformed, counts)
+    summary["seconds"] = round(elapsed, 2)
+    summary["complete"] = complete
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    items = [*collector.outcomes.holds.values(), *collector.outcomes.denials.values()]
+    write_jsonl(out / "rework.jsonl", sorted(items, key=lambda i: -i["priority"]))
+    write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
+    print_summary(summary)
+    print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl "
+          f"({elapsed:.1f} s end to end)")
+    if not complete:
+        missing = expected - len(collector.outcomes.accounted())
+        say(f"error: {missing} encounters had no outcome after {timeout:.0f} s; "
+            f"see the worker logs in {out}/logs")
+        return 1
+    return 0

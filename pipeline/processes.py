@@ -58,6 +58,14 @@ class WorkerPool:
                     + "\n".join(tail)
                 )
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until every worker has joined the consumer group and it is stable."""
+        from pipeline.admin import wait_for_group  # noqa: PLC0415 - avoids a client import at start
+        from pipeline.app import app_id  # noqa: PLC0415
+
+        wait_for_group(self.settings, app_id(self.settings), self.count, timeout,
+                       alive=self.check_alive)
+
     def peak_rss_bytes(self) -> list[int]:
         """Current resident memory of each live worker."""
         out = []

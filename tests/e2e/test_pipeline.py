@@ -27,6 +27,7 @@ def run_flow(settings: Settings, tmp_path: Path, encounters: int, seed: int,
     before = snapshot_offsets(settings)
     collector = OutcomeCollector(settings, before)
     with WorkerPool(settings, workers, tmp_path / "logs") as pool:
+        pool.wait_ready()
         fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
                       progress=None)
         expected = fed.sent + fed.malformed

@@ -16,25 +16,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from pipeline.broker import BrokerError, BrokerTimeout, LocalBroker, wait_for_kafka
+from tests.kafka_cluster import free_port_pair
 
 pytestmark = pytest.mark.integration
-
-
-def free_port_pair() -> int:
-    """A port that is free on 127.0.0.1 together with the port above it."""
-    for _ in range(50):
-        with socket.socket() as low:
-            low.bind(("127.0.0.1", 0))
-            port = low.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as high:
-                try:
-                    high.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
 def topic_names(bootstrap: str) -> list[str]:
