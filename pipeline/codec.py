@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,24 @@ def canonical_json(schema: dict[str, Any]) -> str:
 def fingerprint(schema: dict[str, Any]) -> str:
     """SHA-256 of the schema's canonical text."""
     return hashlib.sha256(canonical_json(schema).encode()).hexdigest()
+
+
+# fastavro messages that name fields but never quote values.
+_SAFE_MESSAGES = (
+    re.compile(r"^no value and no default for [\w.]+$"),
+    re.compile(r"^must be \w+( on field \w+)+$"),
+)
+
+
+def _safe_reason(exc: Exception) -> str:
+    """fastavro's reason when it names only fields; otherwise a generic one.
+
+    Some fastavro messages quote the offending value, which may be patient data.
+    """
+    text = str(exc)
+    if any(p.match(text) for p in _SAFE_MESSAGES):
+        return text
+    return f"a field is missing or has the wrong type ({type(exc).__name__})"
 
 
 @dataclass(frozen=True)
@@ -206,8 +225,14 @@ class AvroCodec:
         buf.write(self._header)
         try:
             fastavro.schemaless_writer(buf, self._schema, record)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ValueError(f"{self.subject} record does not fit its schema: {exc}") from exc
+        except KeyError as exc:
+            raise ValueError(
+                f"{self.subject} record does not fit its schema: field {exc} is missing"
+            ) from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                f"{self.subject} record does not fit its schema: {_safe_reason(exc)}"
+            ) from exc
         return buf.getvalue()
 
     def decode(self, data: bytes | None) -> Record:

@@ -96,3 +96,19 @@ def test_registering_a_compatible_change_adds_a_version_and_old_data_stays_reada
     new_codec = AvroCodec(reloaded, "claims.ClaimStatus")
     assert new_codec.schema_id == registered.schema_id != old_codec.schema_id
     assert new_codec.decode(old_bytes) == {**status, "note": None}
+
+
+def test_encode_errors_never_quote_field_values() -> None:
+    """A wrong value (here a name where coverage belongs) is not echoed into the error."""
+    bad = encounter(coverage="Rivera Ana 1980-03-04")
+    with pytest.raises(ValueError, match="does not fit its schema") as caught:
+        codec_for("claims.EncounterEvent").encode(bad)
+    assert "Rivera" not in str(caught.value)
+
+
+def test_encode_errors_name_the_field_when_they_can() -> None:
+    """A wrong type on a nested field is reported with the field's path, not its value."""
+    bad = encounter()
+    bad["patient"]["last_name"] = 5
+    with pytest.raises(ValueError, match="last_name on field patient"):
+        codec_for("claims.EncounterEvent").encode(bad)
