@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.config import Settings
 from pipeline.topics import ALL_TOPICS, TopicSpec
@@ -101,9 +101,12 @@ def group_state(settings: Settings, group_id: str) -> tuple[str, int]:
     admin = admin_client(settings)
     try:
         info = admin.describe_groups([group_id]).get(group_id, {})
-        return str(info.get("group_state", "Unknown")), len(info.get("members") or [])
+    except KafkaError as exc:
+        # A new cluster has no group coordinator until its offsets topic exists.
+        return f"Unavailable ({type(exc).__name__})", 0
     finally:
         admin.close()
+    return str(info.get("group_state", "Unknown")), len(info.get("members") or [])
 
 
 def wait_for_group(settings: Settings, group_id: str, members: int, timeout: float,
