@@ -284,3 +284,40 @@ def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
                                              3)
         return {"baseline": baseline, "runs": runs, "target": {
             "encounters_per_s": 1000, "worker_rss_mb": 500}}
+
+
+def run_coding_bench(encounters: int, seed: int, rounds: int = 3) -> dict[str, Any]:
+    """Encounters/s of the pure coding function on one core, against Avro decoding.
+
+    The baseline, in the same process on the same events, is decoding them
+    from their Avro bytes: the work that surrounds coding in every worker.
+    """
+    from processors.coding.rules import code_encounter  # noqa: PLC0415
+    from processors.refdata import load_refdata  # noqa: PLC0415
+
+    refdata = load_refdata()
+    events = [event for _, event in generate(encounters, seed)]
+    codec = codec_for(EHR_ENCOUNTERS.value_schema)
+    encoded = [codec.encode(event) for event in events]
+    for event in events[:200]:
+        code_encounter(event, refdata)  # warm the per-code caches once
+
+    def best_rate(work: Any) -> float:
+        best = 0.0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            work()
+            best = max(best, len(events) / (time.perf_counter() - started))
+        return best
+
+    coding = best_rate(lambda: [code_encounter(e, refdata) for e in events])
+    decoding = best_rate(lambda: [codec.decode(b) for b in encoded])
+    held = sum(code_encounter(e, refdata).held for e in events)
+    return {
+        "encounters": len(events),
+        "coding_per_s": round(coding, 1),
+        "baseline_avro_decode_per_s": round(decoding, 1),
+        "ratio_to_baseline": round(coding / decoding, 3),
+        "held_share": round(held / len(events), 4),
+        "target_per_s": 20000,
+    }

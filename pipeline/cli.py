@@ -6,7 +6,7 @@
     claims worker                         run a pipeline worker (faust agents)
     claims feed synthetic --count N       publish synthetic encounters
     claims demo --encounters N --out DIR  the whole flow end to end, with a summary
-    claims bench                          throughput and latency benchmark (JSON)
+    claims bench [--only coding]          throughput and latency benchmark (JSON)
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo  # noqa: PLC0415
 
     _interrupt_on_sigterm()
-
     return run_demo(settings, encounters=args.encounters, seed=args.seed, out=Path(args.out),
                     workers=args.workers, keep_broker=args.keep_broker,
                     timeout=args.timeout, malformed=args.malformed)
@@ -117,7 +116,11 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench  # noqa: PLC0415
 
     _interrupt_on_sigterm()
+    if args.only == "coding":
+        from pipeline.bench import run_coding_bench  # noqa: PLC0415
 
+        print(json.dumps(run_coding_bench(args.encounters, args.seed), indent=2))
+        return 0
     result = run_bench(settings, encounters=args.encounters, seed=args.seed,
                        workers=args.workers, topologies=args.topology)
     print(json.dumps(result, indent=2))
@@ -170,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--workers", type=int, default=2)
     be.add_argument("--topology", nargs="+", choices=["staged", "fused"],
                     default=["fused", "staged"])
+    be.add_argument("--only", choices=["coding"],
+                    help="benchmark only the pure coding function on one core (no broker)")
     be.set_defaults(func=_bench)
     return p
 

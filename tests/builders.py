@@ -69,6 +69,7 @@ def encounter(**overrides: Any) -> Record:
         "authorization_number": None,
         "referral_number": None,
         "documented_minutes": 25,
+        "mdm_level": "low",
     }
     event.update(copy.deepcopy(overrides))
     return event

@@ -9,13 +9,21 @@ feed's fault, not the coder's (no encounter id, no services) raise
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from processors.refdata import (
+    AGE_SEX_VERSION,
+    EM_VERSION,
+    ICD10CM_VALID_FROM,
+    ICD10CM_VALID_TO,
     ICD10CM_VERSION,
+    MODIFIERS_VERSION,
     PROCEDURE_CODES_VERSION,
     RefData,
+    matches,
 )
 
 Record = dict[str, Any]
@@ -23,6 +31,13 @@ Record = dict[str, Any]
 MAX_DIAGNOSES = 12
 MAX_POINTERS = 4
 MAX_MODIFIERS = 4
+MDM_ORDER = ("straightforward", "low", "moderate", "high")
+SEX_LISTS = {"male": "M", "female": "F"}
+# CPT Category I (5 digits), II (4 digits + F), III (4 digits + T); HCPCS Level II (letter + 4).
+PROCEDURE_FORMAT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FT]|[A-V][0-9]{4})$")
+MINOR_PROCEDURE = "minor_procedure"
+E_AND_M = ("office_visit_new", "office_visit_established")
+PREVENTIVE = "preventive_visit"
 HARD = "HARD"
 SOFT = "SOFT"
 
@@ -78,8 +93,13 @@ def validate_encounter(event: Record) -> None:
         )
 
 
+def age_in_years(birth: date, on: date) -> int:
+    """Whole years of age on date *on*."""
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
 def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
-    """ICD-10-CM edits: each code exists and is billable (a leaf of the classification)."""
+    """ICD-10-CM code edits: exists, billable, 7th character, manifestation, Excludes1."""
     out: list[Record] = []
     icd = refdata.icd
     if not diagnoses:
@@ -88,6 +108,7 @@ def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
             "No diagnosis documented; every service needs a supporting ICD-10-CM code.",
             ICD10CM_VERSION,
         ))
+    valid: list[str] = []
     for code in diagnoses:
         if not icd.exists(code):
             out.append(finding(
@@ -96,13 +117,42 @@ def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
                 ICD10CM_VERSION,
             ))
         elif not icd.is_billable(code):
-            children = ", ".join(icd.display(c) for c in icd.billable_children(code, limit=8))
-            out.append(finding(
-                "ICD-BILLABLE", HARD, code,
-                f"{icd.display(code)} is a header code, not billable; code to the highest "
-                f"specificity documented, e.g. {children}.",
-                ICD10CM_VERSION,
-            ))
+            seventh = icd.seventh_characters(code)
+            if seventh and len(code) < 7:
+                choices = "; ".join(f"{k} {v}" for k, v in sorted(seventh.items()))
+                out.append(finding(
+                    "ICD-7TH-CHAR", HARD, code,
+                    f"{icd.display(code)} needs a 7th character (use X placeholders to fill "
+                    f"to six characters): {choices}.",
+                    ICD10CM_VERSION,
+                ))
+            else:
+                children = ", ".join(icd.display(c) for c in icd.billable_children(code, limit=8))
+                out.append(finding(
+                    "ICD-BILLABLE", HARD, code,
+                    f"{icd.display(code)} is a header code, not billable; code to the highest "
+                    f"specificity documented, e.g. {children}.",
+                    ICD10CM_VERSION,
+                ))
+        else:
+            valid.append(code)
+    if diagnoses and diagnoses[0] in valid and icd.is_manifestation(diagnoses[0]):
+        out.append(finding(
+            "ICD-MANIFESTATION-PRIMARY", HARD, diagnoses[0],
+            f"{icd.display(diagnoses[0])} is a manifestation code (\"in diseases classified "
+            "elsewhere\"); list the underlying condition first.",
+            ICD10CM_VERSION,
+        ))
+    for i, code in enumerate(valid):
+        for other in valid[i + 1:]:
+            if any(matches(other, p) for p in icd.excludes1(code)) or any(
+                    matches(code, p) for p in icd.excludes1(other)):
+                out.append(finding(
+                    "ICD-EXCLUDES1", HARD, other,
+                    f"{icd.display(code)} and {icd.display(other)} are an Excludes1 pair: they "
+                    "are not coded together; keep the one the documentation supports.",
+                    ICD10CM_VERSION,
+                ))
     if len(diagnoses) > MAX_DIAGNOSES:
         out.append(finding(
             "DX-OVER-12", SOFT, None,
@@ -113,9 +163,61 @@ def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
     return out
 
 
+def check_service_date(diagnoses: list[str], service_date: date) -> list[Record]:
+    """Codes are checked against the FY2026 edition; other dates get a warning."""
+    if not diagnoses or ICD10CM_VALID_FROM <= service_date <= ICD10CM_VALID_TO:
+        return []
+    return [finding(
+        "ICD-DOS-EDITION", SOFT, None,
+        f"Service date {service_date.isoformat()} is outside ICD-10-CM FY2026 "
+        f"({ICD10CM_VALID_FROM.isoformat()} to {ICD10CM_VALID_TO.isoformat()}); codes were "
+        "checked against FY2026 and may differ in the edition in force.",
+        ICD10CM_VERSION,
+    )]
+
+
+def check_age_sex(diagnoses: list[str], patient: Record, service_date: date,
+                  refdata: RefData) -> list[Record]:
+    """Age and sex edits in the manner of the Medicare Code Editor."""
+    out: list[Record] = []
+    age = age_in_years(patient["birth_date"], service_date)
+    sex = patient.get("sex")
+    edits = refdata.age_sex
+    for code in diagnoses:
+        for name in edits.lists_of(code):
+            shown = refdata.icd.display(code)
+            if name in SEX_LISTS:
+                if sex in ("F", "M") and sex != SEX_LISTS[name]:
+                    # A warning, not a hold: CMS dropped sex conflict edits from the MCE in
+                    # FY2025, and administrative sex need not match anatomy.
+                    out.append(finding(
+                        "ICD-SEX", SOFT, code,
+                        f"{shown} is usually a {name} diagnosis and the patient's recorded sex "
+                        f"is {sex}; confirm the code and the registration.",
+                        AGE_SEX_VERSION,
+                    ))
+                continue
+            low, high = edits.ages[name]
+            if not low <= age <= high:
+                out.append(finding(
+                    "ICD-AGE", HARD, code,
+                    f"{shown} is a {name} diagnosis (ages {low}-{high}) and the patient is {age} "
+                    "on the date of service; check the code and the birth date.",
+                    AGE_SEX_VERSION,
+                ))
+    return out
+
+
 def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record]:
     """CPT/HCPCS edits: code known, unit count and modifier count within limits."""
     code = proc["code"]
+    if not PROCEDURE_FORMAT.match(code):
+        return [finding(
+            "PROC-FORMAT", HARD, code,
+            f"Line {line_no}: {code!r} is not shaped like a CPT or HCPCS code (five characters: "
+            "digits, 4 digits + F/T, or a letter + 4 digits).",
+            PROCEDURE_CODES_VERSION,
+        )]
     known = refdata.procedures.get(code)
     if known is None:
         return [finding(
@@ -138,12 +240,100 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
             "check the documentation or split by date of service.",
             PROCEDURE_CODES_VERSION,
         ))
-    if len(proc.get("modifiers", [])) > MAX_MODIFIERS:
+    modifiers = list(proc.get("modifiers", []))
+    if len(modifiers) > MAX_MODIFIERS:
         out.append(finding(
             "PROC-MODIFIERS", HARD, code,
-            f"Line {line_no}: {len(proc['modifiers'])} modifiers; a line carries at most 4.",
+            f"Line {line_no}: {len(modifiers)} modifiers; a line carries at most 4.",
             PROCEDURE_CODES_VERSION,
         ))
+    for modifier in modifiers:
+        if modifier not in refdata.modifiers:
+            out.append(finding(
+                "MOD-VALID", HARD, modifier,
+                f"Line {line_no}: {modifier!r} is not a CPT or HCPCS modifier in the code list.",
+                MODIFIERS_VERSION,
+            ))
+    if "25" in modifiers and known.category not in (*E_AND_M, PREVENTIVE):
+        out.append(finding(
+            "MOD-25-NOT-EM", HARD, code,
+            f"Line {line_no}: modifier 25 belongs on an E/M service, not on {code}.",
+            MODIFIERS_VERSION,
+        ))
+    if "RT" in modifiers and "LT" in modifiers:
+        out.append(finding(
+            "MOD-LATERALITY", HARD, code,
+            f"Line {line_no}: RT and LT on one line; bill two lines or use 50 if bilateral.",
+            MODIFIERS_VERSION,
+        ))
+    return out
+
+
+def supported_em_code(codes: list[str], level_code: str, minutes: int | None, mdm: str | None,
+                      refdata: RefData) -> str | None:
+    """The highest E/M code of *level_code*'s family that time or MDM supports."""
+    billed = refdata.em_levels[level_code]
+    family = [lv for lv in refdata.em_levels.values()
+              if lv.patient == billed.patient and lv.min_minutes > 0]
+    best: str | None = None
+    for level in sorted(family, key=lambda lv: lv.min_minutes):
+        by_time = minutes is not None and minutes >= level.min_minutes
+        by_mdm = mdm in MDM_ORDER and MDM_ORDER.index(mdm) >= MDM_ORDER.index(level.mdm_level)
+        if by_time or by_mdm:
+            best = level.code
+    del codes
+    return best
+
+
+def check_em(event: Record, refdata: RefData) -> list[Record]:
+    """E/M level from documented time or MDM (2021 guidelines), and modifier 25."""
+    out: list[Record] = []
+    procs = event["procedures"]
+    categories = [
+        (p, refdata.procedures[p["code"]].category) for p in procs
+        if p["code"] in refdata.procedures
+    ]
+    visits = [p for p, cat in categories if cat in E_AND_M]
+    minutes, mdm = event.get("documented_minutes"), event.get("mdm_level")
+    for visit in visits:
+        code = visit["code"]
+        if refdata.em_levels[code].min_minutes == 0:
+            continue  # 99211 needs no physician time or MDM
+        if minutes is None and mdm is None:
+            out.append(finding(
+                "EM-NOT-VERIFIABLE", SOFT, code,
+                f"Neither total time nor MDM is documented, so the level of {code} cannot be "
+                "checked.", EM_VERSION,
+            ))
+            continue
+        supported = supported_em_code([], code, minutes, mdm, refdata)
+        if supported is None or supported < code:
+            shown = supported or "no level of this family"
+            out.append(finding(
+                "EM-LEVEL", HARD, code,
+                f"{code} is not supported: the documentation ({minutes or 'no'} minutes, MDM "
+                f"{mdm or 'not documented'}) supports {shown}; bill that level or document more.",
+                EM_VERSION,
+            ))
+        elif supported > code:
+            out.append(finding(
+                "EM-UNDERCODED", SOFT, code,
+                f"The documentation supports {supported}; {code} may be under-coded.",
+                EM_VERSION,
+            ))
+    minor = [p for p, cat in categories if cat == MINOR_PROCEDURE]
+    preventive = [p for p, cat in categories if cat == PREVENTIVE]
+    if visits and (minor or preventive):
+        with_what = "a minor procedure" if minor else "a preventive visit"
+        out.extend(
+            finding(
+                "EM-MOD25", HARD, visit["code"],
+                f"{visit['code']} is billed with {with_what} the same day: append modifier 25 "
+                "if the visit was significant and separately identifiable, otherwise remove it.",
+                MODIFIERS_VERSION,
+            )
+            for visit in visits if "25" not in visit.get("modifiers", [])
+        )
     return out
 
 
@@ -162,8 +352,11 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     validate_encounter(event)
     diagnoses = list(event.get("diagnoses") or [])
     findings = check_diagnoses(diagnoses, refdata)
+    findings.extend(check_service_date(diagnoses, event["service_date"]))
+    findings.extend(check_age_sex(diagnoses, event["patient"], event["service_date"], refdata))
     for line_no, proc in enumerate(event["procedures"], start=1):
         findings.extend(check_procedure(line_no, proc, refdata))
+    findings.extend(check_em(event, refdata))
     if any(f["severity"] == HARD for f in findings):
         return CodingResult(coded=None, findings=findings)
     billed = diagnoses[:MAX_DIAGNOSES]

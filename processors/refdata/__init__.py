@@ -12,6 +12,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,17 @@ REFDATA_DIR = Path(__file__).resolve().parent
 PAYERS_DIR = REFDATA_DIR / "payers"
 
 ICD10CM_VERSION = "ICD-10-CM-FY2026-Apr"
+ICD10CM_VALID_FROM = date(2025, 10, 1)
+ICD10CM_VALID_TO = date(2026, 9, 30)
+AGE_SEX_VERSION = "MCE-style-ICD-10-CM-FY2026"
+MODIFIERS_VERSION = "MODIFIERS-2026"
+EM_VERSION = "EM-2021-GUIDELINES"
 PROCEDURE_CODES_VERSION = "CPT-2026+HCPCS-2026"
 ADJUSTMENT_CODES_VERSION = "CARC-RARC-2026"
-RULESET_VERSION = f"rules-1|{ICD10CM_VERSION}|{PROCEDURE_CODES_VERSION}"
+RULESET_VERSION = (
+    f"rules-2|{ICD10CM_VERSION}|{PROCEDURE_CODES_VERSION}|{AGE_SEX_VERSION}|{MODIFIERS_VERSION}"
+    f"|{EM_VERSION}"
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,89 @@ class Icd10Cm:
     def display(self, code: str) -> str:
         """*code* with its dot, for messages."""
         return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+    def lineage(self, code: str) -> tuple[str, ...]:
+        """*code* and its ancestors up to its category, without dots, nearest first."""
+        return _lineage(self._cm, code)
+
+    def seventh_characters(self, code: str) -> dict[str, str]:
+        """The 7th characters a code under *code* requires (empty when none apply)."""
+        for node in self.lineage(code):
+            found = self._cm.get_seven_chr_def(self.display(node))
+            if found:
+                return dict(found)
+        return {}
+
+    def is_manifestation(self, code: str) -> bool:
+        """True for a manifestation code ("in diseases classified elsewhere", code first)."""
+        return _is_manifestation(self._cm, code)
+
+    def excludes1(self, code: str) -> tuple[CodePattern, ...]:
+        """Codes that may not be reported with *code*, from its and its ancestors' Excludes1."""
+        return _excludes1(self._cm, code)
+
+
+CodePattern = tuple[str, str]
+"""A code range as (low, high) dotless prefixes; a single code or category has low == high."""
+
+_CODE_TOKEN = re.compile(
+    r"^([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{0,4})?)-?(?:-([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{0,4})?)-?)?$"
+)
+_PARENS = re.compile(r"\(([^()]*)\)")
+
+
+def parse_code_references(note: str) -> list[CodePattern]:
+    """Code references in an ICD-10-CM note, e.g. "(E08.-, O10-O11, J09.X2)"."""
+    found: list[CodePattern] = []
+    for group in _PARENS.findall(note):
+        for token in group.split(","):
+            match = _CODE_TOKEN.match(token.strip())
+            if match:
+                low = match.group(1).replace(".", "")
+                high = (match.group(2) or match.group(1)).replace(".", "")
+                if low > high[: len(low)]:
+                    continue
+                found.append((low, high))
+    return found
+
+
+def matches(code: str, pattern: CodePattern) -> bool:
+    """True when dotless *code* falls in the code range *pattern*."""
+    low, high = pattern
+    return low <= code[: len(low)] and code[: len(high)] <= high
+
+
+@cache
+def _lineage(cm: Any, code: str) -> tuple[str, ...]:
+    dotted = code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+    if not cm.is_valid_item(dotted):
+        return (code,)
+    ancestors = [a.replace(".", "") for a in cm.get_ancestors(dotted)
+                 if cm.is_category_or_subcategory(a)]
+    return (code, *ancestors)
+
+
+@cache
+def _is_manifestation(cm: Any, code: str) -> bool:
+    for node in _lineage(cm, code):
+        dotted = node if len(node) <= 3 else f"{node[:3]}.{node[3:]}"
+        if not cm.is_valid_item(dotted):
+            return False
+        if "classified elsewhere" in cm.get_description(dotted) and cm.get_code_first(dotted):
+            return True
+    return False
+
+
+@cache
+def _excludes1(cm: Any, code: str) -> tuple[CodePattern, ...]:
+    patterns: list[CodePattern] = []
+    for node in _lineage(cm, code):
+        dotted = node if len(node) <= 3 else f"{node[:3]}.{node[3:]}"
+        if not cm.is_valid_item(dotted):
+            return ()
+        for note in cm.get_excludes1(dotted):
+            patterns.extend(parse_code_references(note))
+    return tuple(patterns)
 
 
 @dataclass(frozen=True)
@@ -132,6 +224,39 @@ class PayerProfile:
 
 
 @dataclass(frozen=True)
+class Modifier:
+    """A procedure modifier and how the NCCI edits treat it."""
+
+    modifier: str
+    code_set: str
+    ncci_associated: bool
+    anatomic: bool
+
+
+@dataclass(frozen=True)
+class EmLevel:
+    """An office E/M code and what documentation supports it."""
+
+    code: str
+    patient: str
+    min_minutes: int
+    mdm_level: str
+
+
+@dataclass(frozen=True)
+class AgeSexEdits:
+    """Diagnosis lists with an age range or a sex, in the manner of the MCE."""
+
+    ranges: dict[str, list[tuple[str, str]]]
+    ages: dict[str, tuple[int, int]]
+
+    def lists_of(self, code: str) -> list[str]:
+        """The edit lists (newborn, pediatric, maternity, adult, male, female) *code* is on."""
+        return [name for name, spans in self.ranges.items()
+                if any(matches(code, span) for span in spans)]
+
+
+@dataclass(frozen=True)
 class RefData:
     """All reference tables, as the stage functions receive them."""
 
@@ -141,6 +266,9 @@ class RefData:
     carc: dict[str, tuple[str, str]]
     rarc: dict[str, str]
     payers: dict[str, PayerProfile]
+    modifiers: dict[str, Modifier] = field(default_factory=dict)
+    em_levels: dict[str, EmLevel] = field(default_factory=dict)
+    age_sex: AgeSexEdits = field(default_factory=lambda: AgeSexEdits({}, {}))
     ruleset_version: str = RULESET_VERSION
 
     def payer(self, payer_id: str) -> PayerProfile | None:
@@ -181,4 +309,24 @@ def load_refdata(payers_dir: Path = PAYERS_DIR) -> RefData:
         carc={r["carc"]: (r["category"], r["wording"]) for r in _rows("carc.csv")},
         rarc={r["rarc"]: r["wording"] for r in _rows("rarc.csv")},
         payers=load_payers(payers_dir),
+        modifiers={
+            r["modifier"]: Modifier(r["modifier"], r["code_set"], r["ncci_associated"] == "Y",
+                                    r["anatomic"] == "Y")
+            for r in _rows("modifiers.csv")
+        },
+        em_levels={
+            r["code"]: EmLevel(r["code"], r["patient"], int(r["min_minutes"]), r["mdm_level"])
+            for r in _rows("em_levels.csv")
+        },
+        age_sex=load_age_sex_edits(),
     )
+
+
+def load_age_sex_edits() -> AgeSexEdits:
+    """The age and sex diagnosis lists with their age ranges."""
+    ranges: dict[str, list[tuple[str, str]]] = {}
+    for r in _rows("icd10cm_age_sex_edits.csv"):
+        ranges.setdefault(r["edit_list"], []).append((r["code_from"], r["code_to"]))
+    ages = {r["edit_list"]: (int(r["min_age_years"]), int(r["max_age_years"]))
+            for r in _rows("mce_age_ranges.csv")}
+    return AgeSexEdits(ranges, ages)

@@ -41,7 +41,7 @@ class TestDiagnoses:
         """Codes that do not exist in ICD-10-CM FY2026 are a hard ICD-VALID finding."""
         assert hard_edits(diagnoses=[code]) == ["ICD-VALID"]
 
-    @pytest.mark.parametrize("code", ["E119", "J069", "S61411A", "Z00129", "M5450"])
+    @pytest.mark.parametrize("code", ["E119", "J069", "S61411A", "Z23", "M5450"])
     def test_billable_codes_pass(self, code: str) -> None:
         """Leaf codes, including 7-character injury codes, are billable."""
         assert hard_edits(diagnoses=[code]) == []
@@ -79,7 +79,7 @@ class TestProcedures:
 
     def test_five_modifiers_are_held(self) -> None:
         """A line carries at most four modifiers."""
-        mods = ["25", "59", "RT", "LT", "XS"]
+        mods = ["25", "59", "XS", "XU", "76"]
         assert hard_edits(procedures=[procedure(modifiers=mods)]) == ["PROC-MODIFIERS"]
 
     def test_hcpcs_level_ii_codes_are_known(self) -> None:
@@ -114,3 +114,149 @@ class TestPointers:
     def test_out_of_range_refs_fall_back_to_the_primary(self) -> None:
         """Refs beyond the billed diagnoses are dropped; a line always points somewhere."""
         assert diagnosis_pointers([7], billed=2) == [1]
+
+
+def findings_of(**overrides: object) -> list[tuple[str, str]]:
+    """(edit id, severity) of every finding for an encounter with *overrides*."""
+    result = code_encounter(encounter(**overrides), REFDATA)
+    return [(f["edit_id"], f["severity"]) for f in result.findings]
+
+
+class TestIcdConventions:
+    @pytest.mark.parametrize(("code", "edit"), [
+        ("S61411", "ICD-7TH-CHAR"),   # laceration of right hand: needs A, D or S
+        ("S6141", "ICD-7TH-CHAR"),
+        ("M545", "ICD-BILLABLE"),     # a header without 7th characters stays ICD-BILLABLE
+    ])
+    def test_injury_codes_without_their_7th_character_are_held(self, code: str,
+                                                               edit: str) -> None:
+        """S61.411 needs A/D/S; the finding lists the 7th characters."""
+        result = code_encounter(encounter(diagnoses=[code]), REFDATA)
+        assert [f["edit_id"] for f in result.findings] == [edit]
+        if edit == "ICD-7TH-CHAR":
+            assert "A initial encounter" in result.findings[0]["message"]
+
+    def test_manifestation_code_cannot_be_listed_first(self) -> None:
+        """F02.80 (dementia in diseases classified elsewhere) may follow G30.9, never lead."""
+        assert hard_edits(diagnoses=["G309", "F0280"]) == []
+        assert hard_edits(diagnoses=["F0280", "G309"]) == ["ICD-MANIFESTATION-PRIMARY"]
+
+    @pytest.mark.parametrize(("pair", "held"), [
+        (["J069", "J020"], True),    # J06.9 Excludes1 streptococcal pharyngitis J02.0
+        (["J020", "J069"], True),    # either order
+        (["I10", "O10019"], True),   # I10 Excludes1 O10-O11 hypertension in pregnancy
+        (["I10", "E119"], False),
+    ])
+    def test_excludes1_pairs_are_held(self, pair: list[str], held: bool) -> None:
+        """Two codes in an Excludes1 relation are not reported together."""
+        edits = hard_edits(diagnoses=pair, patient=TestAgeAndSex.patient("1990-01-01"))
+        assert ("ICD-EXCLUDES1" in edits) is held
+
+    def test_service_date_outside_the_edition_is_a_warning(self) -> None:
+        """A date of service in FY2027 gets a soft edition warning, not a hold."""
+        from datetime import UTC, date, datetime
+
+        found = findings_of(service_date=date(2026, 10, 1),
+                            received_at=datetime(2026, 10, 2, tzinfo=UTC))
+        assert ("ICD-DOS-EDITION", "SOFT") in found
+        assert ("ICD-DOS-EDITION", "SOFT") not in findings_of(service_date=date(2026, 9, 30))
+
+
+class TestAgeAndSex:
+    @staticmethod
+    def patient(born: str, sex: str = "F") -> dict[str, object]:
+        """A patient born on *born* (ISO date)."""
+        from datetime import date
+
+        return {"person_id": "P1", "last_name": "R", "first_name": "A",
+                "birth_date": date.fromisoformat(born), "sex": sex,
+                "address": encounter()["patient"]["address"]}
+
+    # The service date is 2026-03-02; ages are whole years on that date.
+    @pytest.mark.parametrize(("born", "code", "held"), [
+        ("2008-03-03", "Z00129", False),  # 17, eighteen tomorrow: still pediatric
+        ("2008-03-02", "Z00129", True),   # 18 today: no longer pediatric
+        ("2011-03-02", "Z0000", False),   # 15 today: old enough for the adult exam
+        ("2011-03-03", "Z0000", True),    # 14
+        ("2026-03-01", "Z3800", False),   # one day old: newborn
+        ("2025-03-02", "Z3800", True),    # one year old
+        ("1961-03-03", "O80", False),     # 64: within maternity 9-64
+        ("1961-03-02", "O80", True),      # 65 today
+        ("2017-03-02", "O80", False),     # 9 today
+        ("2017-03-03", "O80", True),      # 8
+    ])
+    def test_age_limits_are_inclusive_whole_years(self, born: str, code: str,
+                                                  held: bool) -> None:
+        """Age conflicts at and around each list's limits, in whole years on the service date."""
+        edits = hard_edits(diagnoses=[code], patient=self.patient(born),
+                           procedures=[procedure("99213")])
+        assert ("ICD-AGE" in edits) is held
+
+    def test_sex_conflict_is_a_warning(self) -> None:
+        """C61 (prostate) for a patient recorded as F is a soft ICD-SEX finding."""
+        found = findings_of(diagnoses=["C61"], patient=self.patient("1950-01-01", "F"))
+        assert ("ICD-SEX", "SOFT") in found
+        assert not [e for e, sev in found if sev == "HARD"]
+
+    def test_unknown_sex_is_never_edited(self) -> None:
+        """Administrative sex U raises no sex finding."""
+        found = findings_of(diagnoses=["N400"], patient=self.patient("1950-01-01", "U"))
+        assert "ICD-SEX" not in [e for e, _ in found]
+
+
+class TestProcedureFormatAndModifiers:
+    @pytest.mark.parametrize(("code", "edit"), [
+        ("9921", "PROC-FORMAT"), ("99213A", "PROC-FORMAT"), ("W1234", "PROC-FORMAT"),
+        ("0001F", "PROC-VALID"), ("0042T", "PROC-VALID"), ("J9999", "PROC-VALID"),
+    ])
+    def test_code_shape_is_checked_before_membership(self, code: str, edit: str) -> None:
+        """Malformed codes are PROC-FORMAT; well-formed codes not in the list are PROC-VALID."""
+        assert hard_edits(procedures=[procedure(code)]) == [edit]
+
+    def test_unknown_modifier_is_held(self) -> None:
+        """A modifier not in the CPT/HCPCS modifier list is a hard finding."""
+        assert hard_edits(procedures=[procedure("99213", modifiers=["Z9"])]) == ["MOD-VALID"]
+
+    def test_modifier_25_belongs_on_the_visit(self) -> None:
+        """25 on a lab code is held; on the E/M it is accepted."""
+        assert hard_edits(procedures=[procedure("36415", modifiers=["25"])]) == [
+            "MOD-25-NOT-EM"]
+
+    def test_both_sides_on_one_line_is_held(self) -> None:
+        """RT and LT together on one knee injection line is held."""
+        procs = [procedure("20610", modifiers=["RT", "LT"], refs=[0])]
+        assert "MOD-LATERALITY" in hard_edits(procedures=procs, diagnoses=["M1711"])
+
+
+class TestEvaluationAndManagement:
+    @pytest.mark.parametrize(("code", "minutes", "mdm", "edit"), [
+        ("99213", 20, None, None),             # time at the threshold
+        ("99213", 19, None, "EM-LEVEL"),       # one minute short, no MDM
+        ("99214", 19, "moderate", None),       # MDM alone supports it
+        ("99215", 39, "moderate", "EM-LEVEL"),
+        ("99215", 40, None, None),
+        ("99212", 35, None, "EM-UNDERCODED"),  # documentation supports 99214
+        ("99205", 59, "moderate", "EM-LEVEL"),
+        ("99205", 60, None, None),
+        ("99211", None, None, None),           # no time or MDM requirement
+        ("99213", None, None, "EM-NOT-VERIFIABLE"),
+    ])
+    def test_level_follows_time_or_mdm(self, code: str, minutes: int | None, mdm: str | None,
+                                       edit: str | None) -> None:
+        """The billed level must be supported by total time or by MDM (2021 guidelines)."""
+        found = findings_of(procedures=[procedure(code)], documented_minutes=minutes,
+                            mdm_level=mdm)
+        assert [e for e, _ in found] == ([edit] if edit else [])
+
+    def test_visit_with_a_minor_procedure_needs_modifier_25(self) -> None:
+        """99213 with 17110 the same day: held without 25, accepted with it."""
+        procs = [procedure("99213"), procedure("17110")]
+        assert hard_edits(procedures=procs, diagnoses=["L821"]) == ["EM-MOD25"]
+        procs = [procedure("99213", modifiers=["25"]), procedure("17110")]
+        assert hard_edits(procedures=procs, diagnoses=["L821"]) == []
+
+    def test_problem_visit_with_a_preventive_visit_needs_modifier_25(self) -> None:
+        """99396 plus 99213 on one date: the problem visit needs 25."""
+        procs = [procedure("99396"), procedure("99213", refs=[1])]
+        edits = hard_edits(procedures=procs, diagnoses=["Z0000", "I10"])
+        assert edits == ["EM-MOD25"]
