@@ -21,6 +21,8 @@ from processors.refdata import (
     ICD10CM_VALID_TO,
     ICD10CM_VERSION,
     MODIFIERS_VERSION,
+    MUE_VERSION,
+    NCCI_VERSION,
     PROCEDURE_CODES_VERSION,
     RefData,
     matches,
@@ -233,6 +235,8 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
             f"Line {line_no}: {code} has {units} units; bill at least one.",
             PROCEDURE_CODES_VERSION,
         ))
+    elif code in refdata.mue:
+        pass  # the CMS MUE, checked per date of service in check_mue
     elif units > known.max_units_per_day:
         out.append(finding(
             "PROC-UNITS", HARD, code,
@@ -266,6 +270,93 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
             f"Line {line_no}: RT and LT on one line; bill two lines or use 50 if bilateral.",
             MODIFIERS_VERSION,
         ))
+    return out
+
+
+MAI_MEANING = {
+    1: "per claim line",
+    2: "per date of service (policy)",
+    3: "per date of service (clinical benchmark)",
+}
+
+
+def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
+    """CMS practitioner MUEs: units per line (MAI 1) or per date of service (MAI 2, 3)."""
+    out: list[Record] = []
+    per_day: dict[str, int] = {}
+    for line_no, proc in enumerate(procedures, start=1):
+        mue = refdata.mue.get(proc["code"])
+        if mue is None:
+            continue
+        units = proc.get("units", 1)
+        per_day[mue.code] = per_day.get(mue.code, 0) + units
+        if mue.mai == 1 and units > mue.units:
+            out.append(finding(
+                "MUE", HARD, mue.code,
+                f"Line {line_no}: {units} units of {mue.code} exceed its MUE of {mue.units} "
+                f"{MAI_MEANING[1]}; correct the units or split the line as documented.",
+                MUE_VERSION,
+            ))
+    for code, units in per_day.items():
+        mue = refdata.mue[code]
+        if mue.mai != 1 and units > mue.units:
+            out.append(finding(
+                "MUE", HARD, code,
+                f"{units} units of {code} on one date exceed its MUE of {mue.units} "
+                f"{MAI_MEANING[mue.mai]} (MAI {mue.mai}); bill the documented units, appeal "
+                "only with records showing medical necessity.",
+                MUE_VERSION,
+            ))
+    return out
+
+
+def _ncci_bypass(column2_category: str, refdata: RefData) -> frozenset[str]:
+    """Modifiers that let a column 2 code through a modifier-indicator-1 edit."""
+    if column2_category in (*E_AND_M, PREVENTIVE):
+        return frozenset({"25", "57"})
+    return frozenset(m for m, mod in refdata.modifiers.items()
+                     if mod.ncci_associated and m not in ("25", "57"))
+
+
+def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
+               categories: dict[str, str]) -> list[Record]:
+    """NCCI procedure-to-procedure edits between the lines of one date of service."""
+    out: list[Record] = []
+    for i, first in enumerate(procedures):
+        for j, second in enumerate(procedures):
+            if i == j or first["code"] == second["code"]:
+                continue
+            for edit in refdata.ptp.get((first["code"], second["code"]), ()):
+                if not edit.active_on(service_date) or edit.modifier_indicator == "9":
+                    continue
+                col2_category = categories.get(second["code"], "")
+                mods = set(second.get("modifiers", []))
+                if edit.modifier_indicator == "1":
+                    if mods & _ncci_bypass(col2_category, refdata):
+                        continue
+                    if col2_category in E_AND_M and "25" not in mods and categories.get(
+                            first["code"]) in (MINOR_PROCEDURE, PREVENTIVE):
+                        continue  # reported once, as EM-MOD25
+                    fix = ("append 25 to the E/M if it was significant and separately "
+                           "identifiable" if col2_category in (*E_AND_M, PREVENTIVE) else
+                           "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "
+                           "anatomic modifier) only if the documentation shows a distinct "
+                           "service")
+                    out.append(finding(
+                        "NCCI-PTP", HARD, second["code"],
+                        f"Line {j + 1}: {second['code']} is a column 2 code of {first['code']} "
+                        f"(NCCI PTP, modifier indicator 1, effective "
+                        f"{edit.effective.isoformat()}): {fix}, otherwise remove it.",
+                        NCCI_VERSION,
+                    ))
+                else:
+                    out.append(finding(
+                        "NCCI-PTP", HARD, second["code"],
+                        f"Line {j + 1}: {second['code']} is not payable with {first['code']} "
+                        f"on the same date (NCCI PTP, modifier indicator 0: no modifier "
+                        "bypasses it); remove it.",
+                        NCCI_VERSION,
+                    ))
     return out
 
 
@@ -357,6 +448,11 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     for line_no, proc in enumerate(event["procedures"], start=1):
         findings.extend(check_procedure(line_no, proc, refdata))
     findings.extend(check_em(event, refdata))
+    procedures = event["procedures"]
+    findings.extend(check_mue(procedures, refdata))
+    categories = {p["code"]: refdata.procedures[p["code"]].category
+                  for p in procedures if p["code"] in refdata.procedures}
+    findings.extend(check_ncci(procedures, event["service_date"], refdata, categories))
     if any(f["severity"] == HARD for f in findings):
         return CodingResult(coded=None, findings=findings)
     billed = diagnoses[:MAX_DIAGNOSES]

@@ -26,11 +26,13 @@ ICD10CM_VALID_TO = date(2026, 9, 30)
 AGE_SEX_VERSION = "MCE-style-ICD-10-CM-FY2026"
 MODIFIERS_VERSION = "MODIFIERS-2026"
 EM_VERSION = "EM-2021-GUIDELINES"
+MUE_VERSION = "MUE-2026Q4"
+NCCI_VERSION = "NCCI-PTP-2026Q4"
 PROCEDURE_CODES_VERSION = "CPT-2026+HCPCS-2026"
 ADJUSTMENT_CODES_VERSION = "CARC-RARC-2026"
 RULESET_VERSION = (
     f"rules-2|{ICD10CM_VERSION}|{PROCEDURE_CODES_VERSION}|{AGE_SEX_VERSION}|{MODIFIERS_VERSION}"
-    f"|{EM_VERSION}"
+    f"|{EM_VERSION}|{MUE_VERSION}|{NCCI_VERSION}"
 )
 
 
@@ -234,6 +236,30 @@ class Modifier:
 
 
 @dataclass(frozen=True)
+class Mue:
+    """A practitioner MUE: the most units per line (MAI 1) or per date of service (MAI 2, 3)."""
+
+    code: str
+    units: int
+    mai: int
+
+
+@dataclass(frozen=True)
+class PtpEdit:
+    """An NCCI procedure-to-procedure edit: column 2 is not paid with column 1 unless allowed."""
+
+    column1: str
+    column2: str
+    effective: date
+    deleted: date | None
+    modifier_indicator: str
+
+    def active_on(self, day: date) -> bool:
+        """True when the edit applies on date of service *day*."""
+        return self.effective <= day and (self.deleted is None or day <= self.deleted)
+
+
+@dataclass(frozen=True)
 class EmLevel:
     """An office E/M code and what documentation supports it."""
 
@@ -269,6 +295,8 @@ class RefData:
     modifiers: dict[str, Modifier] = field(default_factory=dict)
     em_levels: dict[str, EmLevel] = field(default_factory=dict)
     age_sex: AgeSexEdits = field(default_factory=lambda: AgeSexEdits({}, {}))
+    mue: dict[str, Mue] = field(default_factory=dict)
+    ptp: dict[tuple[str, str], list[PtpEdit]] = field(default_factory=dict)
     ruleset_version: str = RULESET_VERSION
 
     def payer(self, payer_id: str) -> PayerProfile | None:
@@ -319,7 +347,23 @@ def load_refdata(payers_dir: Path = PAYERS_DIR) -> RefData:
             for r in _rows("em_levels.csv")
         },
         age_sex=load_age_sex_edits(),
+        mue={r["code"]: Mue(r["code"], int(r["mue_units"]), int(r["mai"]))
+             for r in _rows("mue_practitioner.csv")},
+        ptp=load_ptp_edits(),
     )
+
+
+def load_ptp_edits() -> dict[tuple[str, str], list[PtpEdit]]:
+    """NCCI PTP edits indexed by (column 1, column 2)."""
+    edits: dict[tuple[str, str], list[PtpEdit]] = {}
+    for r in _rows("ncci_ptp_practitioner.csv"):
+        edit = PtpEdit(
+            r["column1"], r["column2"], date.fromisoformat(r["effective"]),
+            date.fromisoformat(r["deleted"]) if r["deleted"] else None,
+            r["modifier_indicator"],
+        )
+        edits.setdefault((edit.column1, edit.column2), []).append(edit)
+    return edits
 
 
 def load_age_sex_edits() -> AgeSexEdits:

@@ -69,9 +69,9 @@ class TestProcedures:
         assert hard_edits(procedures=[procedure("99999")]) == ["PROC-VALID"]
 
     def test_units_at_the_daily_limit_pass_and_one_over_is_held(self) -> None:
-        """36415 allows 2 units per day here: 2 passes, 3 is held."""
-        assert hard_edits(procedures=[procedure("36415", units=2)]) == []
-        assert hard_edits(procedures=[procedure("36415", units=3)]) == ["PROC-UNITS"]
+        """85025 has no CMS MUE row here: the practice's ceiling of 1 per day applies."""
+        assert hard_edits(procedures=[procedure("85025", units=1)]) == []
+        assert hard_edits(procedures=[procedure("85025", units=2)]) == ["PROC-UNITS"]
 
     def test_zero_units_are_held(self) -> None:
         """A service billed with zero units is a hard finding."""
@@ -260,3 +260,23 @@ class TestEvaluationAndManagement:
         procs = [procedure("99396"), procedure("99213", refs=[1])]
         edits = hard_edits(procedures=procs, diagnoses=["Z0000", "I10"])
         assert edits == ["EM-MOD25"]
+
+
+class TestMue:
+    @pytest.mark.parametrize(("code", "units", "held"), [
+        ("36415", 2, False), ("36415", 3, True),   # MUE 2, MAI 3
+        ("96372", 4, False), ("96372", 5, True),   # MUE 4, MAI 3
+        ("12001", 1, False), ("12001", 2, True),   # MUE 1, MAI 2
+    ])
+    def test_units_at_the_mue_pass_and_one_over_is_held(self, code: str, units: int,
+                                                        held: bool) -> None:
+        """At the CMS practitioner MUE the line passes; one unit over is a hard MUE finding."""
+        edits = hard_edits(procedures=[procedure("99213", modifiers=["25"]),
+                                       procedure(code, units=units)])
+        assert ("MUE" in edits) is held
+        assert "PROC-UNITS" not in edits
+
+    def test_date_of_service_mue_adds_units_across_lines(self) -> None:
+        """Two 36415 lines of 1 and 2 units exceed the per-day MUE of 2 (MAI 3)."""
+        procs = [procedure("36415", units=1), procedure("36415", units=2)]
+        assert hard_edits(procedures=procs) == ["MUE"]
