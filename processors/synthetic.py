@@ -10,15 +10,19 @@ A panel of patients is created first, each with an age, a payer that fits the
 age, coverage, a primary clinician and chronic conditions. Encounters then follow
 in service-date order over about ten months, drawn from :data:`SCENARIOS`, a table
 of clinically coherent visits in which every service points at the diagnoses
-that support it. A share of encounters carries one injected problem (a header
-diagnosis, terminated coverage, a late release, a missing authorization...) at
-about the rate practices see, so the coding edits, the scrubber and the payers
-have holds and denials to work on. :func:`generate_labelled` also names the
-problem of each event, or ``"clean"``.
+that support it. An office visit's note documents total time and medical
+decision making that support the level billed (most notes both, some one, a few
+neither), and a visit billed beside a minor procedure or a preventive visit
+carries modifier 25. A share of encounters carries one injected problem (a
+header diagnosis, an overcoded visit, terminated coverage, a late release...)
+at about the rate practices see, so the coding edits, the scrubber and the
+payers have holds and denials to work on; each coding problem trips one kind of
+coding edit. :func:`generate_labelled` also names the problem of each event, or
+``"clean"``.
 
 All randomness comes from one ``random.Random(seed)``: the same
 ``(count, seed, start)`` gives the same events. Nothing is read but the packaged
-reference data (payer profiles and the procedure code list).
+reference data (payer profiles, the procedure code list and its MUEs).
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ MEDICARE_ROUTINE_PHYSICAL_SHARE = 0.15
 REFERRED_IMAGING_SHARE = 0.7
 OWN_CLINICIAN_SHARE = 0.85
 NEW_PATIENT_SHARE = 0.15
-MINUTES_DOCUMENTED_SHARE = 0.75
+UNDERCODED_SHARE = 0.03
+OTHER_BASIS_LOWER_SHARE = 0.3
 RECENT_ENCOUNTERS = 10
 DUPLICATE_SOURCE_SHARE = 0.1
 PROBLEM_TRIES = 40
@@ -132,6 +137,8 @@ class Scenario:
     comorbid: bool = False  # the patient's other chronic conditions are coded too
     referral: str | None = None  # taxonomy of the outside clinician who may order it
     yearly: str | None = None  # at most one encounter of this group per patient
+    visit_supports: tuple[int, ...] | None = None  # the E/M's diagnoses; None: the first four
+    problem_visit: str | None = None  # an office visit billed beside a preventive one (25)
 
 
 NOT_MEDICARE = frozenset({MEDICAID, PPO, HMO, SELF_PAY})
@@ -145,6 +152,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              telehealth=True, comorbid=True),
     Scenario("hypertension_metabolic_panel", 12, ("I10",), (Service("80048"), _LAB_DRAW),
              visit=MODERATE, condition="I10", comorbid=True),
+    # Common warts frozen at a blood pressure visit: the visit (25) points at I10 only.
+    Scenario("hypertension_follow_up_wart_destruction", 3, ("I10", "B078"),
+             (Service("17110", supports=(1,)),), visit_supports=(0,), condition="I10"),
     Scenario("diabetes_a1c", 24, ("E119",), (Service("83036"), _LAB_DRAW),
              visit=MODERATE, condition="E119", comorbid=True),
     Scenario("diabetes_follow_up", 10, ("E119",), visit=MODERATE, condition="E119",
@@ -179,6 +189,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("depression_follow_up", 16, ("F329",), visit=MODERATE, condition="F329",
              telehealth=True, comorbid=True),
     Scenario("reflux_follow_up", 10, ("K219",), condition="K219", telehealth=True),
+    # Alzheimer's disease first, then the dementia it causes (a manifestation code).
+    Scenario("dementia_follow_up", 20, ("G309", "F0280"), visit=MODERATE, condition="G309",
+             comorbid=True),
     # Acute problems.
     Scenario("upper_respiratory_infection", 4, ("J069",), telehealth=True),
     Scenario("pharyngitis_strep_test_negative", 2.5, ("J029",), (Service("87880"),),
@@ -219,6 +232,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              visit=None, ages=(40, 120)),
     Scenario("epidermal_cyst_drainage", 1, ("L720",), (Service("10060"),), ages=(12, 120)),
     Scenario("skin_lesion_biopsy", 1, ("D492",), (Service("11102"),), ages=(30, 120)),
+    Scenario("ankle_sprain_right", 0.5, ("S93401A",), ages=(8, 120)),
+    Scenario("ankle_sprain_left", 0.5, ("S93402A",), ages=(8, 120)),
     Scenario("hand_laceration_repair", 1, ("S61411A",), (Service("12001"),), ages=(2, 120)),
     Scenario("hand_laceration_repair_tdap", 0.5, ("S61412A", "Z23"),
              (Service("12001"), Service("90471", supports=(1,)), Service("90715", supports=(1,))),
@@ -231,10 +246,19 @@ SCENARIOS: tuple[Scenario, ...] = (
              visit=PREVENTIVE, ages=(18, 64), yearly=PREVENTIVE),
     Scenario("preventive_adult_abnormal_findings", 1.5, ("Z0001",), visit=PREVENTIVE,
              ages=(18, 64), comorbid=True, yearly=PREVENTIVE),
+    # A chronic problem managed at the physical is a separate office visit with modifier 25.
+    Scenario("preventive_adult_hypertension_visit", 4, ("Z0001", "I10"), visit=PREVENTIVE,
+             problem_visit=LOW, ages=(18, 64), condition="I10", comorbid=True,
+             yearly=PREVENTIVE),
     Scenario("well_child", 8, ("Z00129",), visit=PREVENTIVE, ages=(0, 3)),
     Scenario("well_child_abnormal_findings", 1, ("Z00121",), visit=PREVENTIVE, ages=(0, 3)),
+    Scenario("well_child_otitis_media", 1, ("Z00121", "H6691"), visit=PREVENTIVE,
+             problem_visit=LOW, ages=(0, 3)),
     Scenario("medicare_annual_wellness", 12, ("Z0000",), visit=WELLNESS,
              payers=MEDICARE_ONLY, yearly=PREVENTIVE),
+    Scenario("medicare_annual_wellness_hypertension_visit", 10, ("Z0000", "I10"),
+             visit=WELLNESS, problem_visit=MODERATE, payers=MEDICARE_ONLY, condition="I10",
+             comorbid=True, yearly=PREVENTIVE),
     Scenario("tdap_immunization", 1.5, ("Z23",), (Service("90471"), Service("90715")),
              visit=None, ages=(7, 64), payers=NOT_MEDICARE),
     Scenario("medicare_flu_shot", 4, ("Z23",), (Service("G0008"),), visit=None,
@@ -265,7 +289,10 @@ CHRONIC_CONDITIONS: tuple[ChronicCondition, ...] = (
     ChronicCondition(("F411",), 12, (0.03, 0.08, 0.07, 0.04)),
     ChronicCondition(("F329",), 12, (0.02, 0.06, 0.06, 0.05)),
     ChronicCondition(("K219",), 18, (0.0, 0.06, 0.10, 0.12)),
+    ChronicCondition(("G309",), 65, (0.0, 0.0, 0.0, 0.10)),
 )
+# Codes always coded with a condition: its manifestation, listed after it.
+CODED_WITH: dict[str, tuple[str, ...]] = {"G309": ("F0280",)}
 
 # Office E/M levels by visit complexity and whether the patient is new to the practice.
 OFFICE_VISIT_LEVELS: dict[tuple[str, bool], Weighted[str]] = {
@@ -281,6 +308,34 @@ OFFICE_VISIT_LEVELS: dict[tuple[str, bool], Weighted[str]] = {
 VISIT_MINUTES: dict[str, tuple[int, int]] = {
     "99202": (15, 29), "99203": (30, 44), "99204": (45, 59), "99205": (60, 74),
     "99212": (10, 19), "99213": (20, 29), "99214": (30, 39), "99215": (40, 54),
+}
+# Medical decision making that supports each level (CPT 2021 and later).
+VISIT_MDM: dict[str, str] = {
+    "99202": "straightforward", "99203": "low", "99204": "moderate", "99205": "high",
+    "99212": "straightforward", "99213": "low", "99214": "moderate", "99215": "high",
+}
+# Office visit codes leveled by time or MDM, new then established patients, lowest first.
+VISIT_FAMILIES: tuple[tuple[str, ...], ...] = (
+    ("99202", "99203", "99204", "99205"), ("99212", "99213", "99214", "99215"),
+)
+VISIT_FAMILY_OF = {code: family for family in VISIT_FAMILIES for code in family}
+NURSE_VISIT = "99211"  # needs neither physician time nor MDM
+
+# What an office visit note documents: total time and MDM, one of them, or neither.
+BOTH = "both"
+TIME_ONLY = "time"
+MDM_ONLY = "mdm"
+NEITHER = "neither"
+DOCUMENTATION_MIX = ((BOTH, 58.0), (MDM_ONLY, 24.0), (TIME_ONLY, 13.0), (NEITHER, 5.0))
+DOCUMENTATION: Weighted[str] = Weighted(DOCUMENTATION_MIX)
+VERIFIABLE_DOCUMENTATION: Weighted[str] = Weighted(
+    pair for pair in DOCUMENTATION_MIX if pair[0] != NEITHER
+)
+
+# The problem-oriented office visit billed beside a preventive visit, by complexity.
+PROBLEM_VISIT_LEVELS: dict[str, Weighted[str]] = {
+    LOW: Weighted((("99212", 30), ("99213", 60), ("99214", 10))),
+    MODERATE: Weighted((("99213", 45), ("99214", 50), ("99215", 5))),
 }
 
 # Days from the visit to the EHR releasing it for billing.
@@ -311,6 +366,17 @@ PROBLEMS: tuple[Problem, ...] = (
     Problem("missing_authorization", 0.02, needs_coverage=True),
     Problem("duplicate_service", 0.01, needs_coverage=True),
     Problem("invalid_npi", 0.005),
+    Problem("missing_7th_character", 0.004),
+    Problem("manifestation_first", 0.003),
+    Problem("excludes1_pair", 0.005),
+    Problem("diagnosis_age_conflict", 0.004),
+    Problem("no_diagnosis", 0.003),
+    Problem("malformed_procedure", 0.005),
+    Problem("invalid_modifier", 0.004),
+    Problem("modifier_25_on_procedure", 0.004),
+    Problem("laterality_conflict", 0.003),
+    Problem("em_overcoded", 0.015),
+    Problem("modifier_25_missing", 0.01),
 )
 PROBLEMS_BY_LABEL = {p.label: p for p in PROBLEMS}
 LABELS: tuple[str, ...] = (CLEAN, NON_COVERED_SERVICE, *PROBLEMS_BY_LABEL)
@@ -328,6 +394,28 @@ INVALID_FORM_OF: dict[str, str] = {
     "I10": "I109", "E119": "E1190", "J069": "J0690", "R079": "R0799", "E785": "E7851",
     "N390": "N3900",
 }
+
+# Injury codes keyed without their 7th character (the encounter: A initial, D subsequent...).
+WITHOUT_7TH_CHARACTER: dict[str, str] = {
+    "S61411A": "S61411", "S61412A": "S61412", "S93401A": "S93401", "S93402A": "S93402",
+}
+
+# A code added beside a documented one that its Excludes1 note forbids (strep throat also
+# coded as a cold, type 1 beside type 2 diabetes, single-episode beside recurrent depression).
+EXCLUDES1_ADDITION: dict[str, str] = {
+    "J020": "J069", "J209": "J40", "M5450": "M5441", "F329": "F331", "E119": "E109",
+    "N390": "N3000", "J4521": "R062",
+}
+
+# Examination codes picked from the wrong age's list: a child's exam for an adult and back.
+AGE_CONFLICT_OF: dict[str, str] = {
+    "Z0000": "Z00129", "Z0001": "Z00121", "Z00129": "Z0000", "Z00121": "Z0001",
+}
+
+# Modifiers keyed short, which no code set has.
+MISTYPED_MODIFIER: dict[str, str] = {"RT": "R", "LT": "L"}
+LATERALITY = ("RT", "LT")
+OTHER_SIDE = {"RT": "LT", "LT": "RT"}
 
 # Office consultation codes, retired from CPT in 2023 and absent from the practice's list,
 # that an outdated EHR charge map still sends for the matching office visit.
@@ -520,6 +608,15 @@ def procedure_catalogue() -> dict[str, tuple[str, int]]:
 
 
 @cache
+def unit_limits() -> dict[str, int]:
+    """Most units of each listed code on one date: its CMS MUE, else the code list's limit."""
+    limits = {code: units for code, (_, units) in procedure_catalogue().items()}
+    with (REFDATA_DIR / "mue_practitioner.csv").open(newline="") as f:
+        limits.update((row["code"], int(row["mue_units"])) for row in csv.DictReader(f))
+    return limits
+
+
+@cache
 def _categories(scenario: Scenario) -> frozenset[str]:
     catalogue = procedure_catalogue()
     return frozenset(catalogue[s.code][0] for s in scenario.services)
@@ -558,6 +655,39 @@ def _scenario_fits(label: str, scenario: Scenario, payer: PayerProfile | None) -
             payer is not None
             and "advanced_imaging" in _categories(scenario)
             and "advanced_imaging" in payer.authorization_required
+        )
+    return _coding_problem_fits(label, scenario)
+
+
+@cache
+def _fitting(scenarios: Weighted[Scenario], problem: str | None,
+             payer_id: str | None) -> tuple[Scenario, ...]:
+    """The scenarios among *scenarios* that can carry *problem* for a member of *payer_id*."""
+    payer = _payers().get(payer_id) if payer_id else None
+    return tuple(s for s in scenarios.values
+                 if problem is None or _scenario_fits(problem, s, payer))
+
+
+def _coding_problem_fits(label: str, scenario: Scenario) -> bool:
+    """True when *scenario* has what the coding problem *label* changes."""
+    diagnoses = scenario.diagnoses
+    if label == "missing_7th_character":
+        return any(code in WITHOUT_7TH_CHARACTER for code in diagnoses)
+    if label == "manifestation_first":
+        return len(diagnoses) > 1 and CODED_WITH.get(diagnoses[0], ())[:1] == diagnoses[1:2]
+    if label == "excludes1_pair":
+        return any(code in EXCLUDES1_ADDITION for code in diagnoses)
+    if label == "diagnosis_age_conflict":
+        return any(code in AGE_CONFLICT_OF for code in diagnoses)
+    if label in ("invalid_modifier", "laterality_conflict"):
+        return any(set(s.modifiers) & set(LATERALITY) for s in scenario.services)
+    if label == "modifier_25_on_procedure":
+        return bool(_categories(scenario) & {"minor_procedure", "injection"})
+    if label == "em_overcoded":
+        return scenario.visit in OFFICE_VISITS or scenario.problem_visit is not None
+    if label == "modifier_25_missing":
+        return scenario.problem_visit is not None or (
+            scenario.visit in OFFICE_VISITS and "minor_procedure" in _categories(scenario)
         )
     return True
 
@@ -620,10 +750,47 @@ def _clone(value: Any) -> Any:
 
 
 def _comorbidities(conditions: tuple[str, ...], diagnoses: list[str]) -> list[str]:
-    """Up to two other chronic conditions, none in a category already coded."""
+    """Up to two other chronic conditions, none in a category already coded, four codes in all.
+
+    A condition comes with the codes always coded beside it, or not at all.
+    """
     categories = {code[:3] for code in diagnoses}
-    extra = [code for code in conditions if code[:3] not in categories]
-    return extra[: min(2, 4 - len(diagnoses))]
+    extra: list[str] = []
+    added = 0
+    for code in conditions:
+        if added == 2:
+            break
+        codes = (code, *CODED_WITH.get(code, ()))
+        if code[:3] in categories or len(diagnoses) + len(extra) + len(codes) > 4:
+            continue
+        extra += codes
+        added += 1
+    return extra
+
+
+def _documentation(rng: random.Random, code: str, kind: str,
+                   undercoded: bool = False) -> tuple[int | None, str | None]:
+    """Total minutes and MDM that a note of *kind* documents for office visit *code*.
+
+    What is documented supports *code*; with both documented, one sometimes supports
+    a lower level (the visit was leveled on the other). An *undercoded* note supports
+    the next level up.
+    """
+    if kind == NEITHER:
+        return None, None
+    family = VISIT_FAMILY_OF[code]
+    at = family.index(code)
+    if undercoded and at + 1 < len(family):
+        at += 1
+    by_time = by_mdm = family[at]
+    if kind == BOTH and at > 0 and rng.random() < OTHER_BASIS_LOWER_SHARE:
+        if rng.random() < 0.5:
+            by_time = family[at - 1]
+        else:
+            by_mdm = family[at - 1]
+    minutes = rng.randint(*VISIT_MINUTES[by_time]) if kind != MDM_ONLY else None
+    mdm = VISIT_MDM[by_mdm] if kind != TIME_ONLY else None
+    return minutes, mdm
 
 
 def _preventive_code(age: int, new: bool) -> str:
@@ -707,6 +874,80 @@ def _practice_record() -> Record:
 def _procedure(code: str, refs: list[int], units: int = 1,
                modifiers: list[str] | None = None) -> Record:
     return {"code": code, "modifiers": modifiers or [], "units": units, "diagnosis_refs": refs}
+
+
+# --- Coding problems ------------------------------------------------------------
+
+
+def _is_office_visit(line: Record) -> bool:
+    return line["code"] in VISIT_FAMILY_OF or line["code"] == NURSE_VISIT
+
+
+def _malform_procedure(rng: random.Random, event: Record) -> None:
+    """A digit dropped, or a modifier keyed into the code ("9921325" for 99213-25)."""
+    line = rng.choice(event["procedures"])
+    glued = [m for m in line["modifiers"] if m != "95"]
+    if glued and rng.random() < 0.5:
+        line["code"] += glued[0]
+        line["modifiers"].remove(glued[0])
+    else:
+        line["code"] = line["code"][:-1]
+
+
+def _overcode_visit(rng: random.Random, event: Record) -> None:
+    """Bill the visit a level above what its note supports (at the top level, document less)."""
+    visit = next(p for p in event["procedures"] if _is_office_visit(p))
+    family = VISIT_FAMILY_OF.get(visit["code"], VISIT_FAMILIES[1])
+    at = family.index(visit["code"]) if visit["code"] in family else 0
+    if at + 1 < len(family):
+        visit["code"], documented = family[at + 1], family[at]
+    else:
+        documented = family[at - 1]
+    event["documented_minutes"], event["mdm_level"] = _documentation(
+        rng, documented, VERIFIABLE_DOCUMENTATION.draw(rng)
+    )
+
+
+def _inject_coding_problem(rng: random.Random, problem: str, event: Record) -> None:
+    """Put a coding *problem* into *event*, whose scenario fits it (see _coding_problem_fits)."""
+    diagnoses: list[str] = event["diagnoses"]
+    procedures: list[Record] = event["procedures"]
+    if problem == "missing_7th_character":
+        at = next(i for i, code in enumerate(diagnoses) if code in WITHOUT_7TH_CHARACTER)
+        diagnoses[at] = WITHOUT_7TH_CHARACTER[diagnoses[at]]
+    elif problem == "manifestation_first":
+        diagnoses[0], diagnoses[1] = diagnoses[1], diagnoses[0]
+    elif problem == "excludes1_pair":
+        diagnoses.append(EXCLUDES1_ADDITION[next(c for c in diagnoses if c in EXCLUDES1_ADDITION)])
+    elif problem == "diagnosis_age_conflict":
+        at = next(i for i, code in enumerate(diagnoses) if code in AGE_CONFLICT_OF)
+        diagnoses[at] = AGE_CONFLICT_OF[diagnoses[at]]
+    elif problem == "no_diagnosis":
+        diagnoses.clear()
+        for line in procedures:
+            line["diagnosis_refs"] = []
+    elif problem == "malformed_procedure":
+        _malform_procedure(rng, event)
+    elif problem == "invalid_modifier":
+        modifiers = next(p["modifiers"] for p in procedures
+                         if set(p["modifiers"]) & set(MISTYPED_MODIFIER))
+        at = next(i for i, m in enumerate(modifiers) if m in MISTYPED_MODIFIER)
+        modifiers[at] = MISTYPED_MODIFIER[modifiers[at]]
+    elif problem == "modifier_25_on_procedure":
+        catalogue = procedure_catalogue()
+        lines = [p for p in procedures
+                 if catalogue[p["code"]][0] in ("minor_procedure", "injection")]
+        rng.choice(lines)["modifiers"].append("25")
+    elif problem == "laterality_conflict":
+        modifiers = next(p["modifiers"] for p in procedures
+                         if set(p["modifiers"]) & set(LATERALITY))
+        modifiers.append(OTHER_SIDE[next(m for m in modifiers if m in LATERALITY)])
+    elif problem == "em_overcoded":
+        _overcode_visit(rng, event)
+    elif problem == "modifier_25_missing":
+        for line in procedures:
+            if _is_office_visit(line):
+                line["modifiers"] = [m for m in line["modifiers"] if m != "25"]
 
 
 # --- The simulation -------------------------------------------------------------
@@ -855,11 +1096,10 @@ class _Simulation:
                 scenario = patient.scenarios.draw(self.rng)
                 if scenario.yearly is None or scenario.yearly not in done:
                     return scenario
-        payer = self.payers.get(patient.payer_key) if patient.coverage else None
+        payer_id = patient.coverage.payer_id if patient.coverage else None
         options = [
-            (s, s.weight) for s in patient.scenarios.values
-            if (s.yearly is None or s.yearly not in done)
-            and (problem is None or _scenario_fits(problem, s, payer))
+            (s, s.weight) for s in _fitting(patient.scenarios, problem, payer_id)
+            if s.yearly is None or s.yearly not in done
         ]
         return Weighted(options).draw(self.rng) if options else None
 
@@ -923,15 +1163,23 @@ class _Simulation:
         telehealth = scenario.telehealth and rng.random() < TELEHEALTH_SHARE
         procedures: list[Record] = []
         minutes: int | None = None
+        mdm: str | None = None
         if scenario.visit is not None:
             code, label = self._visit(scenario, patient, history, age, label)
-            modifiers = ["25"] if _needs_modifier_25(scenario) else []
-            if telehealth:
-                modifiers.append("95")
-            procedures.append(_procedure(code, list(range(min(len(diagnoses), 4))),
-                                         modifiers=modifiers))
-            if code in VISIT_MINUTES and rng.random() < MINUTES_DOCUMENTED_SHARE:
-                minutes = rng.randint(*VISIT_MINUTES[code])
+            if scenario.problem_visit is not None:
+                procedures.append(_procedure(code, [0]))
+                code = PROBLEM_VISIT_LEVELS[scenario.problem_visit].draw(rng)
+                refs = list(range(1, min(len(diagnoses), 5)))
+                procedures.append(_procedure(code, refs, modifiers=["25"]))
+            else:
+                modifiers = ["25"] if _needs_modifier_25(scenario) else []
+                if telehealth:
+                    modifiers.append("95")
+                refs = list(scenario.visit_supports or range(min(len(diagnoses), 4)))
+                procedures.append(_procedure(code, refs, modifiers=modifiers))
+            if code in VISIT_FAMILY_OF:
+                minutes, mdm = _documentation(rng, code, DOCUMENTATION.draw(rng),
+                                              rng.random() < UNDERCODED_SHARE)
         for service in scenario.services:
             procedures.append(_procedure(service.code, list(service.supports), service.units,
                                          list(service.modifiers)))
@@ -968,6 +1216,7 @@ class _Simulation:
                 f"RF{_digits(rng, 8)}" if referring and patient.payer_key == HMO else None
             ),
             "documented_minutes": minutes,
+            "mdm_level": mdm,
         }
         history.seen = True
         history.last_visit = day
@@ -993,7 +1242,7 @@ class _Simulation:
             visit["code"] = RETIRED_CONSULTATION_FOR[visit["code"]]
         elif problem == "units_over_max":
             line = rng.choice(event["procedures"])
-            line["units"] = procedure_catalogue()[line["code"]][1] + rng.randint(1, 3)
+            line["units"] = unit_limits()[line["code"]] + rng.randint(1, 3)
         elif problem == "coverage_terminated":
             ended = service_date - timedelta(days=rng.randint(1, 90))
             coverage["termination_date"] = ended
@@ -1013,7 +1262,8 @@ class _Simulation:
             provider = event["rendering_provider"]
             npi = provider["npi"]
             provider["npi"] = npi[:9] + str((int(npi[9]) + rng.randint(1, 9)) % 10)
-        # missing_authorization is made by leaving the number out when building.
+        else:  # missing_authorization is made by leaving the number out when building
+            _inject_coding_problem(rng, problem, event)
 
     def _duplicate(self, index: int) -> tuple[str, Record, str]:
         """A second encounter for a recent clean one: same patient, day, clinician, services."""

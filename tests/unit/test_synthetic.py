@@ -15,30 +15,85 @@ import fastavro
 import pytest
 
 from pipeline.codec import load_expanded
+from processors.claims.rules import build_claim
+from processors.coding.rules import HARD, PROCEDURE_FORMAT, code_encounter
 from processors.npi import is_valid_npi
-from processors.refdata import load_payers
+from processors.refdata import RefData, load_payers, load_refdata, matches
 from processors.synthetic import (
+    AGE_CONFLICT_OF,
+    CODED_WITH,
+    EXCLUDES1_ADDITION,
     HEADER_OF,
     INVALID_FORM_OF,
     LABELS,
+    MISTYPED_MODIFIER,
     PROBLEMS,
     RETIRED_CONSULTATION_FOR,
     SCENARIOS,
+    VISIT_MDM,
+    VISIT_MINUTES,
+    WITHOUT_7TH_CHARACTER,
     generate,
     generate_labelled,
     procedure_catalogue,
+    unit_limits,
 )
 
 Labelled = list[tuple[str, dict[str, Any], str]]
 
-SAMPLE_SIZE = 2000
-DIAGNOSIS_PROBLEMS = {"header_diagnosis", "invalid_diagnosis"}
+SAMPLE_SIZE = 5000
+DIAGNOSIS_PROBLEMS = {"header_diagnosis", "invalid_diagnosis", "missing_7th_character"}
+UNKNOWN_CODE_PROBLEMS = {"unknown_procedure", "malformed_procedure"}
+OFFICE_VISITS = {"99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215"}
+MDM_LEVELS = {"straightforward", "low", "moderate", "high"}
+
+# The hard edit each injected problem must trip, and no other kind. Payer problems (coverage,
+# member id, filing limit, authorization, duplicates) pass coding and the scrubber.
+INTENDED_EDIT: dict[str, str] = {
+    "header_diagnosis": "ICD-BILLABLE",
+    "invalid_diagnosis": "ICD-VALID",
+    "missing_7th_character": "ICD-7TH-CHAR",
+    "manifestation_first": "ICD-MANIFESTATION-PRIMARY",
+    "excludes1_pair": "ICD-EXCLUDES1",
+    "diagnosis_age_conflict": "ICD-AGE",
+    "no_diagnosis": "DX-MISSING",
+    "unknown_procedure": "PROC-VALID",
+    "malformed_procedure": "PROC-FORMAT",
+    "units_over_max": "PROC-UNITS",
+    "invalid_modifier": "MOD-VALID",
+    "modifier_25_on_procedure": "MOD-25-NOT-EM",
+    "laterality_conflict": "MOD-LATERALITY",
+    "em_overcoded": "EM-LEVEL",
+    "modifier_25_missing": "EM-MOD25",
+    "invalid_npi": "SCRUB-NPI",
+}
+# The CMS MUE is the units edit for the codes it lists.
+EDIT_KIND = {"MUE": "PROC-UNITS"}
 
 
 @pytest.fixture(scope="module")
 def sample() -> Labelled:
-    """Two thousand labelled encounters from one seed."""
+    """Five thousand labelled encounters from one seed."""
     return list(generate_labelled(SAMPLE_SIZE, seed=11))
+
+
+@pytest.fixture(scope="module")
+def refdata() -> RefData:
+    """The packaged reference data the coding edits and the scrubber use."""
+    return load_refdata()
+
+
+@pytest.fixture(scope="module")
+def hard_edits(sample: Labelled, refdata: RefData) -> list[set[str]]:
+    """The hard edits coding, then the scrubber for coded events, raise on each sample event."""
+    found = []
+    for _, event, _ in sample:
+        result = code_encounter(event, refdata)
+        findings = list(result.findings)
+        if result.coded is not None:
+            findings += build_claim(result.coded, refdata).findings
+        found.append({f["edit_id"] for f in findings if f["severity"] == HARD})
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +160,12 @@ class TestShape:
             assert key == expected
 
     def test_diagnosis_refs_point_at_documented_diagnoses(self, sample: Labelled):
-        """Every service points at one to four of the encounter's diagnoses."""
-        for _, event, _ in sample:
+        """Every service points at one to four diagnoses, or none when none was documented."""
+        for _, event, label in sample:
+            if label == "no_diagnosis":
+                assert event["diagnoses"] == []
+                assert all(p["diagnosis_refs"] == [] for p in event["procedures"])
+                continue
             for procedure in event["procedures"]:
                 refs = procedure["diagnosis_refs"]
                 assert 1 <= len(refs) <= 4
@@ -135,7 +194,16 @@ class TestCodes:
         catalogue = procedure_catalogue()
         for _, event, label in sample:
             unknown = [p["code"] for p in event["procedures"] if p["code"] not in catalogue]
-            assert len(unknown) == (1 if label == "unknown_procedure" else 0)
+            assert len(unknown) == (1 if label in UNKNOWN_CODE_PROBLEMS else 0)
+            malformed = [code for code in unknown if not PROCEDURE_FORMAT.match(code)]
+            assert len(malformed) == (1 if label == "malformed_procedure" else 0)
+
+    def test_modifiers_are_in_the_modifier_list(self, sample: Labelled, refdata: RefData):
+        """Every modifier is in modifiers.csv unless a mistyped one was injected."""
+        for _, event, label in sample:
+            unknown = [m for p in event["procedures"] for m in p["modifiers"]
+                       if m not in refdata.modifiers]
+            assert len(unknown) == (1 if label == "invalid_modifier" else 0)
 
     def test_every_scenario_uses_billable_diagnoses_and_listed_procedures(self, icd: ModuleType):
         """The scenario table holds only real, billable codes and codes the practice bills."""
@@ -154,6 +222,42 @@ class TestCodes:
             assert billable(icd, code)
             assert not icd.is_valid_item(mistyped)
 
+    def test_injected_coding_errors_are_what_they_claim(self, refdata: RefData):
+        """Each code-swap table holds real codes that make the error its name says."""
+        icd = refdata.icd
+        for code, short in WITHOUT_7TH_CHARACTER.items():
+            assert icd.is_billable(code)
+            assert icd.exists(short)
+            assert not icd.is_billable(short)
+            assert code[6] in icd.seventh_characters(short)
+        for code, added in EXCLUDES1_ADDITION.items():
+            assert icd.is_billable(code)
+            assert icd.is_billable(added)
+            assert any(matches(added, p) for p in icd.excludes1(code)) or any(
+                matches(code, p) for p in icd.excludes1(added))
+        for code, other in AGE_CONFLICT_OF.items():
+            assert icd.is_billable(other)
+            assert refdata.age_sex.lists_of(code) != refdata.age_sex.lists_of(other)
+        for etiology, manifestations in CODED_WITH.items():
+            assert icd.is_billable(etiology)
+            assert not icd.is_manifestation(etiology)
+            assert all(icd.is_billable(m) and icd.is_manifestation(m) for m in manifestations)
+        for modifier, mistyped in MISTYPED_MODIFIER.items():
+            assert modifier in refdata.modifiers
+            assert mistyped not in refdata.modifiers
+
+    def test_visit_levels_match_the_em_table(self, refdata: RefData):
+        """The minutes and MDM the generator documents per level are those em_levels.csv sets."""
+        for code, (low, _) in VISIT_MINUTES.items():
+            assert refdata.em_levels[code].min_minutes == low
+            assert refdata.em_levels[code].mdm_level == VISIT_MDM[code]
+
+    def test_unit_limits_are_the_edits_limits(self, refdata: RefData):
+        """Units beyond a code's limit are what the MUE (or, without one, the code list) holds."""
+        for code, limit in unit_limits().items():
+            mue = refdata.mue.get(code)
+            assert limit == (mue.units if mue else refdata.procedures[code].max_units_per_day)
+
     def test_retired_consultation_codes_are_not_in_the_code_list(self):
         """The codes an outdated charge map sends are absent from the practice's list."""
         catalogue = procedure_catalogue()
@@ -162,17 +266,32 @@ class TestCodes:
 
 class TestProblems:
     def test_every_label_occurs(self, sample: Labelled):
-        """Two thousand encounters contain every kind of problem, and clean ones."""
+        """Five thousand encounters contain every kind of problem, and clean ones."""
         assert set(LABELS) == {label for _, _, label in sample}
 
     def test_problem_rates_are_near_their_targets(self, sample: Labelled):
-        """Each injected problem occurs at a third to twice its rate; 12-28% have a problem."""
+        """Each injected problem occurs at a third to twice its rate; 20-28% have a problem."""
         counts = Counter(label for _, _, label in sample)
         for problem in PROBLEMS:
             expected = problem.rate * SAMPLE_SIZE
             assert expected / 3 <= counts[problem.label] <= expected * 2, problem.label
         problem_share = 1 - counts["clean"] / SAMPLE_SIZE
-        assert 0.12 <= problem_share <= 0.28
+        assert 0.20 <= problem_share <= 0.28
+
+    def test_every_coding_problem_trips_its_edit_and_no_other_kind(
+            self, sample: Labelled, hard_edits: list[set[str]]):
+        """An injected coding or scrubber problem holds the event for its own edit alone."""
+        for (_, event, label), found in zip(sample, hard_edits, strict=True):
+            if label in INTENDED_EDIT:
+                kinds = {EDIT_KIND.get(edit, edit) for edit in found}
+                assert kinds == {INTENDED_EDIT[label]}, (label, found, event["procedures"])
+
+    def test_clean_and_payer_problem_events_have_no_hard_findings(
+            self, sample: Labelled, hard_edits: list[set[str]]):
+        """Clean events, and those only a payer would deny, pass coding and the scrubber."""
+        for (_, event, label), found in zip(sample, hard_edits, strict=True):
+            if label not in INTENDED_EDIT:
+                assert not found, (label, found, event["procedures"], event["diagnoses"])
 
     def test_invalid_member_ids_fail_the_payer_pattern(self, sample: Labelled):
         """A mistyped member id does not match its payer's format; every other one does."""
@@ -284,16 +403,56 @@ class TestRealism:
             assert len(event["procedures"]) == 1
             assert "95" in event["procedures"][0]["modifiers"]
 
-    def test_documented_minutes_fit_the_visit_level(self, sample: Labelled):
-        """Documented time lies in the CPT time range of the office visit billed."""
-        ranges = {"99202": (15, 29), "99203": (30, 44), "99204": (45, 59), "99205": (60, 74),
-                  "99212": (10, 19), "99213": (20, 29), "99214": (30, 39), "99215": (40, 54)}
+    def test_every_event_carries_mdm_level(self, sample: Labelled):
+        """mdm_level is on every event: a level on some office visits, None without one."""
         for _, event, label in sample:
-            minutes = event["documented_minutes"]
-            if minutes is None or label == "unknown_procedure":
+            codes = {p["code"] for p in event["procedures"]}
+            assert "mdm_level" in event
+            if label in UNKNOWN_CODE_PROBLEMS:
                 continue
-            low, high = ranges[event["procedures"][0]["code"]]
-            assert low <= minutes <= high
+            if event["mdm_level"] is not None:
+                assert event["mdm_level"] in MDM_LEVELS
+                assert codes & OFFICE_VISITS - {"99211"}
+            if not codes & OFFICE_VISITS - {"99211"}:
+                assert event["documented_minutes"] is None
+
+    def test_office_visit_notes_mostly_document_time_and_mdm(self, sample: Labelled):
+        """Most leveled visits document both, some one, and about one in twenty neither."""
+        kinds: Counter[tuple[bool, bool]] = Counter()
+        for _, event, label in sample:
+            codes = {p["code"] for p in event["procedures"]}
+            if label == "clean" and codes & OFFICE_VISITS - {"99211"}:
+                kinds[event["documented_minutes"] is not None, event["mdm_level"] is not None] += 1
+        visits = sum(kinds.values())
+        assert kinds[True, True] / visits > 0.5
+        assert kinds[True, False]
+        assert kinds[False, True]
+        assert 0.02 <= kinds[False, False] / visits <= 0.09
+
+    def test_documentation_supports_the_level_billed(
+            self, sample: Labelled, hard_edits: list[set[str]]):
+        """Only an overcoded visit lacks the time or MDM for its level."""
+        overcoded = {label == "em_overcoded" for (_, _, label), found
+                     in zip(sample, hard_edits, strict=True) if "EM-LEVEL" in found}
+        assert overcoded == {True}
+
+    def test_visits_beside_a_procedure_or_physical_carry_modifier_25(self, sample: Labelled):
+        """Clean office visits billed with a minor procedure or a preventive visit have 25."""
+        catalogue = procedure_catalogue()
+        beside: Counter[str] = Counter()
+        for _, event, label in sample:
+            if label != "clean":
+                continue
+            categories = {catalogue[p["code"]][0] for p in event["procedures"]}
+            reason = ("minor_procedure" if "minor_procedure" in categories else
+                      "preventive_visit" if "preventive_visit" in categories else None)
+            visits = [p for p in event["procedures"] if p["code"] in OFFICE_VISITS]
+            if reason is None or not visits:
+                continue
+            beside[reason] += 1
+            assert all("25" in p["modifiers"] for p in visits)
+        assert beside["minor_procedure"]
+        assert beside["preventive_visit"]
 
     def test_generating_a_thousand_events_is_fast(self):
         """A thousand encounters take well under a second."""
