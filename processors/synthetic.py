@@ -296,7 +296,8 @@ CODED_WITH: dict[str, tuple[str, ...]] = {"G309": ("F0280",)}
 
 # Office E/M levels by visit complexity and whether the patient is new to the practice.
 OFFICE_VISIT_LEVELS: dict[tuple[str, bool], Weighted[str]] = {
-    (LOW, False): Weighted((("99211", 3), ("99212", 25), ("99213", 57), ("99214", 15))),
+    # No 99211: NCCI bundles a nurse visit into the lab draw and injections billed with it.
+    (LOW, False): Weighted((("99212", 28), ("99213", 57), ("99214", 15))),
     (LOW, True): Weighted((("99202", 30), ("99203", 60), ("99204", 10))),
     (MODERATE, False): Weighted((("99213", 40), ("99214", 50), ("99215", 10))),
     (MODERATE, True): Weighted((("99203", 45), ("99204", 45), ("99205", 10))),
@@ -319,6 +320,8 @@ VISIT_FAMILIES: tuple[tuple[str, ...], ...] = (
     ("99202", "99203", "99204", "99205"), ("99212", "99213", "99214", "99215"),
 )
 VISIT_FAMILY_OF = {code: family for family in VISIT_FAMILIES for code in family}
+# Codes that are NCCI PTP column 1 to the office E/M codes (modifier indicator 1).
+NCCI_COLUMN1_OF_EM = frozenset({"96372", "90471"})
 NURSE_VISIT = "99211"  # needs neither physician time nor MDM
 
 # What an office visit note documents: total time and MDM, one of them, or neither.
@@ -377,6 +380,7 @@ PROBLEMS: tuple[Problem, ...] = (
     Problem("laterality_conflict", 0.003),
     Problem("em_overcoded", 0.015),
     Problem("modifier_25_missing", 0.01),
+    Problem("ncci_bundled_service", 0.005),
 )
 PROBLEMS_BY_LABEL = {p.label: p for p in PROBLEMS}
 LABELS: tuple[str, ...] = (CLEAN, NON_COVERED_SERVICE, *PROBLEMS_BY_LABEL)
@@ -685,6 +689,13 @@ def _coding_problem_fits(label: str, scenario: Scenario) -> bool:
         return bool(_categories(scenario) & {"minor_procedure", "injection"})
     if label == "em_overcoded":
         return scenario.visit in OFFICE_VISITS or scenario.problem_visit is not None
+    if label == "ncci_bundled_service":
+        # An E/M with an injection or vaccine administration and nothing that needs 25
+        # for another reason: without 25 it is an NCCI PTP column 2 code.
+        return (scenario.visit in OFFICE_VISITS
+                and bool({s.code for s in scenario.services} & NCCI_COLUMN1_OF_EM)
+                and not _categories(scenario) & {"minor_procedure", "preventive_visit"}
+                and scenario.problem_visit is None)
     if label == "modifier_25_missing":
         return scenario.problem_visit is not None or (
             scenario.visit in OFFICE_VISITS and "minor_procedure" in _categories(scenario)
@@ -944,7 +955,7 @@ def _inject_coding_problem(rng: random.Random, problem: str, event: Record) -> N
         modifiers.append(OTHER_SIDE[next(m for m in modifiers if m in LATERALITY)])
     elif problem == "em_overcoded":
         _overcode_visit(rng, event)
-    elif problem == "modifier_25_missing":
+    elif problem in ("modifier_25_missing", "ncci_bundled_service"):
         for line in procedures:
             if _is_office_visit(line):
                 line["modifiers"] = [m for m in line["modifiers"] if m != "25"]

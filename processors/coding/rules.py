@@ -322,6 +322,7 @@ def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
                categories: dict[str, str]) -> list[Record]:
     """NCCI procedure-to-procedure edits between the lines of one date of service."""
     out: list[Record] = []
+    mod25_reported = any(c in (MINOR_PROCEDURE, PREVENTIVE) for c in categories.values())
     for i, first in enumerate(procedures):
         for j, second in enumerate(procedures):
             if i == j or first["code"] == second["code"]:
@@ -334,9 +335,8 @@ def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
                 if edit.modifier_indicator == "1":
                     if mods & _ncci_bypass(col2_category, refdata):
                         continue
-                    if col2_category in E_AND_M and "25" not in mods and categories.get(
-                            first["code"]) in (MINOR_PROCEDURE, PREVENTIVE):
-                        continue  # reported once, as EM-MOD25
+                    if col2_category in E_AND_M and "25" not in mods and mod25_reported:
+                        continue  # the missing 25 is reported once, as EM-MOD25
                     fix = ("append 25 to the E/M if it was significant and separately "
                            "identifiable" if col2_category in (*E_AND_M, PREVENTIVE) else
                            "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "

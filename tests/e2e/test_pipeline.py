@@ -66,8 +66,13 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
     assert counts["denials.rework"] == len(o.holds) + len(o.denials)
     assert counts["pipeline.dead-letter"] == len(o.dead_letters)
 
-    # The feed's problems really show up as holds and denials.
+    # The feed's problems really show up as holds, in the coding queue, and as denials.
     assert coding_holds > 0
+    coding = [h for h in o.holds.values() if h["kind"] == "CODING_HOLD"]
+    assert {h["queue"] for h in coding} == {"coding"}
+    held_edits = {r["code"] for h in coding for r in h["reasons"]}
+    assert {"ICD-BILLABLE", "ICD-VALID", "EM-LEVEL", "EM-MOD25", "MUE"} <= held_edits
+    assert all(h["suggested_fix"] for h in coding)
     carcs = Counter(r["code"] for d in o.denials.values() for r in d["reasons"] if r["group_code"])
     assert {"27", "29", "197"} <= set(carcs)
 

@@ -280,3 +280,60 @@ class TestMue:
         """Two 36415 lines of 1 and 2 units exceed the per-day MUE of 2 (MAI 3)."""
         procs = [procedure("36415", units=1), procedure("36415", units=2)]
         assert hard_edits(procedures=procs) == ["MUE"]
+
+
+class TestNcciPtp:
+    """Real NCCI practitioner PTP edits (v32.3, 2026 Q4) shipped for the practice's codes."""
+
+    def test_indicator_1_visit_with_injection_needs_25(self) -> None:
+        """96372/99213 (indicator 1): the E/M without 25 is held, with 25 it passes."""
+        procs = [procedure("99213"), procedure("96372"), procedure("J0696")]
+        assert hard_edits(procedures=procs, diagnoses=["J189"]) == ["NCCI-PTP"]
+        procs[0] = procedure("99213", modifiers=["25"])
+        assert hard_edits(procedures=procs, diagnoses=["J189"]) == []
+
+    def test_indicator_1_procedure_pair_passes_with_a_distinct_service_modifier(self) -> None:
+        """20610/12001 (indicator 1): the repair passes with XS or 59, not bare or with 25."""
+        def edits(mods: list[str]) -> list[str]:
+            procs = [procedure("20610", refs=[0]), procedure("12001", refs=[1], modifiers=mods)]
+            return hard_edits(procedures=procs, diagnoses=["M1711", "S61411A"])
+
+        assert edits([]) == ["NCCI-PTP"]
+        assert edits(["XS"]) == []
+        assert edits(["59"]) == []
+
+    def test_indicator_0_pair_is_held_whatever_the_modifier(self) -> None:
+        """96372/99211 (indicator 0): no modifier lets the nurse visit through."""
+        procs = [procedure("99211", modifiers=["25"]), procedure("96372"), procedure("J0696")]
+        assert hard_edits(procedures=procs, diagnoses=["J189"]) == ["NCCI-PTP"]
+
+    def test_indicator_9_edits_are_not_applied(self) -> None:
+        """72148/99213 has only an indicator 9 (deleted) edit: no finding."""
+        procs = [procedure("99213"), procedure("72148")]
+        assert hard_edits(procedures=procs, diagnoses=["M5450"]) == []
+
+    def test_edits_apply_by_date_of_service(self) -> None:
+        """90471/99211 was indicator 0 until 2021-09-30 and is indicator 1 from 2021-10-01."""
+        from datetime import UTC, date, datetime
+
+        procs = [procedure("99211", modifiers=["25"]), procedure("90471"),
+                 procedure("90715")]
+
+        def edits(day: date) -> list[str]:
+            return hard_edits(procedures=procs, diagnoses=["Z23"], service_date=day,
+                              received_at=datetime.combine(day, datetime.min.time(),
+                                                           tzinfo=UTC))
+
+        assert edits(date(2021, 9, 30)) == ["NCCI-PTP"]
+        assert edits(date(2021, 10, 1)) == []
+
+    def test_two_new_patient_visits_the_same_day_are_held(self) -> None:
+        """99203/99202 (indicator 0): one new-patient visit per day."""
+        procs = [procedure("99203"), procedure("99202", modifiers=["25"])]
+        assert "NCCI-PTP" in hard_edits(procedures=procs, documented_minutes=35)
+
+    def test_every_shipped_edit_names_codes_in_the_code_list(self) -> None:
+        """The PTP subset only pairs codes the practice bills."""
+        for column1, column2 in REFDATA.ptp:
+            assert column1 in REFDATA.procedures
+            assert column2 in REFDATA.procedures

@@ -65,6 +65,7 @@ INTENDED_EDIT: dict[str, str] = {
     "laterality_conflict": "MOD-LATERALITY",
     "em_overcoded": "EM-LEVEL",
     "modifier_25_missing": "EM-MOD25",
+    "ncci_bundled_service": "NCCI-PTP",
     "invalid_npi": "SCRUB-NPI",
 }
 # The CMS MUE is the units edit for the codes it lists.
