@@ -438,6 +438,27 @@ def diagnosis_pointers(refs: list[int], billed: int) -> list[int]:
     return pointers[:MAX_POINTERS] or [1]
 
 
+def check_pointers(procedures: list[Record], billed: int) -> list[Record]:
+    """Warn where a line's pointers could not follow the documentation."""
+    out: list[Record] = []
+    for line_no, proc in enumerate(procedures, start=1):
+        refs = list(proc.get("diagnosis_refs", []))
+        kept = [r for r in refs if 0 <= r < billed]
+        if not refs:
+            message = (f"Line {line_no}: no diagnosis is linked to {proc['code']}; it points at "
+                       "the primary diagnosis. Link the diagnoses that support it.")
+        elif len(kept) < len(refs):
+            message = (f"Line {line_no}: {proc['code']} is linked to a diagnosis beyond the "
+                       "12 billed; move the supporting diagnosis into the first 12.")
+        elif len(dict.fromkeys(kept)) > MAX_POINTERS:
+            message = (f"Line {line_no}: {proc['code']} is linked to more than 4 diagnoses; "
+                       "the 4 most relevant, as documented first, are pointed at.")
+        else:
+            continue
+        out.append(finding("DX-POINTER", SOFT, proc["code"], message, ICD10CM_VERSION))
+    return out
+
+
 def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     """Apply the coding edits to *event*; hold it when any hard edit fails."""
     validate_encounter(event)
@@ -456,6 +477,7 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     if any(f["severity"] == HARD for f in findings):
         return CodingResult(coded=None, findings=findings)
     billed = diagnoses[:MAX_DIAGNOSES]
+    findings.extend(check_pointers(event["procedures"], len(billed)))
     lines = [
         {
             "line_number": n,

@@ -59,7 +59,7 @@ class TestDiagnoses:
         assert not result.held
         assert result.coded is not None
         assert len(result.coded["diagnoses"]) == 12
-        assert [f["edit_id"] for f in result.findings] == ["DX-OVER-12"]
+        assert [f["edit_id"] for f in result.findings] == ["DX-OVER-12", "DX-POINTER"]
         assert result.coded["lines"][0]["dx_pointers"] == [1]
 
 
@@ -110,6 +110,23 @@ class TestPointers:
     def test_pointers_are_one_based_unique_and_at_most_four(self) -> None:
         """Zero-based refs become 1-based pointers, deduplicated, capped at four."""
         assert diagnosis_pointers([0, 1, 1, 2, 3, 4], billed=6) == [1, 2, 3, 4]
+
+    def test_a_line_without_linked_diagnoses_gets_a_pointer_warning(self) -> None:
+        """No documented link: the line points at the primary, with a soft DX-POINTER."""
+        result = code_encounter(encounter(procedures=[procedure(refs=[])]), REFDATA)
+        assert result.coded is not None
+        assert result.coded["lines"][0]["dx_pointers"] == [1]
+        assert [(f["edit_id"], f["severity"]) for f in result.findings] == [
+            ("DX-POINTER", "SOFT")]
+
+    def test_five_linked_diagnoses_keep_the_first_four_with_a_warning(self) -> None:
+        """A line linked to five diagnoses points at the first four documented."""
+        codes = ["I10", "E119", "E785", "K219", "F419"]
+        result = code_encounter(encounter(diagnoses=codes,
+                                          procedures=[procedure(refs=[4, 3, 2, 1, 0])]), REFDATA)
+        assert result.coded is not None
+        assert result.coded["lines"][0]["dx_pointers"] == [5, 4, 3, 2]
+        assert [f["edit_id"] for f in result.findings] == ["DX-POINTER"]
 
     def test_out_of_range_refs_fall_back_to_the_primary(self) -> None:
         """Refs beyond the billed diagnoses are dropped; a line always points somewhere."""
