@@ -60,7 +60,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {carc:<8} {n:>6}")
     print("Holds by edit:")
     for edit, n in summary["holds_by_edit"].items():
-        print(f"  {edit:<24} {n:>6}")
+        print(f"  {edit:<28} {n:>6}")
 
 
 def run_demo(settings: Settings, *, encounters: int, seed: int, out: Path, workers: int = 2,
