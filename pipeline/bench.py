@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.admin import create_topics, delete_topics
 from pipeline.broker import cluster_for
 from pipeline.codec import codec_for
 from pipeline.config import Settings
 from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, snapshot_offsets
+from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import (
     ALL_TOPICS,
@@ -71,34 +70,6 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
-
-
-def read_timestamps(settings: Settings, spec: TopicSpec, start: dict[int, int]
-                    ) -> list[tuple[int, dict[str, Any] | None]]:
-    """(timestamp ms, decoded value or None) of every record after *start* on *spec*."""
-    name = spec.full_name(settings.topic_prefix)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
-    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
-    consumer.assign(tps)
-    ends = consumer.end_offsets(tps)
-    for tp in tps:
-        consumer.seek(tp, start.get(tp.partition, 0))
-    codec = codec_for(spec.value_schema)
-    out: list[tuple[int, dict[str, Any] | None]] = []
-    remaining = {tp for tp in tps if ends[tp] > start.get(tp.partition, 0)}
-    deadline = time.monotonic() + 120
-    while remaining and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=500, max_records=10000).items():
-            for r in records:
-                try:
-                    value: dict[str, Any] | None = codec.decode(r.value)
-                except ValueError:
-                    value = None
-                out.append((r.timestamp, value))
-            if consumer.position(tp) >= ends[tp]:
-                remaining.discard(tp)
-    consumer.close()
-    return out
 
 
 class MemorySampler:
@@ -144,14 +115,14 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
                 raise RuntimeError(f"{topology}: paced feed not drained; see {log_dir}")
         collector.close()
 
-        lifecycle = read_timestamps(settings, CLAIMS_LIFECYCLE, before[CLAIMS_LIFECYCLE.name])
+        lifecycle = read_topic(settings, CLAIMS_LIFECYCLE, before[CLAIMS_LIFECYCLE.name])
         outputs: dict[str, list[tuple[int, dict[str, Any] | None]]] = {
             name: [(ts, v) for ts, v in lifecycle if v and v["stage"] == name]
             for name in ("coding", "claims", "denials")
         }
-        outputs["adjudication"] = read_timestamps(settings, CLAIMS_REMITTANCE,
+        outputs["adjudication"] = read_topic(settings, CLAIMS_REMITTANCE,
                                                   before[CLAIMS_REMITTANCE.name])
-        holds = read_timestamps(settings, DENIALS_REWORK, before[DENIALS_REWORK.name])
+        holds = read_topic(settings, DENIALS_REWORK, before[DENIALS_REWORK.name])
         backlog = [ts for recs in outputs.values() for ts, _ in recs if ts <= drained_at_ms]
         end_of_backlog = max(backlog)
         span = max(end_of_backlog - min(backlog), 1) / 1000
@@ -186,7 +157,7 @@ def latency_ms(settings: Settings, backlog_end: dict[str, dict[int, int]],
                remittances: list[tuple[int, dict[str, Any] | None]],
                holds: list[tuple[int, dict[str, Any] | None]]) -> list[float]:
     """Feed-to-outcome latency of each paced encounter, in milliseconds."""
-    fed = read_timestamps(settings, EHR_ENCOUNTERS, backlog_end[EHR_ENCOUNTERS.name])
+    fed = read_topic(settings, EHR_ENCOUNTERS, backlog_end[EHR_ENCOUNTERS.name])
     fed_at = {v["encounter_id"]: ts for ts, v in fed if v}
     done_at: dict[str, int] = {}
     for ts, value in remittances:

@@ -5,6 +5,7 @@
     claims schemas check|register         compare or register the Avro schemas
     claims worker                         run a pipeline worker (faust agents)
     claims feed synthetic --count N       publish synthetic encounters
+    claims export 837p --out DIR          X12 837P interchanges of the submitted claims
     claims demo --encounters N --out DIR  the whole flow end to end, with a summary
     claims bench [--only coding]          throughput and latency benchmark (JSON)
 """
@@ -103,6 +104,17 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.exports import export_837p  # noqa: PLC0415
+
+    files = export_837p(settings, Path(args.out), first_control=args.first_control)
+    for path in files:
+        print(f"wrote {path}")
+    if not files:
+        print(f"no claims on {settings.topic_prefix}claims.submitted to export")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo  # noqa: PLC0415
 
@@ -155,6 +167,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--malformed", type=int, default=0,
                    help="also send this many malformed records (dead-letter demonstration)")
     f.set_defaults(func=_feed)
+
+    x = sub.add_parser("export", help="write the claims on claims.submitted as X12 837P")
+    x.add_argument("format", choices=["837p"])
+    x.add_argument("--out", required=True, help="folder for the interchange files")
+    x.add_argument("--first-control", type=int, default=1,
+                   help="first interchange control number (ISA13)")
+    x.set_defaults(func=_export)
 
     d = sub.add_parser("demo", help="run the whole flow on a synthetic feed and summarise it")
     d.add_argument("--encounters", type=int, default=2000)

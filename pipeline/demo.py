@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.admin import create_topics
 from pipeline.broker import BrokerError, cluster_for
 from pipeline.config import Settings
+from pipeline.exports import export_837p
 from pipeline.feed import publish
 from pipeline.outcomes import (
     OutcomeCollector,
@@ -107,8 +108,12 @@ def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: 
     items = [*collector.outcomes.holds.values(), *collector.outcomes.denials.values()]
     write_jsonl(out / "rework.jsonl", sorted(items, key=lambda i: -i["priority"]))
     write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
+    interchanges = export_837p(settings, out / "x12" / "837p", start=before)
+    summary["x12_837p_files"] = [str(p.relative_to(out)) for p in interchanges]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
-    print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl "
+    print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl, "
+          f"x12/837p/ ({len(interchanges)} interchanges) "
           f"({elapsed:.1f} s end to end)")
     if not complete:
         missing = expected - len(collector.outcomes.accounted())

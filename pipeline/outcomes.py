@@ -64,6 +64,34 @@ def record_counts(settings: Settings, before: Offsets) -> dict[str, int]:
     }
 
 
+def read_topic(settings: Settings, spec: TopicSpec, start: dict[int, int]
+                    ) -> list[tuple[int, dict[str, Any] | None]]:
+    """(timestamp ms, decoded value or None) of every record after *start* on *spec*."""
+    name = spec.full_name(settings.topic_prefix)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    for tp in tps:
+        consumer.seek(tp, start.get(tp.partition, 0))
+    codec = codec_for(spec.value_schema)
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    remaining = {tp for tp in tps if ends[tp] > start.get(tp.partition, 0)}
+    deadline = time.monotonic() + 120
+    while remaining and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=500, max_records=10000).items():
+            for r in records:
+                try:
+                    value: dict[str, Any] | None = codec.decode(r.value)
+                except ValueError:
+                    value = None
+                out.append((r.timestamp, value))
+            if consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    consumer.close()
+    return out
+
+
 @dataclass
 class Outcomes:
     """Everything collected for one run."""

@@ -1,0 +1,59 @@
+"""Exports in the formats billing systems read: X12 837P interchanges from claims.submitted.
+
+One interchange file per payer batch, named ``<payer>-<interchange control>.x12``.
+Control numbers count up from a starting number; the interchange date is the
+newest claim's business time, so the same claims give the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.outcomes import Offsets, read_topic
+from pipeline.topics import CLAIMS_SUBMITTED
+from processors.claims.rules import SELF_PAY_ID
+from processors.claims.x12 import Envelope, interchange
+
+SENDER_ID = "CLAIMSPIPE"
+
+
+def write_837p(claims: list[dict[str, Any]], out: Path, first_control: int = 1) -> list[Path]:
+    """Write one 837P interchange per payer into *out*; returns the files written.
+
+    Self-pay claims are not sent to a payer and are left out.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    by_payer: dict[str, list[dict[str, Any]]] = {}
+    for claim in claims:
+        if claim["payer_id"] != SELF_PAY_ID:
+            by_payer.setdefault(claim["payer_id"], []).append(claim)
+    written = []
+    for control, (payer, batch) in enumerate(sorted(by_payer.items()), start=first_control):
+        batch.sort(key=lambda c: (c["created_at"], c["claim_id"]))
+        created = max(c["created_at"] for c in batch)
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        env = Envelope(SENDER_ID, payer, control, control, created)
+        path = out / f"{payer}-{control:09d}.x12"
+        path.write_text(interchange(batch, env))
+        written.append(path)
+    return written
+
+
+def submitted_claims(settings: Settings, start: Offsets | None = None) -> list[dict[str, Any]]:
+    """Claims on claims.submitted after *start* (default: from the beginning), latest per id."""
+    begin = (start or {}).get(CLAIMS_SUBMITTED.name, {})
+    latest: dict[str, dict[str, Any]] = {}
+    for _, claim in read_topic(settings, CLAIMS_SUBMITTED, begin):
+        if claim is not None:
+            latest[claim["claim_id"]] = claim
+    return list(latest.values())
+
+
+def export_837p(settings: Settings, out: Path, start: Offsets | None = None,
+                first_control: int = 1) -> list[Path]:
+    """Export the claims on claims.submitted as 837P interchanges under *out*."""
+    return write_837p(submitted_claims(settings, start), out, first_control)

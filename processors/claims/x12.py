@@ -1,0 +1,194 @@
+"""X12 837P (005010X222A1) interchanges from Claim records.
+
+Pure functions: :func:`interchange` renders the claims of one payer as one
+ISA/GS/ST...SE/GE/IEA interchange, with control numbers given by the caller and
+segment counts computed here. Amounts are written from integer cents; codes
+without dots, as the implementation guide requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+Record = dict[str, Any]
+
+SEGMENT = "~"
+ELEMENT = "*"
+COMPONENT = ":"
+REPETITION = "^"
+VERSION = "005010X222A1"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sends and receives the interchange, and its control numbers."""
+
+    sender_id: str
+    receiver_id: str
+    interchange_control: int
+    group_control: int
+    created: datetime
+    submitter_name: str = "CLAIMS PIPELINE"
+    submitter_contact: str = "BILLING OFFICE"
+    submitter_phone: str = "8005550100"
+    usage: str = "T"  # T test, P production
+
+
+def amount(cents: int) -> str:
+    """X12 decimal from cents: 17500 -> "175", 1250 -> "12.5"."""
+    whole, frac = divmod(abs(cents), 100)
+    sign = "-" if cents < 0 else ""
+    if frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:02d}".rstrip("0")
+
+
+def d8(day: date) -> str:
+    """CCYYMMDD."""
+    return day.strftime("%Y%m%d")
+
+
+def _clean(text: str | None) -> str:
+    """Text safe inside an element: no delimiters, upper case, trimmed."""
+    if not text:
+        return ""
+    for ch in (SEGMENT, ELEMENT, COMPONENT, REPETITION):
+        text = text.replace(ch, " ")
+    return " ".join(text.upper().split())
+
+
+def seg(*elements: object) -> str:
+    """One segment, trailing empty elements dropped."""
+    items = ["" if e is None else str(e) for e in elements]
+    while items and items[-1] == "":
+        items.pop()
+    return ELEMENT.join(items)
+
+
+def _name(code: str, provider: Record) -> str:
+    person = provider["entity_type"] == "1"
+    return seg("NM1", code, "1" if person else "2", _clean(provider["name"]),
+               _clean(provider.get("first_name")) if person else "", "", "", "",
+               "XX", provider["npi"])
+
+
+def _address(address: Record | None) -> list[str]:
+    if not address:
+        return []
+    return [
+        seg("N3", _clean(address["line1"]), _clean(address.get("line2"))),
+        seg("N4", _clean(address["city"]), address["state"], address["postal_code"]),
+    ]
+
+
+def _person(code: str, person: Record, id_qualifier: str = "", ident: str = "") -> list[str]:
+    return [
+        seg("NM1", code, "1", _clean(person["last_name"]), _clean(person["first_name"]), "", "",
+            "", id_qualifier, ident),
+        *_address(person.get("address")),
+        seg("DMG", "D8", d8(person["birth_date"]), person["sex"]),
+    ]
+
+
+def claim_segments(claim: Record) -> list[str]:
+    """Loop 2300 and its service lines (2400) for one claim."""
+    freq = claim["frequency_code"]
+    out = [seg("CLM", claim["claim_id"], amount(claim["total_charge_cents"]), "", "",
+               COMPONENT.join((claim["place_of_service"], "B", freq)), "Y", "A", "Y", "Y")]
+    if freq in ("7", "8") and claim.get("payer_claim_control_number"):
+        out.append(seg("REF", "F8", claim["payer_claim_control_number"]))
+    if claim.get("authorization_number"):
+        out.append(seg("REF", "G1", _clean(claim["authorization_number"])))
+    if claim.get("referral_number"):
+        out.append(seg("REF", "9F", _clean(claim["referral_number"])))
+    codes = claim["diagnoses"]
+    out.append(seg("HI", *(
+        COMPONENT.join(("ABK" if i == 0 else "ABF", code)) for i, code in enumerate(codes)
+    )))
+    if claim.get("referring_provider"):
+        out.append(_name("DN", claim["referring_provider"]))
+    rendering = claim["rendering_provider"]
+    out.append(_name("82", rendering))
+    if rendering.get("taxonomy"):
+        out.append(seg("PRV", "PE", "PXC", rendering["taxonomy"]))
+    for line in claim["lines"]:
+        procedure = COMPONENT.join(("HC", line["procedure_code"], *line["modifiers"]))
+        pointers = COMPONENT.join(str(p) for p in line["dx_pointers"])
+        out.extend([
+            seg("LX", line["line_number"]),
+            seg("SV1", procedure, amount(line["charge_cents"]), "UN", line["units"], "", "",
+                pointers),
+            seg("DTP", "472", "D8", d8(line["service_date"])),
+        ])
+    return out
+
+
+def transaction(claims: list[Record], control: str, env: Envelope) -> list[str]:
+    """One ST...SE 837P transaction: billing provider, subscribers, patients, claims."""
+    body = [
+        seg("ST", "837", control, VERSION),
+        seg("BHT", "0019", "00", f"{env.group_control}{control}", d8(env.created.date()),
+            env.created.strftime("%H%M"), "CH"),
+        seg("NM1", "41", "2", _clean(env.submitter_name), "", "", "", "", "46", env.sender_id),
+        seg("PER", "IC", _clean(env.submitter_contact), "TE", env.submitter_phone),
+        seg("NM1", "40", "2", _clean(claims[0]["payer_name"]), "", "", "", "", "46",
+            env.receiver_id),
+    ]
+    hl = 0
+    by_billing: dict[str, list[Record]] = {}
+    for claim in claims:
+        by_billing.setdefault(claim["billing_provider"]["npi"], []).append(claim)
+    for group in by_billing.values():
+        hl += 1
+        billing_hl = hl
+        billing = group[0]["billing_provider"]
+        body.append(seg("HL", billing_hl, "", "20", "1"))
+        if billing.get("taxonomy"):
+            body.append(seg("PRV", "BI", "PXC", billing["taxonomy"]))
+        body.append(_name("85", billing))
+        body.extend(_address(billing.get("address")))
+        body.append(seg("REF", "EI", billing["tin"]))
+        for claim in group:
+            hl += 1
+            dependent = claim["relationship"] != "18"
+            body.append(seg("HL", hl, billing_hl, "22", "1" if dependent else "0"))
+            body.append(seg("SBR", "P", "" if dependent else "18",
+                            _clean(claim.get("group_number")), "", "", "", "", "",
+                            claim["plan_type"]))
+            body.extend(_person("IL", claim["subscriber"], "MI", claim["member_id"]))
+            body.append(seg("NM1", "PR", "2", _clean(claim["payer_name"]), "", "", "", "",
+                            "PI", claim["payer_id"]))
+            if dependent:
+                hl += 1
+                body.append(seg("HL", hl, hl - 1, "23", "0"))
+                body.append(seg("PAT", claim["relationship"]))
+                body.extend(_person("QC", claim["patient"]))
+            body.extend(claim_segments(claim))
+    body.append(seg("SE", len(body) + 1, control))
+    return body
+
+
+def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 500) -> str:
+    """An ISA/GS interchange holding *claims* (one payer) in 837P transactions."""
+    claims = list(claims)
+    if not claims:
+        raise ValueError("an interchange needs at least one claim")
+    created = env.created
+    isa = seg(
+        "ISA", "00", " " * 10, "00", " " * 10, "ZZ", env.sender_id.ljust(15)[:15], "ZZ",
+        env.receiver_id.ljust(15)[:15], created.strftime("%y%m%d"), created.strftime("%H%M"),
+        REPETITION, "00501", f"{env.interchange_control:09d}", "0", env.usage, COMPONENT,
+    )
+    gs = seg("GS", "HC", env.sender_id, env.receiver_id, d8(created.date()),
+             created.strftime("%H%M"), env.group_control, "X", VERSION)
+    segments = [isa, gs]
+    count = 0
+    for start in range(0, len(claims), per_transaction):
+        count += 1
+        segments.extend(transaction(claims[start:start + per_transaction], f"{count:04d}", env))
+    segments.append(seg("GE", count, env.group_control))
+    segments.append(seg("IEA", "1", f"{env.interchange_control:09d}"))
+    return SEGMENT.join(segments) + SEGMENT + "\n"

@@ -1,0 +1,146 @@
+"""X12 837P output: pyx12 accepts every interchange, and the envelopes add up."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyx12.params
+import pyx12.x12n_document
+
+from pipeline.exports import write_837p
+from processors.claims.rules import build_claim
+from processors.claims.x12 import amount
+from processors.coding.rules import code_encounter
+from processors.refdata import load_refdata
+from processors.synthetic import generate
+
+REFDATA = load_refdata()
+
+
+def synthetic_claims(count: int, seed: int) -> list[dict[str, Any]]:
+    """Claims the pipeline would submit for *count* synthetic encounters."""
+    claims = []
+    for _, event in generate(count, seed):
+        coded = code_encounter(event, REFDATA).coded
+        if coded is None:
+            continue
+        result = build_claim(coded, REFDATA)
+        if not result.held:
+            claims.append(result.claim)
+    return claims
+
+
+def replacement(claim: dict[str, Any], frequency: str) -> dict[str, Any]:
+    """A replacement (7) or void (8) of *claim*, referencing the payer's control number."""
+    return {**claim, "claim_id": claim["claim_id"][:-1] + frequency, "frequency_code": frequency,
+            "original_claim_id": claim["claim_id"],
+            "payer_claim_control_number": f"PCN{claim['claim_id'][1:12]}"}
+
+
+def segments(path: Path) -> list[list[str]]:
+    """The file's segments split into elements."""
+    return [s.split("*") for s in path.read_text().strip().rstrip("~").split("~")]
+
+
+def pyx12_accepts(path: Path) -> bool:
+    """True when pyx12 validates *path* against 005010X222A1 with no errors."""
+    ok: bool = pyx12.x12n_document.x12n_document(
+        pyx12.params.params(), str(path), fd_997=None, fd_html=io.StringIO())
+    return ok
+
+
+@pytest.fixture(scope="module")
+def interchanges(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Any]]:
+    """837P files for ~700 synthetic claims plus replacements and voids."""
+    claims = synthetic_claims(900, seed=21)
+    claims += [replacement(c, "7") for c in claims[:25]] + [replacement(c, "8")
+                                                            for c in claims[25:35]]
+    out = tmp_path_factory.mktemp("x12")
+    return write_837p(claims, out), claims
+
+
+def test_the_sample_covers_what_the_837p_must_carry(interchanges: Any) -> None:
+    """Several hundred claims: multi-line, modifiers, secondary diagnoses, every payer, 7 and 8."""
+    _, claims = interchanges
+    payable = [c for c in claims if c["payer_id"] != "SELFPAY"]
+    assert len(payable) > 500
+    assert any(len(c["lines"]) > 2 for c in payable)
+    assert any(ln["modifiers"] for c in payable for ln in c["lines"])
+    assert any(len(c["diagnoses"]) > 2 for c in payable)
+    assert any(c["relationship"] != "18" for c in payable)
+    assert {c["frequency_code"] for c in payable} == {"1", "7", "8"}
+    assert {c["payer_id"] for c in payable} == {"MCR-B-SIM", "MCD-SIM", "PPO-SIM", "HMO-SIM"}
+
+
+def test_pyx12_accepts_every_interchange(interchanges: Any) -> None:
+    """Every file passes pyx12's 005010X222A1 validation with no errors."""
+    files, _ = interchanges
+    assert len(files) == 4
+    for path in files:
+        assert pyx12_accepts(path), f"pyx12 rejected {path.name}"
+
+
+def test_a_broken_interchange_is_rejected(interchanges: Any, tmp_path: Path) -> None:
+    """The validation can fail: a non-numeric charge is an error."""
+    files, _ = interchanges
+    bad = tmp_path / "bad.x12"
+    text = files[0].read_text()
+    start = text.index("~SV1*")
+    charge_at = text.index("*", text.index("*", start + 1) + 1)  # after SV101, before SV102
+    bad.write_text(text[:charge_at + 1] + "abc" + text[charge_at + 1:])
+    assert not pyx12_accepts(bad)
+
+
+def test_control_numbers_and_segment_counts_match(interchanges: Any) -> None:
+    """ISA13 = IEA02, GS06 = GE02, GE01 = transactions, SE01 = segments from ST to SE."""
+    files, _ = interchanges
+    for path in files:
+        segs = segments(path)
+        isa, gs, ge, iea = segs[0], segs[1], segs[-2], segs[-1]
+        assert isa[13] == iea[2]
+        assert gs[6] == ge[2]
+        starts = [i for i, s in enumerate(segs) if s[0] == "ST"]
+        ends = [i for i, s in enumerate(segs) if s[0] == "SE"]
+        assert int(ge[1]) == len(starts) == len(ends)
+        for st, se in zip(starts, ends, strict=True):
+            assert int(segs[se][1]) == se - st + 1
+            assert segs[se][2] == segs[st][2]
+
+
+def test_claim_totals_equal_the_sum_of_their_lines(interchanges: Any) -> None:
+    """CLM02 equals the sum of the claim's SV102 amounts, for every claim in the files."""
+    files, _ = interchanges
+    for path in files:
+        total, lines = None, 0.0
+        for s in [*segments(path), ["CLM", "", "0"]]:
+            if s[0] == "CLM":
+                if total is not None:
+                    assert abs(total - lines) < 0.005
+                total, lines = float(s[2]), 0.0
+            elif s[0] == "SV1":
+                lines += float(s[2])
+
+
+def test_replacements_and_voids_carry_the_payer_control_number(interchanges: Any) -> None:
+    """Frequency 7 and 8 claims have REF*F8 right after their CLM."""
+    files, claims = interchanges
+    expected = sum(c["frequency_code"] in ("7", "8") and c["payer_id"] != "SELFPAY"
+                   for c in claims)
+    found = 0
+    for path in files:
+        segs = segments(path)
+        for i, s in enumerate(segs):
+            if s[0] == "CLM" and s[5].split(":")[2] in ("7", "8"):
+                assert segs[i + 1][:2] == ["REF", "F8"]
+                found += 1
+    assert found == expected > 0
+
+
+@pytest.mark.parametrize(("cents", "text"), [(17500, "175"), (1250, "12.5"), (1205, "12.05"),
+                                              (0, "0"), (-300, "-3")])
+def test_amounts_are_x12_decimals(cents: int, text: str) -> None:
+    """Integer cents become X12 decimals without trailing zeros."""
+    assert amount(cents) == text
