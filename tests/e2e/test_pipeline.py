@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
+from pipeline.exports import export_837p
 from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
+from tests.unit.test_x12_837p import pyx12_accepts
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +75,12 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
     held_edits = {r["code"] for h in coding for r in h["reasons"]}
     assert {"ICD-BILLABLE", "ICD-VALID", "EM-LEVEL", "EM-MOD25", "MUE"} <= held_edits
     assert all(h["suggested_fix"] for h in coding)
+    # The submitted claims export as 837P interchanges that pyx12 accepts, one CLM per claim.
+    files = export_837p(settings, tmp_path / "x12")
+    clm = sum(text.count("~CLM*") for text in (f.read_text() for f in files))
+    assert clm == sum(r["payer_id"] != "SELFPAY" for r in o.remittances.values())
+    assert all(pyx12_accepts(f) for f in files)
+
     carcs = Counter(r["code"] for d in o.denials.values() for r in d["reasons"] if r["group_code"])
     assert {"27", "29", "197"} <= set(carcs)
 
