@@ -5,7 +5,7 @@
     claims schemas check|register         compare or register the Avro schemas
     claims worker                         run a pipeline worker (faust agents)
     claims feed synthetic --count N       publish synthetic encounters
-    claims export 837p --out DIR          X12 837P interchanges of the submitted claims
+    claims export 837p|fhir --out DIR     X12 837P interchanges / FHIR Claim NDJSON
     claims demo --encounters N --out DIR  the whole flow end to end, with a summary
     claims bench [--only coding]          throughput and latency benchmark (JSON)
 """
@@ -105,8 +105,12 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.exports import export_837p  # noqa: PLC0415
+    from pipeline.exports import export_837p, export_fhir  # noqa: PLC0415
 
+    if args.format == "fhir":
+        path = Path(args.out) / "claims.ndjson"
+        print(f"wrote {export_fhir(settings, path)} FHIR Claims to {path}")
+        return 0
     files = export_837p(settings, Path(args.out), first_control=args.first_control)
     for path in files:
         print(f"wrote {path}")
@@ -168,9 +172,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also send this many malformed records (dead-letter demonstration)")
     f.set_defaults(func=_feed)
 
-    x = sub.add_parser("export", help="write the claims on claims.submitted as X12 837P")
-    x.add_argument("format", choices=["837p"])
-    x.add_argument("--out", required=True, help="folder for the interchange files")
+    x = sub.add_parser("export", help="write the submitted claims as X12 837P or FHIR NDJSON")
+    x.add_argument("format", choices=["837p", "fhir"])
+    x.add_argument("--out", required=True, help="folder for the files")
     x.add_argument("--first-control", type=int, default=1,
                    help="first interchange control number (ISA13)")
     x.set_defaults(func=_export)

@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.admin import create_topics
 from pipeline.broker import BrokerError, cluster_for
 from pipeline.config import Settings
-from pipeline.exports import export_837p
+from pipeline.exports import export_837p, export_fhir
 from pipeline.feed import publish
 from pipeline.outcomes import (
     OutcomeCollector,
@@ -110,10 +110,11 @@ def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: 
     write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
     interchanges = export_837p(settings, out / "x12" / "837p", start=before)
     summary["x12_837p_files"] = [str(p.relative_to(out)) for p in interchanges]
+    summary["fhir_claims"] = export_fhir(settings, out / "fhir" / "claims.ndjson", start=before)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl, "
-          f"x12/837p/ ({len(interchanges)} interchanges) "
+          f"x12/837p/ ({len(interchanges)} interchanges), fhir/claims.ndjson "
           f"({elapsed:.1f} s end to end)")
     if not complete:
         missing = expected - len(collector.outcomes.accounted())

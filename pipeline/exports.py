@@ -1,4 +1,4 @@
-"""Exports in the formats billing systems read: X12 837P interchanges from claims.submitted.
+"""Exports in the formats billing systems read: X12 837P and FHIR Claim NDJSON.
 
 One interchange file per payer batch, named ``<payer>-<interchange control>.x12``.
 Control numbers count up from a starting number; the interchange date is the
@@ -7,6 +7,7 @@ newest claim's business time, so the same claims give the same bytes.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.outcomes import Offsets, read_topic
 from pipeline.topics import CLAIMS_SUBMITTED
+from processors.claims.fhir import to_fhir_claim
 from processors.claims.rules import SELF_PAY_ID
 from processors.claims.x12 import Envelope, interchange
 
@@ -57,3 +59,19 @@ def export_837p(settings: Settings, out: Path, start: Offsets | None = None,
                 first_control: int = 1) -> list[Path]:
     """Export the claims on claims.submitted as 837P interchanges under *out*."""
     return write_837p(submitted_claims(settings, start), out, first_control)
+
+
+def write_fhir_ndjson(claims: list[dict[str, Any]], path: Path) -> int:
+    """Write one FHIR R4 Claim per line to *path* (self-pay left out); returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payable = sorted((c for c in claims if c["payer_id"] != SELF_PAY_ID),
+                     key=lambda c: (c["created_at"], c["claim_id"]))
+    with path.open("w") as f:
+        for claim in payable:
+            f.write(json.dumps(to_fhir_claim(claim), separators=(",", ":")) + "\n")
+    return len(payable)
+
+
+def export_fhir(settings: Settings, path: Path, start: Offsets | None = None) -> int:
+    """Export the claims on claims.submitted as FHIR Claim NDJSON at *path*."""
+    return write_fhir_ndjson(submitted_claims(settings, start), path)
