@@ -192,3 +192,94 @@ def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 
     segments.append(seg("GE", count, env.group_control))
     segments.append(seg("IEA", "1", f"{env.interchange_control:09d}"))
     return SEGMENT.join(segments) + SEGMENT + "\n"
+
+
+def _d8(text: str) -> date:
+    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+def _cents(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole or "0")) * 100 + int((frac + "00")[:2]))
+
+
+def parse_837p(text: str) -> list[Record]:
+    """Read the claims back out of an 837P interchange (the fields this module writes).
+
+    Each claim is a dict shaped like the Claim record's corresponding fields, for
+    round-trip checks and for reading interchanges from other systems.
+    """
+    claims: list[Record] = []
+    billing: Record = {}
+    subscriber: Record = {}
+    payer: Record = {}
+    patient: Record | None = None
+    relationship = "18"
+    claim: Record | None = None
+    line: Record | None = None
+    entity: Record | None = None
+    for raw in text.strip().rstrip(SEGMENT).split(SEGMENT):
+        e = raw.strip().split(ELEMENT)
+        tag = e[0]
+        if tag == "HL":
+            level = e[3]
+            if level == "22":
+                patient, relationship, subscriber = None, "18", {}
+        elif tag == "SBR":
+            subscriber.update(group_number=e[3] or None, plan_type=e[9])
+        elif tag == "NM1":
+            person = {"npi": e[9] if len(e) > 9 and e[8] == "XX" else None,
+                      "entity_type": e[2], "name": e[3],
+                      "first_name": e[4] if len(e) > 4 and e[4] else None}
+            code = e[1]
+            if code == "85":
+                billing = person
+                entity = billing
+            elif code == "IL":
+                subscriber.update(last_name=e[3], first_name=e[4], member_id=e[9])
+                entity = subscriber
+            elif code == "PR":
+                payer = {"payer_name": e[3], "payer_id": e[9]}
+            elif code == "QC":
+                patient = {"last_name": e[3], "first_name": e[4]}
+                entity = patient
+            elif code in ("82", "DN") and claim is not None:
+                claim["rendering_provider" if code == "82" else "referring_provider"] = person
+        elif tag == "N4" and entity is not None:
+            entity["postal_code"] = e[3]
+        elif tag == "REF" and e[1] == "EI":
+            billing["tin"] = e[2]
+        elif tag == "DMG" and entity is not None:
+            entity.update(birth_date=_d8(e[2]), sex=e[3])
+        elif tag == "PAT":
+            relationship = e[1]
+        elif tag == "CLM":
+            pos, _, freq = e[5].split(COMPONENT)
+            claim = {"claim_id": e[1], "total_charge_cents": _cents(e[2]),
+                     "place_of_service": pos, "frequency_code": freq,
+                     "payer_claim_control_number": None, "authorization_number": None,
+                     "referral_number": None, "referring_provider": None, "lines": [],
+                     "billing_provider": billing, "subscriber": dict(subscriber),
+                     "patient": dict(patient or subscriber), "relationship": relationship,
+                     "member_id": subscriber.get("member_id"), **payer,
+                     "group_number": subscriber.get("group_number"),
+                     "plan_type": subscriber.get("plan_type")}
+            claims.append(claim)
+        elif tag == "REF" and claim is not None and e[1] in ("F8", "G1", "9F"):
+            field = {"F8": "payer_claim_control_number", "G1": "authorization_number",
+                     "9F": "referral_number"}[e[1]]
+            claim[field] = e[2]
+        elif tag == "HI" and claim is not None:
+            claim["diagnoses"] = [c.split(COMPONENT)[1] for c in e[1:]]
+        elif tag == "SV1" and claim is not None:
+            parts = e[1].split(COMPONENT)
+            line = {"procedure_code": parts[1], "modifiers": parts[2:],
+                    "charge_cents": _cents(e[2]), "units": int(e[4]),
+                    "dx_pointers": [int(p) for p in e[7].split(COMPONENT)]}
+            claim["lines"].append(line)
+        elif tag == "LX":
+            line = None
+        elif tag == "DTP" and e[1] == "472" and claim is not None and claim["lines"]:
+            claim["lines"][-1]["service_date"] = _d8(e[3])
+    return claims
