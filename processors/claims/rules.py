@@ -54,6 +54,18 @@ def scrub(claim: Record, refdata: RefData) -> list[Record]:
             "The billing provider needs a tax id and an address on an 837P.",
             SCRUBBER_VERSION,
         ))
+    out.extend(_required_fields(claim))
+    out.extend(_dates(claim))
+    payer = refdata.payer(claim["payer_id"])
+    if payer is not None:
+        missing = [f for f in payer.required_claim_fields if not claim.get(f)]
+        if missing:
+            out.append(finding(
+                "SCRUB-PAYER-FIELDS", HARD, None,
+                f"{payer.name} requires {', '.join(missing)} on its claims; add it from the "
+                "insurance card or the registration.",
+                f"{SCRUBBER_VERSION}|{payer.payer_id}@{payer.profile_version}",
+            ))
     if claim["payer_id"] != SELF_PAY_ID and refdata.payer(claim["payer_id"]) is None:
         out.append(finding(
             "SCRUB-PAYER", HARD, None,
@@ -83,6 +95,48 @@ def scrub(claim: Record, refdata: RefData) -> list[Record]:
             SCRUBBER_VERSION,
         ))
     return out
+
+
+def _required_fields(claim: Record) -> list[Record]:
+    """Fields the 837P requires for the subscriber and patient loops."""
+    missing = []
+    for role in ("subscriber", "patient"):
+        person = claim[role]
+        for name in ("last_name", "first_name", "birth_date"):
+            if not person.get(name):
+                missing.append(f"{role} {name.replace('_', ' ')}")
+        if person.get("sex") not in ("F", "M", "U"):
+            missing.append(f"{role} sex (F, M or U)")
+    if not str(claim.get("member_id") or "").strip():
+        missing.append("member id")
+    if claim["relationship"] == "18" and not claim["subscriber"].get("address"):
+        missing.append("subscriber address")
+    if not claim["lines"]:
+        missing.append("at least one service line")
+    if not missing:
+        return []
+    return [finding(
+        "SCRUB-REQUIRED", HARD, None,
+        "The 837P requires: " + ", ".join(missing) + "; complete the registration.",
+        SCRUBBER_VERSION,
+    )]
+
+
+def _dates(claim: Record) -> list[Record]:
+    """Service dates in order, within the claim's period and not after it was filed."""
+    start, end = claim["service_date_from"], claim["service_date_to"]
+    filed = claim["created_at"].date()
+    problems = []
+    if start > end:
+        problems.append("the claim's service period ends before it starts")
+    if end > filed:
+        problems.append("a service date is after the date the claim was created")
+    if any(not start <= line["service_date"] <= end for line in claim["lines"]):
+        problems.append("a line's date of service is outside the claim's service period")
+    if not problems:
+        return []
+    return [finding("SCRUB-DATES", HARD, None, "; ".join(problems).capitalize() + ".",
+                    SCRUBBER_VERSION)]
 
 
 def build_claim(coded: Record, refdata: RefData) -> ClaimResult:

@@ -188,6 +188,7 @@ class PayerProfile:
     non_covered: dict[str, dict[str, Any]]
     no_cost_share: frozenset[str]
     self_pay: bool = False
+    required_claim_fields: tuple[str, ...] = ()
     _member_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +221,7 @@ class PayerProfile:
                 non_covered=raw["non_covered"],
                 no_cost_share=frozenset(raw["no_cost_share"]),
                 self_pay=bool(raw.get("self_pay", False)),
+                required_claim_fields=tuple(raw.get("required_claim_fields", ())),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"payer profile {path.name}: bad or missing field {exc}") from exc

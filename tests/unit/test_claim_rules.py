@@ -86,3 +86,44 @@ class TestScrubber:
         assert coded is not None
         assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
             "SCRUB-BILLING-PROVIDER"]
+
+
+class TestScrubberRequiredFieldsAndDates:
+    def test_missing_birth_date_and_member_id_are_held(self) -> None:
+        """The 837P subscriber loop needs a birth date and the member id."""
+        coded = code_encounter(encounter(), REFDATA).coded
+        assert coded is not None
+        claim = build_claim(coded, REFDATA).claim
+        from processors.claims.rules import scrub
+
+        claim["subscriber"] = {**claim["subscriber"], "birth_date": None}
+        claim["member_id"] = ""
+        (found,) = [f for f in scrub(claim, REFDATA) if f["edit_id"] == "SCRUB-REQUIRED"]
+        assert "subscriber birth date" in found["message"]
+        assert "member id" in found["message"]
+
+    def test_service_after_the_claim_was_created_is_held(self) -> None:
+        """A date of service later than the claim's creation is a hard SCRUB-DATES."""
+        from datetime import UTC, datetime
+
+        result = claim_for(received_at=datetime(2026, 3, 1, tzinfo=UTC))
+        assert [f["edit_id"] for f in result.findings] == ["SCRUB-DATES"]
+
+    def test_commercial_payer_requires_a_group_number(self) -> None:
+        """The PPO profile lists group_number as required; without it the claim is held."""
+        event = encounter()
+        event["coverage"]["group_number"] = None
+        coded = code_encounter(event, REFDATA).coded
+        assert coded is not None
+        assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
+            "SCRUB-PAYER-FIELDS"]
+
+    def test_medicare_does_not_require_a_group_number(self) -> None:
+        """Medicare has no group number; its claims pass without one."""
+        from tests.builders import coverage
+
+        event = encounter(coverage=coverage("MCR-B-SIM", "1EG4TE5MK73", "MB"))
+        event["coverage"]["group_number"] = None
+        coded = code_encounter(event, REFDATA).coded
+        assert coded is not None
+        assert build_claim(coded, REFDATA).findings == []
