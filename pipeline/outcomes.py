@@ -96,7 +96,7 @@ def read_topic(settings: Settings, spec: TopicSpec, start: dict[int, int]
 class Outcomes:
     """Everything collected for one run."""
 
-    remittances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remittances: dict[str, dict[str, Any]] = field(default_factory=dict)  # by claim id
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     denials: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
@@ -105,9 +105,13 @@ class Outcomes:
 
     def accounted(self) -> set[str]:
         """Encounter ids (or dead-letter keys) that reached a terminal outcome."""
-        ids = set(self.remittances) | set(self.holds)
+        ids = self.remitted_encounters() | set(self.holds)
         ids.update(d["record_id"] or f"key:{d['key']!r}" for d in self.dead_letters)
         return ids
+
+    def remitted_encounters(self) -> set[str]:
+        """Encounters with at least one remittance (a split claim has several)."""
+        return {r["encounter_id"] for r in self.remittances.values()}
 
     def complete(self, expected: int) -> bool:
         """All *expected* outcomes arrived and the denials stage settled every remittance."""
@@ -159,7 +163,7 @@ class OutcomeCollector:
     def _add(self, spec: TopicSpec, value: dict[str, Any]) -> None:
         out = self.outcomes
         if spec is CLAIMS_REMITTANCE:
-            key = value["encounter_id"]
+            key = value["claim_id"]
             if key in out.remittances:
                 out.duplicates[f"remittance:{key}"] += 1
             out.remittances[key] = value

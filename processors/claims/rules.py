@@ -20,14 +20,20 @@ Record = dict[str, Any]
 
 SCRUBBER_VERSION = "scrubber-1"
 SELF_PAY_ID = "SELFPAY"
+MAX_LINES = 50  # service lines per 837P claim (loop 2400 repeats at most 50 times)
 
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """The claim built for one coded encounter, and what the scrubber found."""
+    """The claims built for one coded encounter (more than one past 50 lines), and findings."""
 
-    claim: Record
+    claims: list[Record]
     findings: list[Record] = field(default_factory=list)
+
+    @property
+    def claim(self) -> Record:
+        """The first (usually the only) claim."""
+        return self.claims[0]
 
     @property
     def held(self) -> bool:
@@ -202,6 +208,39 @@ def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
         "findings": list(coded.get("findings", [])),
         "ruleset_version": coded["ruleset_version"],
     }
-    found = scrub(claim, refdata)
-    claim["findings"] = claim["findings"] + [f for f in found if f["severity"] != HARD]
-    return ClaimResult(claim=claim, findings=found)
+    claims = split_claim(claim)
+    found: list[Record] = []
+    for part in claims:
+        part_findings = scrub(part, refdata)
+        part["findings"] = part["findings"] + [f for f in part_findings if f["severity"] != HARD]
+        found.extend(f for f in part_findings if f not in found)
+    return ClaimResult(claims=claims, findings=found)
+
+
+def split_claim(claim: Record) -> list[Record]:
+    """Split a claim past 50 service lines (the 837P limit) into claims of up to 50.
+
+    Each part keeps only the diagnoses its lines point at (remapped pointers,
+    principal first) and gets its own deterministic claim id.
+    """
+    lines = claim["lines"]
+    if len(lines) <= MAX_LINES:
+        return [claim]
+    parts = []
+    for seq, start in enumerate(range(0, len(lines), MAX_LINES), start=1):
+        chunk = lines[start:start + MAX_LINES]
+        used = sorted({p for line in chunk for p in line["dx_pointers"]})
+        remap = {old: new for new, old in enumerate(used, start=1)}
+        part_lines = [
+            {**line, "line_number": n, "dx_pointers": [remap[p] for p in line["dx_pointers"]]}
+            for n, line in enumerate(chunk, start=1)
+        ]
+        parts.append({
+            **claim,
+            "claim_id": claim_id_for(claim["encounter_id"], claim["frequency_code"], seq),
+            "diagnoses": [claim["diagnoses"][p - 1] for p in used],
+            "lines": part_lines,
+            "total_charge_cents": sum(line["charge_cents"] for line in part_lines),
+            "findings": list(claim["findings"]),
+        })
+    return parts

@@ -9,11 +9,11 @@ from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 
 def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
-    """Build and scrub the claim; submit it or hold it for billing staff."""
+    """Build and scrub the claims; submit them or hold them for billing staff."""
     result = build_claim(coded, ctx.refdata)
-    claim = result.claim
     at = coded["encounter"]["received_at"]
     if result.held:
+        claim = result.claim
         item = hold_item("SCRUBBER_HOLD", coded["encounter"], claim, result.findings,
                          key.decode(), ctx.refdata.ruleset_version)
         detail = ",".join(sorted({f["edit_id"] for f in result.findings
@@ -24,11 +24,13 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
                       charge=claim["total_charge_cents"], payer_id=claim["payer_id"],
                       detail=detail),
         ]
-    return [
-        Output(CLAIMS_SUBMITTED, key, claim),
-        lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED", "claims", at,
-                  charge=claim["total_charge_cents"], payer_id=claim["payer_id"]),
-    ]
+    outputs = []
+    for claim in result.claims:
+        outputs.append(Output(CLAIMS_SUBMITTED, key, claim))
+        outputs.append(lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED",
+                                 "claims", at, charge=claim["total_charge_cents"],
+                                 payer_id=claim["payer_id"]))
+    return outputs
 
 
 STAGE = Stage("claims", ENCOUNTERS_CODED, handle)

@@ -127,3 +127,33 @@ class TestScrubberRequiredFieldsAndDates:
         coded = code_encounter(event, REFDATA).coded
         assert coded is not None
         assert build_claim(coded, REFDATA).findings == []
+
+
+class TestSplitting:
+    def test_a_claim_past_fifty_lines_is_split_into_claims_of_fifty(self) -> None:
+        """60 lines become a 50-line and a 10-line claim, each with its own id and total."""
+        from processors.claims.rules import split_claim
+
+        claim = claim_for().claim
+        line = claim["lines"][0]
+        claim["diagnoses"] = ["I10", "E119", "E785"]
+        claim["lines"] = [{**line, "line_number": n, "dx_pointers": [3 if n > 50 else 1]}
+                          for n in range(1, 61)]
+        claim["total_charge_cents"] = 60 * line["charge_cents"]
+        parts = split_claim(claim)
+        assert [len(p["lines"]) for p in parts] == [50, 10]
+        assert len({p["claim_id"] for p in parts}) == 2
+        assert [p["total_charge_cents"] for p in parts] == [50 * line["charge_cents"],
+                                                            10 * line["charge_cents"]]
+        assert parts[1]["diagnoses"] == ["E785"]
+        assert parts[1]["lines"][0]["dx_pointers"] == [1]
+        assert parts[1]["lines"][0]["line_number"] == 1
+        assert split_claim(claim) == parts
+
+    def test_fifty_lines_stay_one_claim(self) -> None:
+        """At the limit the claim is not split."""
+        from processors.claims.rules import split_claim
+
+        claim = claim_for().claim
+        claim["lines"] = [claim["lines"][0]] * 50
+        assert split_claim(claim) == [claim]
