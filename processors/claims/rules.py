@@ -244,3 +244,17 @@ def split_claim(claim: Record) -> list[Record]:
             "findings": list(claim["findings"]),
         })
     return parts
+
+
+def corrected_claim(original: Record, frequency_code: str,
+                    payer_claim_control_number: str) -> Record:
+    """A replacement (7) or void (8) of *original*, referencing the payer's control number."""
+    if frequency_code not in ("7", "8"):
+        raise ValueError(f"frequency {frequency_code!r}: a corrected claim is 7 or 8")
+    return {
+        **original,
+        "claim_id": claim_id_for(original["encounter_id"], frequency_code),
+        "frequency_code": frequency_code,
+        "original_claim_id": original["claim_id"],
+        "payer_claim_control_number": payer_claim_control_number,
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.ids import claim_id_for
@@ -157,3 +159,18 @@ class TestSplitting:
         claim = claim_for().claim
         claim["lines"] = [claim["lines"][0]] * 50
         assert split_claim(claim) == [claim]
+
+
+def test_corrected_claims_get_their_own_id_and_reference_the_original() -> None:
+    """A replacement and a void of one claim have distinct deterministic ids and the PCN."""
+    from processors.claims.rules import corrected_claim
+
+    original = claim_for().claim
+    seven = corrected_claim(original, "7", "PCN123")
+    eight = corrected_claim(original, "8", "PCN123")
+    assert len({original["claim_id"], seven["claim_id"], eight["claim_id"]}) == 3
+    assert seven == corrected_claim(original, "7", "PCN123")
+    assert (seven["original_claim_id"], seven["payer_claim_control_number"]) == (
+        original["claim_id"], "PCN123")
+    with pytest.raises(ValueError, match="7 or 8"):
+        corrected_claim(original, "1", "PCN123")

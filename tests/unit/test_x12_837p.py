@@ -11,10 +11,9 @@ import pyx12.params
 import pyx12.x12n_document
 
 from pipeline.exports import write_837p
-from processors.claims.rules import build_claim
+from processors.claims.rules import build_claim, corrected_claim
 from processors.claims.x12 import amount
 from processors.coding.rules import code_encounter
-from processors.ids import claim_id_for
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 
@@ -36,10 +35,7 @@ def synthetic_claims(count: int, seed: int) -> list[dict[str, Any]]:
 
 def replacement(claim: dict[str, Any], frequency: str) -> dict[str, Any]:
     """A replacement (7) or void (8) of *claim*, referencing the payer's control number."""
-    return {**claim, "claim_id": claim_id_for(claim["encounter_id"], frequency),
-            "frequency_code": frequency,
-            "original_claim_id": claim["claim_id"],
-            "payer_claim_control_number": f"PCN{claim['claim_id'][1:12]}"}
+    return corrected_claim(claim, frequency, f"PCN{claim['claim_id'][1:12]}")
 
 
 def segments(path: Path) -> list[list[str]]:
