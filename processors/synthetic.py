@@ -510,7 +510,8 @@ def _npi(first_nine: str) -> str:
     return first_nine + str(npi_check_digit(first_nine))
 
 
-PRACTICE_ADDRESS = Address("2400 N High St", "Suite 200", "Columbus", "OH", "43202")
+# The 837P requires the billing provider's full nine-digit ZIP code.
+PRACTICE_ADDRESS = Address("2400 N High St", "Suite 200", "Columbus", "OH", "432021005")
 PRACTICE_NAME = "Maple Grove Family Medicine"
 PRACTICE_NPI = _npi("154873201")
 PRACTICE_TIN = "314987652"

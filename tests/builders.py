@@ -59,7 +59,7 @@ def encounter(**overrides: Any) -> Record:
         "billing_provider": {"npi": npi("123456789"), "entity_type": "2",
                              "name": "Springfield Family Medicine", "first_name": None,
                              "taxonomy": "207Q00000X", "tin": "371234567",
-                             "address": dict(ADDRESS)},
+                             "address": {**ADDRESS, "postal_code": "627011234"}},
         "rendering_provider": {"npi": npi("198765432"), "entity_type": "1", "name": "Okafor",
                                "first_name": "Chidi", "taxonomy": "207Q00000X", "tin": None,
                                "address": None},

@@ -54,10 +54,13 @@ def scrub(claim: Record, refdata: RefData) -> list[Record]:
                 SCRUBBER_VERSION,
             ))
     billing = claim["billing_provider"]
-    if not billing.get("tin") or billing.get("address") is None:
+    address = billing.get("address") or {}
+    zip_code = str(address.get("postal_code") or "")
+    if not billing.get("tin") or not address or not (len(zip_code) == 9 and zip_code.isdigit()):
         out.append(finding(
             "SCRUB-BILLING-PROVIDER", HARD, None,
-            "The billing provider needs a tax id and an address on an 837P.",
+            "The billing provider needs a tax id and an address with the full nine-digit ZIP "
+            "code on an 837P (loop 2010AA).",
             SCRUBBER_VERSION,
         ))
     out.extend(_required_fields(claim))

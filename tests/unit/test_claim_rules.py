@@ -174,3 +174,13 @@ def test_corrected_claims_get_their_own_id_and_reference_the_original() -> None:
         original["claim_id"], "PCN123")
     with pytest.raises(ValueError, match="7 or 8"):
         corrected_claim(original, "1", "PCN123")
+
+
+def test_billing_provider_zip_must_have_nine_digits() -> None:
+    """The 837P billing provider address needs the ZIP+4; five digits are held."""
+    event = encounter()
+    event["billing_provider"]["address"]["postal_code"] = "62701"
+    coded = code_encounter(event, REFDATA).coded
+    assert coded is not None
+    assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
+        "SCRUB-BILLING-PROVIDER"]
