@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.admin import create_topics
 from pipeline.broker import BrokerError, cluster_for
 from pipeline.config import Settings
-from pipeline.exports import export_837p, export_fhir
+from pipeline.exports import submitted_claims, write_837p, write_fhir_ndjson
 from pipeline.feed import publish
 from pipeline.outcomes import (
     OutcomeCollector,
@@ -104,13 +104,13 @@ def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: 
     summary = summarize(collector.outcomes, fed.sent, fed.malformed, counts)
     summary["seconds"] = round(elapsed, 2)
     summary["complete"] = complete
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     items = [*collector.outcomes.holds.values(), *collector.outcomes.denials.values()]
     write_jsonl(out / "rework.jsonl", sorted(items, key=lambda i: -i["priority"]))
     write_jsonl(out / "dead-letter.jsonl", collector.outcomes.dead_letters)
-    interchanges = export_837p(settings, out / "x12" / "837p", start=before)
+    claims = submitted_claims(settings, before)  # read once, written in both formats
+    interchanges = write_837p(claims, out / "x12" / "837p")
     summary["x12_837p_files"] = [str(p.relative_to(out)) for p in interchanges]
-    summary["fhir_claims"] = export_fhir(settings, out / "fhir" / "claims.ndjson", start=before)
+    summary["fhir_claims"] = write_fhir_ndjson(claims, out / "fhir" / "claims.ndjson")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl, "

@@ -109,6 +109,13 @@ class Outcomes:
         ids.update(d["record_id"] or f"key:{d['key']!r}" for d in self.dead_letters)
         return ids
 
+    def keep(self, store: dict[str, dict[str, Any]], kind: str, key: str,
+             value: dict[str, Any]) -> None:
+        """Store *value* under *key*, counting a second arrival as a duplicate."""
+        if key in store:
+            self.duplicates[f"{kind}:{key}"] += 1
+        store[key] = value
+
     def remitted_encounters(self) -> set[str]:
         """Encounters with at least one remittance (a split claim has several)."""
         return {r["encounter_id"] for r in self.remittances.values()}
@@ -163,20 +170,12 @@ class OutcomeCollector:
     def _add(self, spec: TopicSpec, value: dict[str, Any]) -> None:
         out = self.outcomes
         if spec is CLAIMS_REMITTANCE:
-            key = value["claim_id"]
-            if key in out.remittances:
-                out.duplicates[f"remittance:{key}"] += 1
-            out.remittances[key] = value
+            out.keep(out.remittances, "remittance", value["claim_id"], value)
         elif spec is DENIALS_REWORK:
             if value["kind"] == "DENIAL":
-                if value["rework_id"] in out.denials:
-                    out.duplicates[f"denial:{value['rework_id']}"] += 1
-                out.denials[value["rework_id"]] = value
+                out.keep(out.denials, "denial", value["rework_id"], value)
             else:
-                key = value["encounter_id"]
-                if key in out.holds:
-                    out.duplicates[f"hold:{key}"] += 1
-                out.holds[key] = value
+                out.keep(out.holds, "hold", value["encounter_id"], value)
         elif spec is CLAIMS_LIFECYCLE:
             if value["stage"] == "denials":
                 out.settled.add(value["claim_id"])

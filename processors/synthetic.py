@@ -32,7 +32,7 @@ import random
 from bisect import bisect
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from itertools import accumulate
@@ -825,24 +825,12 @@ def member_key(event: Record) -> str:
 
 
 def _address_record(address: Address) -> Record:
-    return {
-        "line1": address.line1,
-        "line2": address.line2,
-        "city": address.city,
-        "state": address.state,
-        "postal_code": address.postal_code,
-    }
+    return asdict(address)
 
 
 def _person_record(person: Person) -> Record:
-    return {
-        "person_id": person.person_id,
-        "last_name": person.last_name,
-        "first_name": person.first_name,
-        "birth_date": person.birth_date,
-        "sex": person.sex,
-        "address": _address_record(person.address),
-    }
+    # Person's fields are the claims.Person record's, its address included.
+    return asdict(person)
 
 
 def _coverage_record(coverage: Coverage, payer: PayerProfile) -> Record:

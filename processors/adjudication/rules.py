@@ -225,7 +225,11 @@ def is_denial(remittance: Record) -> bool:
     if remittance["claim_status_code"] == DENIED:
         return True
     return any(
-        adj["group_code"] != "PR" and not (adj["group_code"] == "CO" and adj["carc"] == "45")
-        for line in remittance["lines"]
-        for adj in line["adjustments"]
+        denies_money(adj) for line in remittance["lines"] for adj in line["adjustments"]
     )
+
+
+def denies_money(adjustment: Record) -> bool:
+    """True for an adjustment that withholds money: neither patient share (PR) nor CO-45."""
+    group = adjustment["group_code"]
+    return group != "PR" and not (group == "CO" and adjustment["carc"] == "45")

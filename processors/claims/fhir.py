@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from processors.refdata import with_dot
+
 Record = dict[str, Any]
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -27,11 +29,6 @@ RELATIONSHIP = {"18": "self", "01": "spouse", "19": "child"}
 def money(cents: int) -> Record:
     """A FHIR Money in US dollars."""
     return {"value": round(cents / 100, 2), "currency": "USD"}
-
-
-def dotted(code: str) -> str:
-    """ICD-10-CM with its dot, as FHIR codings carry it."""
-    return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
 
 
 def _address(address: Record | None) -> list[Record]:
@@ -141,7 +138,7 @@ def to_fhir_claim(claim: Record) -> Record:
         "careTeam": care_team,
         "diagnosis": [
             {"sequence": i, "diagnosisCodeableConcept": {"coding": [{
-                "system": ICD10CM, "code": dotted(code)}]}}
+                "system": ICD10CM, "code": with_dot(code)}]}}
             for i, code in enumerate(claim["diagnoses"], start=1)
         ],
         "insurance": [insurance],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
 from processors.claims.rules import build_claim
+from processors.coding.rules import hard_edit_ids
 from processors.denials.rules import hold_item
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
@@ -16,8 +17,7 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
         claim = result.claim
         item = hold_item("SCRUBBER_HOLD", coded["encounter"], claim, result.findings,
                          key.decode(), ctx.refdata.ruleset_version)
-        detail = ",".join(sorted({f["edit_id"] for f in result.findings
-                                  if f["severity"] == "HARD"}))
+        detail = hard_edit_ids(result.findings)
         return [
             Output(DENIALS_REWORK, key, item),
             lifecycle(claim["claim_id"], claim["encounter_id"], "HELD_SCRUBBER", "claims", at,

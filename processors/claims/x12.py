@@ -217,7 +217,6 @@ def parse_837p(text: str) -> list[Record]:
     patient: Record | None = None
     relationship = "18"
     claim: Record | None = None
-    line: Record | None = None
     entity: Record | None = None
     for raw in text.strip().rstrip(SEGMENT).split(SEGMENT):
         e = raw.strip().split(ELEMENT)
@@ -274,12 +273,9 @@ def parse_837p(text: str) -> list[Record]:
             claim["diagnoses"] = [c.split(COMPONENT)[1] for c in e[1:]]
         elif tag == "SV1" and claim is not None:
             parts = e[1].split(COMPONENT)
-            line = {"procedure_code": parts[1], "modifiers": parts[2:],
+            claim["lines"].append({"procedure_code": parts[1], "modifiers": parts[2:],
                     "charge_cents": _cents(e[2]), "units": int(e[4]),
-                    "dx_pointers": [int(p) for p in e[7].split(COMPONENT)]}
-            claim["lines"].append(line)
-        elif tag == "LX":
-            line = None
+                    "dx_pointers": [int(p) for p in e[7].split(COMPONENT)]})
         elif tag == "DTP" and e[1] == "472" and claim is not None and claim["lines"]:
             claim["lines"][-1]["service_date"] = _d8(e[3])
     return claims

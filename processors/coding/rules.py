@@ -40,12 +40,19 @@ PROCEDURE_FORMAT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FT]|[A-V][0-9]{4})$")
 MINOR_PROCEDURE = "minor_procedure"
 E_AND_M = ("office_visit_new", "office_visit_established")
 PREVENTIVE = "preventive_visit"
+# NCCI lets an E/M through a PTP edit with 25 (or 57) only; 59 and X{EPSU} never apply to it.
+EM_NCCI_MODIFIERS = frozenset({"25", "57"})
 HARD = "HARD"
 SOFT = "SOFT"
 
 
 class InvalidEncounter(ValueError):
     """The event is readable but lacks data no coder can supply; it is dead-lettered."""
+
+
+def hard_edit_ids(findings: list[Record]) -> str:
+    """The distinct hard edit ids among *findings*, comma-separated (lifecycle detail)."""
+    return ",".join(sorted({f["edit_id"] for f in findings if f["severity"] == HARD}))
 
 
 @dataclass(frozen=True)
@@ -313,9 +320,8 @@ def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
 def _ncci_bypass(column2_category: str, refdata: RefData) -> frozenset[str]:
     """Modifiers that let a column 2 code through a modifier-indicator-1 edit."""
     if column2_category in (*E_AND_M, PREVENTIVE):
-        return frozenset({"25", "57"})
-    return frozenset(m for m, mod in refdata.modifiers.items()
-                     if mod.ncci_associated and m not in ("25", "57"))
+        return EM_NCCI_MODIFIERS
+    return refdata.distinct_service_modifiers
 
 
 def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
@@ -360,7 +366,7 @@ def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
     return out
 
 
-def supported_em_code(codes: list[str], level_code: str, minutes: int | None, mdm: str | None,
+def supported_em_code(level_code: str, minutes: int | None, mdm: str | None,
                       refdata: RefData) -> str | None:
     """The highest E/M code of *level_code*'s family that time or MDM supports."""
     billed = refdata.em_levels[level_code]
@@ -372,19 +378,13 @@ def supported_em_code(codes: list[str], level_code: str, minutes: int | None, md
         by_mdm = mdm in MDM_ORDER and MDM_ORDER.index(mdm) >= MDM_ORDER.index(level.mdm_level)
         if by_time or by_mdm:
             best = level.code
-    del codes
     return best
 
 
-def check_em(event: Record, refdata: RefData) -> list[Record]:
+def check_em(event: Record, refdata: RefData, categories: dict[str, str]) -> list[Record]:
     """E/M level from documented time or MDM (2021 guidelines), and modifier 25."""
     out: list[Record] = []
-    procs = event["procedures"]
-    categories = [
-        (p, refdata.procedures[p["code"]].category) for p in procs
-        if p["code"] in refdata.procedures
-    ]
-    visits = [p for p, cat in categories if cat in E_AND_M]
+    visits = [p for p in event["procedures"] if categories.get(p["code"]) in E_AND_M]
     minutes, mdm = event.get("documented_minutes"), event.get("mdm_level")
     for visit in visits:
         code = visit["code"]
@@ -397,7 +397,7 @@ def check_em(event: Record, refdata: RefData) -> list[Record]:
                 "checked.", EM_VERSION,
             ))
             continue
-        supported = supported_em_code([], code, minutes, mdm, refdata)
+        supported = supported_em_code(code, minutes, mdm, refdata)
         if supported is None or supported < code:
             shown = supported or "no level of this family"
             out.append(finding(
@@ -412,8 +412,8 @@ def check_em(event: Record, refdata: RefData) -> list[Record]:
                 f"The documentation supports {supported}; {code} may be under-coded.",
                 EM_VERSION,
             ))
-    minor = [p for p, cat in categories if cat == MINOR_PROCEDURE]
-    preventive = [p for p, cat in categories if cat == PREVENTIVE]
+    minor = MINOR_PROCEDURE in categories.values()
+    preventive = PREVENTIVE in categories.values()
     if visits and (minor or preventive):
         with_what = "a minor procedure" if minor else "a preventive visit"
         out.extend(
@@ -466,13 +466,13 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     findings = check_diagnoses(diagnoses, refdata)
     findings.extend(check_service_date(diagnoses, event["service_date"]))
     findings.extend(check_age_sex(diagnoses, event["patient"], event["service_date"], refdata))
-    for line_no, proc in enumerate(event["procedures"], start=1):
-        findings.extend(check_procedure(line_no, proc, refdata))
-    findings.extend(check_em(event, refdata))
     procedures = event["procedures"]
-    findings.extend(check_mue(procedures, refdata))
+    for line_no, proc in enumerate(procedures, start=1):
+        findings.extend(check_procedure(line_no, proc, refdata))
     categories = {p["code"]: refdata.procedures[p["code"]].category
                   for p in procedures if p["code"] in refdata.procedures}
+    findings.extend(check_em(event, refdata, categories))
+    findings.extend(check_mue(procedures, refdata))
     findings.extend(check_ncci(procedures, event["service_date"], refdata, categories))
     if any(f["severity"] == HARD for f in findings):
         return CodingResult(coded=None, findings=findings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.topics import DENIALS_REWORK, EHR_ENCOUNTERS, ENCOUNTERS_CODED
-from processors.coding.rules import code_encounter
+from processors.coding.rules import code_encounter, hard_edit_ids
 from processors.denials.rules import hold_item
 from processors.ids import claim_id_for
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
@@ -16,8 +16,7 @@ def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
     if result.held or result.coded is None:
         item = hold_item("CODING_HOLD", event, None, result.findings, key.decode(),
                          ctx.refdata.ruleset_version)
-        detail = ",".join(sorted({f["edit_id"] for f in result.findings
-                                  if f["severity"] == "HARD"}))
+        detail = hard_edit_ids(result.findings)
         return [
             Output(DENIALS_REWORK, key, item),
             lifecycle(claim_id, event["encounter_id"], "HELD_CODING", "coding",

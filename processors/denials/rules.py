@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from processors.adjudication.rules import is_denial
+from processors.adjudication.rules import denies_money, is_denial
 from processors.ids import stable_id
 from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, RefData
 
@@ -66,7 +66,7 @@ def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
     by_category: dict[str, int] = {}
     for line in remittance["lines"]:
         for adj in line["adjustments"]:
-            if adj["group_code"] == "PR" or (adj["group_code"] == "CO" and adj["carc"] == "45"):
+            if not denies_money(adj):
                 continue
             category, wording = refdata.carc.get(adj["carc"],
                                                  ("triage", "Unknown adjustment code."))

@@ -13,7 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class Icd10Cm:
 
     def display(self, code: str) -> str:
         """*code* with its dot, for messages."""
-        return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+        return with_dot(code)
 
     def lineage(self, code: str) -> tuple[str, ...]:
         """*code* and its ancestors up to its category, without dots, nearest first."""
@@ -102,6 +102,11 @@ class Icd10Cm:
     def excludes1(self, code: str) -> tuple[CodePattern, ...]:
         """Codes that may not be reported with *code*, from its and its ancestors' Excludes1."""
         return _excludes1(self._cm, code)
+
+
+def with_dot(code: str) -> str:
+    """An ICD-10-CM code stored without its dot, as people and FHIR write it."""
+    return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
 
 
 CodePattern = tuple[str, str]
@@ -136,7 +141,7 @@ def matches(code: str, pattern: CodePattern) -> bool:
 
 @cache
 def _lineage(cm: Any, code: str) -> tuple[str, ...]:
-    dotted = code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+    dotted = with_dot(code)
     if not cm.is_valid_item(dotted):
         return (code,)
     ancestors = [a.replace(".", "") for a in cm.get_ancestors(dotted)
@@ -147,7 +152,7 @@ def _lineage(cm: Any, code: str) -> tuple[str, ...]:
 @cache
 def _is_manifestation(cm: Any, code: str) -> bool:
     for node in _lineage(cm, code):
-        dotted = node if len(node) <= 3 else f"{node[:3]}.{node[3:]}"
+        dotted = with_dot(node)
         if not cm.is_valid_item(dotted):
             return False
         if "classified elsewhere" in cm.get_description(dotted) and cm.get_code_first(dotted):
@@ -159,7 +164,7 @@ def _is_manifestation(cm: Any, code: str) -> bool:
 def _excludes1(cm: Any, code: str) -> tuple[CodePattern, ...]:
     patterns: list[CodePattern] = []
     for node in _lineage(cm, code):
-        dotted = node if len(node) <= 3 else f"{node[:3]}.{node[3:]}"
+        dotted = with_dot(node)
         if not cm.is_valid_item(dotted):
             return ()
         for note in cm.get_excludes1(dotted):
@@ -300,6 +305,12 @@ class RefData:
     mue: dict[str, Mue] = field(default_factory=dict)
     ptp: dict[tuple[str, str], list[PtpEdit]] = field(default_factory=dict)
     ruleset_version: str = RULESET_VERSION
+
+    @cached_property
+    def distinct_service_modifiers(self) -> frozenset[str]:
+        """NCCI-associated modifiers that mark a distinct service (all but 25 and 57)."""
+        return frozenset(m for m, mod in self.modifiers.items()
+                         if mod.ncci_associated and m not in ("25", "57"))
 
     def payer(self, payer_id: str) -> PayerProfile | None:
         """The profile of *payer_id*, or None when no profile is loaded for it."""
