@@ -34,7 +34,7 @@ from pipeline.admin import create_topics, delete_topics
 from pipeline.broker import cluster_for
 from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.feed import publish
+from pipeline.feed import producer, publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import (
@@ -172,15 +172,23 @@ def latency_ms(settings: Settings, backlog_end: dict[str, dict[int, int]],
 def paced_feed(settings: Settings, count: int, seed: int, rate: int) -> int:
     """Publish *count* encounters at about *rate* per second; returns the number sent."""
     events = list(generate(count, seed))
+    codec = codec_for(EHR_ENCOUNTERS.value_schema)
+    topic = EHR_ENCOUNTERS.full_name(settings.topic_prefix)
     sent = 0
     started = time.monotonic()
     chunk = max(1, rate // 20)
-    for i in range(0, len(events), chunk):
-        publish(settings, events[i:i + chunk], progress=None)
-        sent += len(events[i:i + chunk])
-        ahead = sent / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
+    prod = producer(settings)  # one connection for the whole paced feed
+    try:
+        for i in range(0, len(events), chunk):
+            for key, event in events[i:i + chunk]:
+                prod.send(topic, key=key.encode(), value=codec.encode(event))
+            prod.flush()
+            sent += len(events[i:i + chunk])
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    finally:
+        prod.close()
     return sent
 
 
@@ -227,14 +235,11 @@ def run_baseline(settings: Settings, encounters: int, seed: int) -> dict[str, An
         base = settings.with_changes(topic_prefix=prefix)
         say(f"[baseline] feeding {encounters} records, then 4 raw aiokafka hops ...")
         codec = codec_for(EHR_ENCOUNTERS.value_schema)
-        from kafka import KafkaProducer  # noqa: PLC0415 - only the baseline feeds raw
-
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5,
-                                 batch_size=256 * 1024)
+        prod = producer(settings)
         for key, event in generate(encounters, seed):
-            producer.send(f"{prefix}hop0", key=key.encode(), value=codec.encode(event))
-        producer.flush()
-        producer.close()
+            prod.send(f"{prefix}hop0", key=key.encode(), value=codec.encode(event))
+        prod.flush()
+        prod.close()
         rate = asyncio.run(_baseline(base, prefix, encounters))
         return {"records_per_s": round(rate, 1), "hops": len(HOPS) - 1,
                 "what": "aiokafka consume+produce of the same bytes, no decode, no rules"}
