@@ -117,7 +117,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     fused = settings.topology == "fused"
     batch_state = BatchState(table)
     plain = StageContext(refdata=refdata)
-    stateful = StageContext(refdata=refdata, state=batch_state)
+    stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed)
 
     def context(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain

@@ -30,10 +30,14 @@ class Output:
 
 @dataclass
 class StageContext:
-    """What a handler may use besides its input: reference data and its state store."""
+    """What a handler may use besides its input: reference data, its state store, the seed.
+
+    *seed* fixes the payer simulator's noise draws (hash of seed, claim id, payer).
+    """
 
     refdata: RefData
     state: MutableMapping[bytes, Any] = field(default_factory=dict)
+    seed: int = 0
 
 
 Handler = Callable[[bytes, Record, StageContext], list[Output]]

@@ -40,7 +40,13 @@ from typing import Any, Generic, TypeVar
 
 from processors.ids import stable_id
 from processors.npi import npi_check_digit
-from processors.refdata import REFDATA_DIR, PayerProfile, load_payers
+from processors.refdata import (
+    REFDATA_DIR,
+    CoveragePolicy,
+    PayerProfile,
+    load_coverage_policies,
+    load_payers,
+)
 
 Record = dict[str, Any]
 T = TypeVar("T")
@@ -172,7 +178,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              (Service("94640"), Service("J7613", units=3)),
              visit=MODERATE, condition="J4520"),
     Scenario("asthma_exacerbation_steroid", 4, ("J4521",),
-             (Service("94640"), Service("J7613", units=3), Service("96372"), Service("J1030")),
+             (Service("94640"), Service("J7613", units=3), Service("96372"), Service("J1010", units=40)),
              visit=MODERATE, condition="J4520", ages=(12, 120)),
     Scenario("knee_osteoarthritis_xray_right", 12, ("M1711",),
              (Service("73562", modifiers=("RT",)),), visit=MODERATE, condition="M1711"),
@@ -368,6 +374,7 @@ PROBLEMS: tuple[Problem, ...] = (
     Problem("late_filing", 0.02, needs_coverage=True),
     Problem("missing_authorization", 0.02, needs_coverage=True),
     Problem("duplicate_service", 0.01, needs_coverage=True),
+    Problem("lab_not_covered_for_diagnosis", 0.01, needs_coverage=True),
     Problem("invalid_npi", 0.005),
     Problem("missing_7th_character", 0.004),
     Problem("manifestation_first", 0.003),
@@ -392,6 +399,10 @@ HEADER_OF: dict[str, str] = {
     "N390": "N39", "R079": "R07", "M1711": "M171", "M1712": "M171", "K219": "K21",
     "F411": "F41", "F329": "F32", "J209": "J20", "R519": "R51", "L821": "L82",
 }
+
+# Other fatigue (R53.83): a reason a lab is ordered that NCD 190.21 (HbA1c) and NCD 190.23
+# (lipids) do not list as covered.
+UNCOVERED_LAB_REASON = "R5383"
 
 # Mistyped diagnosis codes that are not ICD-10-CM codes at all (I10 as I10.9, from ICD-9 401.9).
 INVALID_FORM_OF: dict[str, str] = {
@@ -603,6 +614,19 @@ def _payers() -> dict[str, PayerProfile]:
 
 
 @cache
+def _coverage_policies() -> dict[str, CoveragePolicy]:
+    return load_coverage_policies()
+
+
+def _policy_labs(scenario: Scenario, payer: PayerProfile) -> list[str]:
+    """The scenario's codes that *payer* checks against a coverage list."""
+    policies = _coverage_policies()
+    return [s.code for s in scenario.services
+            if s.code in policies and policies[s.code].policy_id in payer.coverage_policies
+            and not policies[s.code].covers([UNCOVERED_LAB_REASON])]
+
+
+@cache
 def procedure_catalogue() -> dict[str, tuple[str, int]]:
     """Category and most units per day of each code in the practice's code list."""
     with (REFDATA_DIR / "procedure_codes.csv").open(newline="") as f:
@@ -655,6 +679,8 @@ def _scenario_fits(label: str, scenario: Scenario, payer: PayerProfile | None) -
         return any(code in INVALID_FORM_OF for code in scenario.diagnoses)
     if label == "unknown_procedure":
         return scenario.visit in OFFICE_VISITS
+    if label == "lab_not_covered_for_diagnosis":
+        return payer is not None and bool(_policy_labs(scenario, payer))
     if label == "missing_authorization":
         return (
             payer is not None
@@ -1262,6 +1288,15 @@ class _Simulation:
             provider = event["rendering_provider"]
             npi = provider["npi"]
             provider["npi"] = npi[:9] + str((int(npi[9]) + rng.randint(1, 9)) % 10)
+        elif problem == "lab_not_covered_for_diagnosis":
+            # The lab is linked to the symptom that prompted it, which the payer's
+            # coverage list for the test does not include.
+            policies = _coverage_policies()
+            event["diagnoses"].append(UNCOVERED_LAB_REASON)
+            for line in event["procedures"]:
+                policy = policies.get(line["code"])
+                if policy is not None and not policy.covers([UNCOVERED_LAB_REASON]):
+                    line["diagnosis_refs"] = [len(event["diagnoses"]) - 1]
         else:  # missing_authorization is made by leaving the number out when building
             _inject_coding_problem(rng, problem, event)
 

@@ -2,43 +2,99 @@
 
 Pure functions only. :func:`adjudicate` decides a claim as the payer profile
 says a payer would, given what the member has met this plan year, and returns
-the 835-shaped Remittance together with the member's updated accumulators.
+835-shaped remittances together with the member's updated accumulators.
 Amounts are integer cents; every adjustment names the rule that made it.
+
+The order is a payer's: eligibility, timely filing and duplicates decide the
+whole claim; then each line is checked against the payer's coverage,
+authorization, medical-necessity, bundling and frequency rules and priced from
+its fee schedule; then the member's copay, deductible and coinsurance are
+taken, capped by the out-of-pocket maximum. A profile may add denials at
+configured rates per category (``denial_rates``) to reflect real-world noise;
+the draw is a hash of (seed, claim id, payer), never ``random``.
+
+Replacement (frequency 7) and void (8) claims first reverse the payment of the
+claim they replace (CLP02 22, every amount negated, the member's accumulators
+given back), then a replacement is decided as a new claim.
 
 Idempotent by construction: the accumulators remember, per claim, what the
 member had met before it, so a redelivered or replayed claim is decided again
-from the same starting point and gives the same remittance.
+from the same starting point and gives the same remittances.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from processors.ids import stable_id
+from processors.coding.rules import ptp_conflicts
+from processors.ids import stable_id, unit_draw
 from processors.refdata import PayerProfile, RefData
+from processors.refdata.fees import FACILITY_PLACES_OF_SERVICE, NATIONAL_LOCALITY
 
 Record = dict[str, Any]
 MemberState = dict[str, Any]
 
-DENIED = "4"
 PROCESSED_PRIMARY = "1"
-OFFICE_VISIT_CATEGORIES = ("office_visit_new", "office_visit_established")
+DENIED = "4"
+REVERSAL = "22"
+REPLACEMENT = "7"
+VOID = "8"
+SIMULATOR_VERSION = "adjudication-2"
+
+# Medicare PFS status indicators that are never paid, as (CARC, RARC, rule id). Status X
+# and E codes are outside the PFS but may be paid elsewhere (labs on the CLFS, vaccines
+# at ASP, vaccine administration on its own schedule), so they are priced, not denied.
+PFS_STATUS_DENIALS: dict[str, tuple[str, str, str]] = {
+    "N": ("96", "N130", "PFS-STATUS-N-NONCOVERED"),
+    "B": ("97", "N20", "PFS-STATUS-B-BUNDLED"),
+    "P": ("97", "N20", "PFS-STATUS-P-BUNDLED"),
+    "I": ("181", "", "PFS-STATUS-I-NOT-VALID-FOR-MEDICARE"),
+}
+
+# Noise categories decided for the whole claim; the others deny one line.
+CLAIM_LEVEL_NOISE = ("eligibility", "registration", "coordination_of_benefits",
+                     "missing_information", "duplicate")
+# Line categories each line-level noise category may strike (None: any line).
+NOISE_LINE_CATEGORIES: dict[str, tuple[str, ...] | None] = {
+    "excluded_service": ("minor_procedure", "injection", "drug", "vaccine", "imaging",
+                         "advanced_imaging", "diagnostic", "lab"),
+    "benefit_limit": ("preventive_visit", "imaging", "advanced_imaging", "lab", "diagnostic",
+                      "minor_procedure", "injection"),
+    "authorization": ("advanced_imaging", "imaging", "minor_procedure", "drug", "injection"),
+    "medical_necessity": ("lab", "imaging", "advanced_imaging", "diagnostic", "minor_procedure",
+                          "drug", "injection"),
+    "coding": None,
+    "bundling": None,
+}
+MISSING_INFORMATION_RARCS = ("N290", "M76", "N382")
 
 
 @dataclass(frozen=True)
 class Adjudication:
-    """A remittance and the member state after it."""
+    """The remittances a claim produces and the member state after them.
 
-    remittance: Record
+    *remittances* holds the reversal of a replaced or voided claim first, when
+    there is one, then the claim's own remittance (absent for a void).
+    """
+
+    remittances: list[Record]
     member_state: MemberState
+
+    @property
+    def remittance(self) -> Record:
+        """The last remittance: the claim's own answer (or a void's reversal)."""
+        return self.remittances[-1]
 
 
 def new_member_state() -> MemberState:
     """Accumulators of a member the payer has not seen yet."""
     return {"years": {}, "claims": {}, "services": {}}
+
+
+def _new_year() -> Record:
+    return {"deductible": 0, "out_of_pocket": 0, "uses": {}}
 
 
 def _as_date(value: date | datetime) -> date:
@@ -72,75 +128,228 @@ def _line(line: Record, allowed: int, paid: int, adjustments: list[Record],
     }
 
 
-def _deny_line(line: Record, group: str, carc: str, rule_id: str,
-               rarcs: list[str] | None = None) -> Record:
-    return _line(line, 0, 0, [_adjustment(group, carc, line["charge_cents"], rule_id)],
-                 rarcs or [])
+@dataclass(frozen=True)
+class LineDenial:
+    """Why a payer pays nothing for a line."""
+
+    group: str
+    carc: str
+    rule_id: str
+    rarcs: tuple[str, ...] = ()
 
 
-def claim_denial(claim: Record, payer: PayerProfile,
-                 state: MemberState) -> tuple[str, str, list[str]] | None:
-    """The claim-level denial a payer applies before pricing, as (CARC, rule id, RARCs)."""
-    service_date = claim["service_date_from"]
-    if not payer.member_id_valid(claim["member_id"]):
-        return "31", "ELIG-MEMBER-NOT-FOUND", []
-    effective = claim.get("coverage_effective_date")
-    terminated = claim.get("coverage_termination_date")
-    if effective is not None and service_date < effective:
-        return "26", "ELIG-NOT-YET-EFFECTIVE", ["N30"]
-    if terminated is not None and service_date > terminated:
-        return "27", "ELIG-TERMINATED", ["N30"]
-    filed = _as_date(claim["created_at"])
-    if (filed - service_date).days > payer.timely_filing_days:
-        return "29", "TIMELY-FILING", []
-    seen = state["services"].get(service_fingerprint(claim))
-    if seen is not None and seen != claim["claim_id"]:
-        return "18", "DUPLICATE-SERVICE", ["M86"]
+def _deny_line(line: Record, denial: LineDenial) -> Record:
+    return _line(line, 0, 0, [_adjustment(denial.group, denial.carc, line["charge_cents"],
+                                          denial.rule_id)], list(denial.rarcs))
+
+
+def noise_category(payer: PayerProfile, seed: int, claim_id: str) -> str | None:
+    """The real-world-noise denial category drawn for this claim, if any."""
+    if not payer.denial_rates:
+        return None
+    draw = unit_draw(seed, claim_id, payer.payer_id)
+    for category, rate in payer.denial_rates.items():
+        if draw < rate:
+            return category
+        draw -= rate
     return None
 
 
-def _price_lines(claim: Record, payer: PayerProfile, refdata: RefData,
-                 met_deductible: int, met_oop: int) -> tuple[list[Record], int, int]:
-    """Price and cost-share each line; returns (lines, deductible applied, PR total)."""
-    out: list[Record] = []
-    deductible_left = max(payer.deductible_cents - met_deductible, 0)
-    oop_left = (
-        None if payer.out_of_pocket_max_cents is None
-        else max(payer.out_of_pocket_max_cents - met_oop, 0)
-    )
-    copay_taken = False
-    deductible_applied = 0
-    patient_total = 0
-    for line in claim["lines"]:
-        code = line["procedure_code"]
-        proc = refdata.procedures.get(code)
-        category = proc.category if proc else ""
+def claim_denial(claim: Record, payer: PayerProfile, state: MemberState,
+                 noise: str | None = None, seed: int = 0) -> LineDenial | None:
+    """The claim-level denial a payer applies before pricing, if any."""
+    service_date = claim["service_date_from"]
+    if not payer.member_id_valid(claim["member_id"]):
+        return LineDenial("CO", "31", "ELIG-MEMBER-NOT-FOUND")
+    effective = claim.get("coverage_effective_date")
+    terminated = claim.get("coverage_termination_date")
+    if effective is not None and service_date < effective:
+        return LineDenial("CO", "26", "ELIG-NOT-YET-EFFECTIVE", ("N30",))
+    if terminated is not None and service_date > terminated:
+        return LineDenial("CO", "27", "ELIG-TERMINATED", ("N30",))
+    filed = _as_date(claim["created_at"])
+    if (filed - service_date).days > payer.timely_filing_days:
+        return LineDenial("CO", "29", "TIMELY-FILING")
+    seen = state["services"].get(service_fingerprint(claim))
+    if seen is not None and seen != claim["claim_id"]:
+        return LineDenial("CO", "18", "DUPLICATE-SERVICE", ("M86",))
+    for name in payer.required_claim_fields:
+        if not claim.get(name):
+            return LineDenial("CO", "16", f"MISSING-{name.upper().replace('_', '-')}", ("MA130",))
+    if noise == "eligibility":
+        return LineDenial("CO", "27", "NOISE-ELIGIBILITY", ("N30",))
+    if noise == "registration":
+        return LineDenial("CO", "31", "NOISE-REGISTRATION")
+    if noise == "coordination_of_benefits":
+        return LineDenial("CO", "22", "NOISE-COB")
+    if noise == "duplicate":
+        return LineDenial("CO", "18", "NOISE-DUPLICATE")
+    if noise == "missing_information":
+        pick = unit_draw(seed, claim["claim_id"], payer.payer_id, "rarc")
+        rarc = MISSING_INFORMATION_RARCS[int(pick * len(MISSING_INFORMATION_RARCS))]
+        return LineDenial("CO", "16", "NOISE-MISSING-INFORMATION", (rarc,))
+    return None
+
+
+@dataclass
+class _Pricing:
+    """What pricing a claim's lines needs besides the lines."""
+
+    claim: Record
+    payer: PayerProfile
+    refdata: RefData
+    year: Record
+    categories: list[str]
+    locality: str
+    facility: bool
+
+
+def _line_diagnoses(claim: Record, line: Record) -> list[str]:
+    codes = claim["diagnoses"]
+    return [codes[p - 1] for p in line.get("dx_pointers", []) if 0 < p <= len(codes)]
+
+
+def limit_key(code: str, category: str, payer: PayerProfile) -> str | None:
+    """The ``frequency_limits`` entry counting *code*: the code's own, else its category's."""
+    if code in payer.frequency_limits:
+        return code
+    return category if category in payer.frequency_limits else None
+
+
+def _line_rule_denials(p: _Pricing) -> dict[int, LineDenial]:
+    """Line index -> the payer rule that denies it (before noise)."""
+    claim, payer, refdata = p.claim, p.payer, p.refdata
+    fees = refdata.fees
+    out: dict[int, LineDenial] = {}
+    uses = dict(p.year["uses"])
+    for i, line in enumerate(claim["lines"]):
+        code, category = line["procedure_code"], p.categories[i]
         rule = next((r for r in payer.non_covered.values() if code in r["codes"]), None)
         if rule is not None:
-            out.append(_deny_line(line, rule["group"], rule["carc"], f"NON-COVERED-{code}",
-                                  ["N130"]))
+            out[i] = LineDenial(rule["group"], rule["carc"], f"NON-COVERED-{code}", ("N130",))
             continue
-        if category in payer.authorization_required and not claim.get("authorization_number"):
-            out.append(_deny_line(line, "CO", "197", f"AUTH-REQUIRED-{category}"))
+        rvu = fees.rvus.get(code) if fees and payer.pfs_status_rules else None
+        if rvu is not None and rvu.status in PFS_STATUS_DENIALS:
+            carc, rarc, rule_id = PFS_STATUS_DENIALS[rvu.status]
+            out[i] = LineDenial("CO", carc, rule_id, (rarc,) if rarc else ())
             continue
+        if category in payer.authorization_required:
+            number = claim.get("authorization_number")
+            if not number:
+                out[i] = LineDenial("CO", "197", f"AUTH-REQUIRED-{category}")
+                continue
+            if not payer.authorization_valid(number):
+                out[i] = LineDenial("CO", "15", f"AUTH-INVALID-{category}", ("N54",))
+                continue
+        if category in payer.referral_required and not claim.get("referral_number"):
+            out[i] = LineDenial("CO", "288", f"REFERRAL-REQUIRED-{category}")
+            continue
+        policy = refdata.coverage.get(code)
+        if policy is not None and policy.policy_id in payer.coverage_policies \
+                and not policy.covers(_line_diagnoses(claim, line)):
+            rarc = "N386" if policy.kind == "NCD" else "N115"
+            out[i] = LineDenial("CO", "50", f"COVERAGE-{policy.policy_id}", (rarc,))
+            continue
+        limited = limit_key(code, category, payer)
+        if limited is not None:
+            if uses.get(limited, 0) >= payer.frequency_limits[limited]:
+                out[i] = LineDenial("CO", "119", f"FREQUENCY-{limited}", ("N130",))
+                continue
+            uses[limited] = uses.get(limited, 0) + 1
+    procedures = [{"code": ln["procedure_code"], "modifiers": ln["modifiers"]}
+                  for ln in claim["lines"]]
+    categories = {ln["procedure_code"]: c for ln, c in zip(claim["lines"], p.categories,
+                                                           strict=True)}
+    for i, j, _edit in ptp_conflicts(procedures, claim["service_date_from"], refdata, categories):
+        if i not in out and j not in out:
+            out[j] = LineDenial("CO", "97", f"NCCI-PTP-{claim['lines'][i]['procedure_code']}",
+                                ("N20",))
+    return out
+
+
+def _noise_line_denial(p: _Pricing, noise: str, seed: int,
+                       denied: dict[int, LineDenial]) -> tuple[int, LineDenial] | None:
+    """The line a line-level noise category strikes, and how."""
+    wanted = NOISE_LINE_CATEGORIES.get(noise, ())
+    candidates = [
+        i for i, category in enumerate(p.categories)
+        if i not in denied and (wanted is None or category in wanted)
+        and not (noise == "bundling" and i == 0)
+    ]
+    if not candidates:
+        return None
+    claim_id = p.claim["claim_id"]
+    index = candidates[int(unit_draw(seed, claim_id, p.payer.payer_id, "line") * len(candidates))]
+    if noise == "excluded_service":
+        return index, LineDenial("CO", p.payer.excluded_service_carc, "NOISE-EXCLUDED-SERVICE",
+                                 ("N130",))
+    if noise == "benefit_limit":
+        return index, LineDenial("CO", "119", "NOISE-BENEFIT-LIMIT", ("N130",))
+    if noise == "authorization":
+        if p.claim.get("authorization_number"):
+            return index, LineDenial("CO", "15", "NOISE-AUTHORIZATION", ("N54",))
+        return index, LineDenial("CO", "197", "NOISE-AUTHORIZATION")
+    if noise == "medical_necessity":
+        rarcs = ("N115",) if p.payer.fee_basis == "medicare" and p.payer.pfs_status_rules else ()
+        return index, LineDenial("CO", "50", "NOISE-MEDICAL-NECESSITY", rarcs)
+    if noise == "coding":
+        return index, LineDenial("CO", "11", "NOISE-CODING")
+    return index, LineDenial("CO", "97", "NOISE-BUNDLING", ("M15",))
+
+
+def allowed_cents(line: Record, p: _Pricing) -> tuple[int, str]:
+    """The payer's allowed amount for *line* and the rule that priced it."""
+    charge, code, units = line["charge_cents"], line["procedure_code"], line["units"]
+    payer, fees = p.payer, p.refdata.fees
+    if payer.fee_basis == "medicare" and fees is not None:
+        medicare = fees.medicare_cents(code, units, p.locality, p.facility)
+        if medicare is not None:
+            fee = medicare * payer.percent_of_medicare // 100
+            return min(charge, fee), f"FEE-SCHEDULE-{fees.edition}"
+    return charge * payer.allowed_percent_of_charge // 100, "FEE-PERCENT-OF-CHARGE"
+
+
+def _price_lines(p: _Pricing, denied: dict[int, LineDenial]) -> tuple[list[Record], Record]:
+    """Price and cost-share each line; returns the lines and what the year accumulated."""
+    payer, claim = p.payer, p.claim
+    out: list[Record] = []
+    deductible_left = max(payer.deductible_cents - p.year["deductible"], 0)
+    oop_left = (
+        None if payer.out_of_pocket_max_cents is None
+        else max(payer.out_of_pocket_max_cents - p.year["out_of_pocket"], 0)
+    )
+    applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
+    copay_taken = False
+    for i, line in enumerate(claim["lines"]):
+        if i in denied:
+            out.append(_deny_line(line, denied[i]))
+            continue
+        code, category = line["procedure_code"], p.categories[i]
+        limited = limit_key(code, category, payer)
+        if limited is not None:
+            applied["uses"][limited] = applied["uses"].get(limited, 0) + 1
         charge = line["charge_cents"]
-        allowed = charge * payer.allowed_percent_of_charge // 100
+        allowed, fee_rule = allowed_cents(line, p)
         adjustments: list[Record] = []
         if charge > allowed:
-            adjustments.append(_adjustment("CO", "45", charge - allowed, "FEE-SCHEDULE"))
+            adjustments.append(_adjustment("CO", "45", charge - allowed, fee_rule))
         shares: list[Record] = []
-        if code not in payer.no_cost_share:
-            remaining = allowed
-            copay = payer.copay_cents.get(category, 0)
-            if copay and not copay_taken and category in OFFICE_VISIT_CATEGORIES:
-                copay = min(copay, remaining)
-                copay_taken = True
+        copay = payer.copay_cents.get(category, 0)
+        if code in payer.no_cost_share:
+            pass
+        elif copay:
+            # A copay service costs the member its copay, once per visit, and nothing else:
+            # the deductible and coinsurance do not apply to it.
+            copay = 0 if copay_taken else min(copay, allowed)
+            copay_taken = True
+            if copay:
                 shares.append(_adjustment("PR", "3", copay, "COPAY"))
-                remaining -= copay
+        else:
+            remaining = allowed
             ded = min(deductible_left, remaining)
             if ded:
                 deductible_left -= ded
-                deductible_applied += ded
+                applied["deductible"] += ded
                 shares.append(_adjustment("PR", "1", ded, "DEDUCTIBLE"))
                 remaining -= ded
             coins = remaining * payer.coinsurance_percent // 100
@@ -155,73 +364,215 @@ def _price_lines(claim: Record, payer: PayerProfile, refdata: RefData,
                     capped.append({**share, "amount_cents": amount})
             shares = capped
         patient = sum(s["amount_cents"] for s in shares)
-        patient_total += patient
+        applied["out_of_pocket"] += patient
         adjustments.extend(shares)
         out.append(_line(line, allowed, allowed - patient, adjustments, []))
-    return out, deductible_applied, patient_total
+    return out, applied
 
 
-def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
-               refdata: RefData) -> Adjudication:
-    """Decide *claim* as *payer* would, given the member's accumulators *state*."""
-    state = copy.deepcopy(state) if state else new_member_state()
-    service_date: date = claim["service_date_from"]
-    year = str(service_date.year)
-    previous = state["claims"].get(claim["claim_id"])
-    if previous is not None:
-        met_deductible, met_oop = previous["before"]
-    else:
-        acc = state["years"].get(year, [0, 0])
-        met_deductible, met_oop = acc[0], acc[1]
+def _locality(claim: Record, payer: PayerProfile, refdata: RefData) -> str:
+    if payer.pfs_locality:
+        return payer.pfs_locality
+    address = claim["billing_provider"].get("address") or {}
+    found = refdata.fees.locality_for_state(address.get("state", "")) if refdata.fees else None
+    return found or NATIONAL_LOCALITY
 
-    rarcs: list[str] = []
-    if payer.self_pay:
-        lines = [_line(ln, ln["charge_cents"], 0, [], []) for ln in claim["lines"]]
-        deductible_applied, patient_total, status = 0, claim["total_charge_cents"], "1"
-    else:
-        denial = claim_denial(claim, payer, state)
-        if denial is not None:
-            carc, rule_id, rarcs = denial
-            lines = [_deny_line(ln, "CO", carc, rule_id) for ln in claim["lines"]]
-            deductible_applied, patient_total = 0, 0
-        else:
-            lines, deductible_applied, patient_total = _price_lines(
-                claim, payer, refdata, met_deductible, met_oop
-            )
-        paid_any = any(ln["allowed_cents"] > 0 for ln in lines)
-        status = PROCESSED_PRIMARY if paid_any else DENIED
 
-    if previous is None:
-        state["claims"][claim["claim_id"]] = {"before": [met_deductible, met_oop]}
-        state["years"][year] = [met_deductible + deductible_applied, met_oop + patient_total]
-        if status != DENIED:
-            state["services"].setdefault(service_fingerprint(claim), claim["claim_id"])
+def payment_trace_number(payer_id: str, payee_npi: str, paid_on: date) -> str:
+    """TRN02: the EFT trace or check number of one payer's payment to one payee on one day."""
+    digest = stable_id("", payer_id, payee_npi, paid_on.isoformat(), length=12)
+    return f"{int(digest, 16) % 10**10:010d}"
 
+
+def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status: str,
+                rarcs: list[str], *, claim_id: str | None = None,
+                pccn: str | None = None, original_pccn: str | None = None) -> Record:
     filed = _as_date(claim["created_at"])
-    remittance = {
-        "remittance_id": stable_id("R", claim["claim_id"], payer.payer_id, payer.profile_version),
-        "claim_id": claim["claim_id"],
+    paid_on = filed + timedelta(days=payer.turnaround_days)
+    answered = claim_id or claim["claim_id"]
+    patient_total = sum(a["amount_cents"] for ln in lines for a in ln["adjustments"]
+                        if a["group_code"] == "PR")
+    payee = claim["billing_provider"]
+    subscriber = claim["subscriber"] if claim.get("relationship", "18") != "18" else None
+    return {
+        "remittance_id": stable_id("R", answered, status, claim["claim_id"], payer.payer_id,
+                                   payer.profile_version),
+        "claim_id": answered,
         "encounter_id": claim["encounter_id"],
         "member_key": claim["member_id"],
         "payer_id": payer.payer_id,
         "claim_status_code": status,
-        "total_charge_cents": claim["total_charge_cents"],
+        "total_charge_cents": sum(ln["charge_cents"] for ln in lines),
         "paid_cents": sum(ln["paid_cents"] for ln in lines),
         "patient_responsibility_cents": patient_total,
         "plan_type": claim["plan_type"],
-        "payer_claim_control_number": stable_id("", payer.payer_id, claim["claim_id"], length=14),
+        "payer_claim_control_number": pccn or stable_id("", payer.payer_id, answered, length=14),
         "frequency_code": claim["frequency_code"],
-        "adjudicated_date": filed + timedelta(days=payer.turnaround_days),
+        "adjudicated_date": paid_on,
         "claim_adjustments": [],
         "lines": lines,
         "rarcs": rarcs,
-        "payer_profile_version": f"{payer.payer_id}@{payer.profile_version}",
+        "payer_profile_version": f"{payer.payer_id}@{payer.profile_version}|{SIMULATOR_VERSION}",
+        "in_response_to": claim["claim_id"],
+        "original_payer_claim_control_number": original_pccn,
+        "service_date_from": claim["service_date_from"],
+        "service_date_to": claim.get("service_date_to") or claim["service_date_from"],
+        "payer_received_date": filed,
+        "payment_method": payer.payment_method,
+        "payment_trace_number": payment_trace_number(payer.payer_id, payee["npi"], paid_on),
+        "patient": claim["patient"],
+        "subscriber": subscriber,
+        "payee": payee,
+        "rendering_npi": (claim.get("rendering_provider") or {}).get("npi"),
     }
-    return Adjudication(remittance=remittance, member_state=state)
+
+
+def _negated(lines: list[Record]) -> list[Record]:
+    return [{
+        **ln,
+        "charge_cents": -ln["charge_cents"],
+        "allowed_cents": -ln["allowed_cents"],
+        "paid_cents": -ln["paid_cents"],
+        "adjustments": [{**a, "amount_cents": -a["amount_cents"]} for a in ln["adjustments"]],
+    } for ln in lines]
+
+
+def _copy_state(state: MemberState | None) -> MemberState:
+    """A copy of *state* deep enough that this call never changes the caller's."""
+    if not state:
+        return new_member_state()
+    return {
+        "years": dict(state["years"]),
+        "claims": dict(state["claims"]),
+        "services": dict(state["services"]),
+    }
+
+
+def _reverse(claim: Record, payer: PayerProfile, state: MemberState) -> Record | None:
+    """Reverse the payment of the claim *claim* replaces or voids; None when nothing to reverse.
+
+    The first time, the member's accumulators get back what the original claim
+    took from them. A redelivered replacement gets the same reversal again
+    without giving anything back twice.
+    """
+    original_id = claim.get("original_claim_id")
+    original = state["claims"].get(original_id) if original_id else None
+    if original is None or original.get("answer") is None:
+        return None
+    reversed_by = original.get("reversed_by")
+    if reversed_by not in (None, claim["claim_id"]):
+        return None
+    answer = original["answer"]
+    if reversed_by is None:
+        year = answer["year"]
+        acc = dict(state["years"].get(year) or _new_year())
+        applied = answer["applied"]
+        acc["deductible"] -= applied["deductible"]
+        acc["out_of_pocket"] -= applied["out_of_pocket"]
+        acc["uses"] = {k: v - applied["uses"].get(k, 0) for k, v in acc["uses"].items()}
+        state["years"][year] = acc
+        state["claims"][original_id] = {**original, "reversed_by": claim["claim_id"]}
+        if state["services"].get(answer["fingerprint"]) == original_id:
+            del state["services"][answer["fingerprint"]]
+    return _remittance(claim, payer, _negated(answer["lines"]), REVERSAL, [],
+                       claim_id=original_id, pccn=answer["pccn"], original_pccn=answer["pccn"])
+
+
+def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudication:
+    lines = [_line(ln, ln["charge_cents"], 0, [], []) for ln in claim["lines"]]
+    remittance = _remittance(claim, payer, lines, PROCESSED_PRIMARY, [])
+    remittance["patient_responsibility_cents"] = claim["total_charge_cents"]
+    return Adjudication([remittance], state)
+
+
+def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
+               refdata: RefData, seed: int = 0) -> Adjudication:
+    """Decide *claim* as *payer* would, given the member's accumulators *state*."""
+    state = _copy_state(state)
+    if payer.self_pay:
+        return _self_pay(claim, payer, state)
+    out: list[Record] = []
+    if claim["frequency_code"] in (REPLACEMENT, VOID):
+        reversal = _reverse(claim, payer, state)
+        if reversal is not None:
+            out.append(reversal)
+        if claim["frequency_code"] == VOID:
+            if reversal is None:
+                lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-ORIGINAL-NOT-FOUND",
+                                                   ("MA130",)))
+                         for ln in claim["lines"]]
+                out.append(_remittance(claim, payer, lines, DENIED, ["MA130"]))
+            return Adjudication(out, state)
+
+    service_date: date = claim["service_date_from"]
+    year_key = str(service_date.year)
+    previous = state["claims"].get(claim["claim_id"])
+    if previous is not None:
+        year = previous["before"]
+    else:
+        year = state["years"].get(year_key) or _new_year()
+
+    noise = noise_category(payer, seed, claim["claim_id"])
+    denial = claim_denial(claim, payer, state, noise, seed)
+    claim_rarcs: list[str] = []
+    applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
+    if denial is not None:
+        lines = [_deny_line(ln, LineDenial(denial.group, denial.carc, denial.rule_id))
+                 for ln in claim["lines"]]
+        claim_rarcs = list(denial.rarcs)
+    else:
+        categories = [
+            (refdata.procedures[ln["procedure_code"]].category
+             if ln["procedure_code"] in refdata.procedures else "")
+            for ln in claim["lines"]
+        ]
+        pricing = _Pricing(
+            claim, payer, refdata, year, categories, _locality(claim, payer, refdata),
+            claim.get("place_of_service") in FACILITY_PLACES_OF_SERVICE,
+        )
+        denied = _line_rule_denials(pricing)
+        if noise is not None:
+            struck = _noise_line_denial(pricing, noise, seed, denied)
+            if struck is not None:
+                denied[struck[0]] = struck[1]
+        lines, applied = _price_lines(pricing, denied)
+    paid_any = any(ln["allowed_cents"] > 0 for ln in lines)
+    status = PROCESSED_PRIMARY if paid_any else DENIED
+    original_pccn = claim.get("payer_claim_control_number") \
+        if claim["frequency_code"] == REPLACEMENT else None
+    remittance = _remittance(claim, payer, lines, status, claim_rarcs,
+                             original_pccn=original_pccn)
+    out.append(remittance)
+
+    if previous is None:
+        fingerprint = service_fingerprint(claim)
+        state["claims"][claim["claim_id"]] = {
+            "before": year,
+            "answer": {
+                "year": year_key, "applied": applied, "lines": lines, "fingerprint": fingerprint,
+                "pccn": remittance["payer_claim_control_number"],
+            },
+        }
+        uses = dict(year["uses"])
+        for category, n in applied["uses"].items():
+            uses[category] = uses.get(category, 0) + n
+        state["years"][year_key] = {
+            "deductible": year["deductible"] + applied["deductible"],
+            "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"],
+            "uses": uses,
+        }
+        if status != DENIED:
+            state["services"].setdefault(fingerprint, claim["claim_id"])
+    return Adjudication(out, state)
 
 
 def is_denial(remittance: Record) -> bool:
-    """True when any money was denied: a denied claim or a line adjusted other than CO-45/PR."""
+    """True when any money was denied: a denied claim or a line adjusted other than CO-45/PR.
+
+    A reversal (CLP02 22) takes back an earlier payment; it is not a denial.
+    """
+    if remittance["claim_status_code"] == REVERSAL:
+        return False
     if remittance["claim_status_code"] == DENIED:
         return True
     return any(
@@ -233,3 +584,4 @@ def denies_money(adjustment: Record) -> bool:
     """True for an adjustment that withholds money: neither patient share (PR) nor CO-45."""
     group = adjustment["group_code"]
     return group != "PR" and not (group == "CO" and adjustment["carc"] == "45")
+

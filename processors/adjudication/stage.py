@@ -24,9 +24,9 @@ def handle(key: bytes, claim: Record, ctx: StageContext) -> list[Output]:
             f"claim {claim['claim_id']} names payer {claim['payer_id']!r}, which has no profile; "
             "add a payer profile file or fix the claim's payer"
         )
-    result = adjudicate(claim, payer, ctx.state.get(key), ctx.refdata)
+    result = adjudicate(claim, payer, ctx.state.get(key), ctx.refdata, ctx.seed)
     ctx.state[key] = result.member_state
-    return [Output(CLAIMS_REMITTANCE, key, result.remittance)]
+    return [Output(CLAIMS_REMITTANCE, key, remittance) for remittance in result.remittances]
 
 
 STAGE = Stage("adjudication", CLAIMS_SUBMITTED, handle, stateful=True)

@@ -24,6 +24,7 @@ from processors.refdata import (
     MUE_VERSION,
     NCCI_VERSION,
     PROCEDURE_CODES_VERSION,
+    PtpEdit,
     RefData,
     matches,
 )
@@ -317,18 +318,22 @@ def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
     return out
 
 
-def _ncci_bypass(column2_category: str, refdata: RefData) -> frozenset[str]:
+def ncci_bypass_modifiers(column2_category: str, refdata: RefData) -> frozenset[str]:
     """Modifiers that let a column 2 code through a modifier-indicator-1 edit."""
     if column2_category in (*E_AND_M, PREVENTIVE):
         return EM_NCCI_MODIFIERS
     return refdata.distinct_service_modifiers
 
 
-def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
-               categories: dict[str, str]) -> list[Record]:
-    """NCCI procedure-to-procedure edits between the lines of one date of service."""
-    out: list[Record] = []
-    mod25_reported = any(c in (MINOR_PROCEDURE, PREVENTIVE) for c in categories.values())
+def ptp_conflicts(procedures: list[Record], service_date: date, refdata: RefData,
+                  categories: dict[str, str]) -> list[tuple[int, int, PtpEdit]]:
+    """(column 1 index, column 2 index, edit) for each PTP edit the lines break.
+
+    An edit holds when it is active on *service_date* and its modifier indicator
+    is 0, or 1 without a bypass modifier on the column 2 line; indicator 9 never
+    holds.
+    """
+    out: list[tuple[int, int, PtpEdit]] = []
     for i, first in enumerate(procedures):
         for j, second in enumerate(procedures):
             if i == j or first["code"] == second["code"]:
@@ -336,33 +341,46 @@ def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
             for edit in refdata.ptp.get((first["code"], second["code"]), ()):
                 if not edit.active_on(service_date) or edit.modifier_indicator == "9":
                     continue
-                col2_category = categories.get(second["code"], "")
-                mods = set(second.get("modifiers", []))
                 if edit.modifier_indicator == "1":
-                    if mods & _ncci_bypass(col2_category, refdata):
+                    bypass = ncci_bypass_modifiers(categories.get(second["code"], ""), refdata)
+                    if set(second.get("modifiers", [])) & bypass:
                         continue
-                    if col2_category in E_AND_M and "25" not in mods and mod25_reported:
-                        continue  # the missing 25 is reported once, as EM-MOD25
-                    fix = ("append 25 to the E/M if it was significant and separately "
-                           "identifiable" if col2_category in (*E_AND_M, PREVENTIVE) else
-                           "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "
-                           "anatomic modifier) only if the documentation shows a distinct "
-                           "service")
-                    out.append(finding(
-                        "NCCI-PTP", HARD, second["code"],
-                        f"Line {j + 1}: {second['code']} is a column 2 code of {first['code']} "
-                        f"(NCCI PTP, modifier indicator 1, effective "
-                        f"{edit.effective.isoformat()}): {fix}, otherwise remove it.",
-                        NCCI_VERSION,
-                    ))
-                else:
-                    out.append(finding(
-                        "NCCI-PTP", HARD, second["code"],
-                        f"Line {j + 1}: {second['code']} is not payable with {first['code']} "
-                        f"on the same date (NCCI PTP, modifier indicator 0: no modifier "
-                        "bypasses it); remove it.",
-                        NCCI_VERSION,
-                    ))
+                out.append((i, j, edit))
+    return out
+
+
+def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
+               categories: dict[str, str]) -> list[Record]:
+    """NCCI procedure-to-procedure edits between the lines of one date of service."""
+    out: list[Record] = []
+    mod25_reported = any(c in (MINOR_PROCEDURE, PREVENTIVE) for c in categories.values())
+    for i, j, edit in ptp_conflicts(procedures, service_date, refdata, categories):
+        first, second = procedures[i], procedures[j]
+        col2_category = categories.get(second["code"], "")
+        if edit.modifier_indicator == "1":
+            mods = set(second.get("modifiers", []))
+            if col2_category in E_AND_M and "25" not in mods and mod25_reported:
+                continue  # the missing 25 is reported once, as EM-MOD25
+            fix = ("append 25 to the E/M if it was significant and separately "
+                   "identifiable" if col2_category in (*E_AND_M, PREVENTIVE) else
+                   "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "
+                   "anatomic modifier) only if the documentation shows a distinct "
+                   "service")
+            out.append(finding(
+                "NCCI-PTP", HARD, second["code"],
+                f"Line {j + 1}: {second['code']} is a column 2 code of {first['code']} "
+                f"(NCCI PTP, modifier indicator 1, effective "
+                f"{edit.effective.isoformat()}): {fix}, otherwise remove it.",
+                NCCI_VERSION,
+            ))
+        else:
+            out.append(finding(
+                "NCCI-PTP", HARD, second["code"],
+                f"Line {j + 1}: {second['code']} is not payable with {first['code']} "
+                f"on the same date (NCCI PTP, modifier indicator 0: no modifier "
+                "bypasses it); remove it.",
+                NCCI_VERSION,
+            ))
     return out
 
 

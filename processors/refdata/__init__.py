@@ -17,6 +17,8 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+from processors.refdata.fees import FeeSchedules, load_fee_schedules
+
 REFDATA_DIR = Path(__file__).resolve().parent
 PAYERS_DIR = REFDATA_DIR / "payers"
 
@@ -172,6 +174,14 @@ def _excludes1(cm: Any, code: str) -> tuple[CodePattern, ...]:
     return tuple(patterns)
 
 
+# Denial categories a payer profile may give noise rates for (``denial_rates``).
+DENIAL_CATEGORIES = (
+    "eligibility", "registration", "coordination_of_benefits", "missing_information",
+    "excluded_service", "benefit_limit", "authorization", "medical_necessity", "coding",
+    "bundling", "duplicate",
+)
+
+
 @dataclass(frozen=True)
 class PayerProfile:
     """A simulated payer's rules, read from one JSON file in ``payers/``."""
@@ -194,10 +204,38 @@ class PayerProfile:
     no_cost_share: frozenset[str]
     self_pay: bool = False
     required_claim_fields: tuple[str, ...] = ()
+    fee_basis: str = "charge"
+    percent_of_medicare: int = 100
+    pfs_locality: str | None = None
+    pfs_status_rules: bool = False
+    coverage_policies: tuple[str, ...] = ()
+    frequency_limits: dict[str, int] = field(default_factory=dict)
+    authorization_number_pattern: str | None = None
+    referral_required: tuple[str, ...] = ()
+    excluded_service_carc: str = "204"
+    denial_rates: dict[str, float] = field(default_factory=dict)
+    payment_method: str = "ACH"
+    address: dict[str, str] = field(default_factory=dict)
+    contact_phone: str = ""
     _member_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _auth_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_member_re", re.compile(self.member_id_pattern))
+        pattern = self.authorization_number_pattern
+        object.__setattr__(self, "_auth_re", re.compile(pattern) if pattern else None)
+        unknown = set(self.denial_rates) - set(DENIAL_CATEGORIES)
+        if unknown:
+            raise ValueError(f"denial_rates: unknown categories {sorted(unknown)}; "
+                             f"use {', '.join(DENIAL_CATEGORIES)}")
+        if sum(self.denial_rates.values()) >= 1:
+            raise ValueError("denial_rates: the rates must add up to less than 1")
+        if self.fee_basis not in ("medicare", "charge"):
+            raise ValueError(f"fee_schedule.basis {self.fee_basis!r}: use medicare or charge")
+
+    def authorization_valid(self, number: str) -> bool:
+        """True when *number* has the shape of this payer's authorization numbers."""
+        return self._auth_re is None or self._auth_re.match(number) is not None
 
     def member_id_valid(self, member_id: str) -> bool:
         """True when *member_id* has the shape of this payer's member ids."""
@@ -208,6 +246,7 @@ class PayerProfile:
         """Read and check one profile file; the error names the file and the field."""
         try:
             raw = json.loads(path.read_text())
+            fees = raw.get("fee_schedule", {})
             return cls(
                 payer_id=raw["payer_id"],
                 name=raw["name"],
@@ -227,9 +266,46 @@ class PayerProfile:
                 no_cost_share=frozenset(raw["no_cost_share"]),
                 self_pay=bool(raw.get("self_pay", False)),
                 required_claim_fields=tuple(raw.get("required_claim_fields", ())),
+                fee_basis=fees.get("basis", "charge"),
+                percent_of_medicare=int(fees.get("percent_of_medicare", 100)),
+                pfs_locality=fees.get("locality"),
+                pfs_status_rules=bool(fees.get("pfs_status_rules", False)),
+                coverage_policies=tuple(raw.get("coverage_policies", ())),
+                frequency_limits={k: int(v) for k, v in raw.get("frequency_limits", {}).items()},
+                authorization_number_pattern=raw.get("authorization_number_pattern"),
+                referral_required=tuple(raw.get("referral_required", ())),
+                excluded_service_carc=str(raw.get("excluded_service_carc", "204")),
+                denial_rates={k: float(v) for k, v in raw.get("denial_rates", {}).items()},
+                payment_method=raw.get("payment_method", "ACH"),
+                address=dict(raw.get("address", {})),
+                contact_phone=raw.get("contact_phone", ""),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"payer profile {path.name}: bad or missing field {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CoveragePolicy:
+    """Diagnoses that support the medical necessity of one procedure, after an NCD or LCD."""
+
+    procedure_code: str
+    policy_id: str
+    kind: str
+    covered: frozenset[str]
+
+    def covers(self, diagnoses: list[str]) -> bool:
+        """True when any of *diagnoses* (dotless) is on the covered list."""
+        return any(dx in self.covered for dx in diagnoses)
+
+
+def load_coverage_policies() -> dict[str, CoveragePolicy]:
+    """The shipped coverage lists, by procedure code."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for r in _rows("coverage_policies.csv"):
+        key = (r["procedure_code"], r["policy_id"], r["policy_kind"])
+        grouped.setdefault(key, []).append(r["covered_icd10_code"])
+    return {code: CoveragePolicy(code, policy, kind, frozenset(codes))
+            for (code, policy, kind), codes in grouped.items()}
 
 
 @dataclass(frozen=True)
@@ -304,6 +380,8 @@ class RefData:
     age_sex: AgeSexEdits = field(default_factory=lambda: AgeSexEdits({}, {}))
     mue: dict[str, Mue] = field(default_factory=dict)
     ptp: dict[tuple[str, str], list[PtpEdit]] = field(default_factory=dict)
+    fees: FeeSchedules | None = None
+    coverage: dict[str, CoveragePolicy] = field(default_factory=dict)
     ruleset_version: str = RULESET_VERSION
 
     @cached_property
@@ -363,6 +441,8 @@ def load_refdata(payers_dir: Path = PAYERS_DIR) -> RefData:
         mue={r["code"]: Mue(r["code"], int(r["mue_units"]), int(r["mai"]))
              for r in _rows("mue_practitioner.csv")},
         ptp=load_ptp_edits(),
+        fees=load_fee_schedules(),
+        coverage=load_coverage_policies(),
     )
 
 
