@@ -41,6 +41,7 @@ from pipeline.topics import (
     ALL_TOPICS,
     CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,
+    CLAIMS_SUBMITTED,
     DENIALS_REWORK,
     EHR_ENCOUNTERS,
     TopicSpec,
@@ -295,5 +296,62 @@ def run_coding_bench(encounters: int, seed: int, rounds: int = 3) -> dict[str, A
         "baseline_avro_decode_per_s": round(decoding, 1),
         "ratio_to_baseline": round(coding / decoding, 3),
         "held_share": round(held / len(events), 4),
+        "target_per_s": 20000,
+    }
+
+
+def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[str, Any]:
+    """Claims/s of the pure adjudication function on one core, against Avro decoding.
+
+    The claims are the ones the coding and claims stages build from a synthetic
+    feed; each is adjudicated against its member's accumulators, as the stage
+    does. The baseline, in the same process, is decoding the same claims from
+    their Avro bytes.
+    """
+    from pipeline.dryrun import InProcessPipeline  # noqa: PLC0415
+    from processors.adjudication.rules import adjudicate  # noqa: PLC0415
+    from processors.refdata import load_refdata  # noqa: PLC0415
+    from processors.stage import Output  # noqa: PLC0415
+
+    refdata = load_refdata()
+    claims = [
+        (out.key, out.record)
+        for out in InProcessPipeline(refdata, seed).run_all(generate(encounters, seed))
+        if isinstance(out, Output) and out.topic is CLAIMS_SUBMITTED
+    ]
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    encoded = [codec.encode(claim) for _, claim in claims]
+
+    def adjudicate_all(timings: list[float] | None = None) -> None:
+        states: dict[bytes, Any] = {}
+        for key, claim in claims:
+            started = time.perf_counter()
+            result = adjudicate(claim, refdata.payers[claim["payer_id"]], states.get(key),
+                                refdata, seed)
+            states[key] = result.member_state
+            if timings is not None:
+                timings.append(time.perf_counter() - started)
+
+    def best_rate(work: Any) -> float:
+        best = 0.0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            work()
+            best = max(best, len(claims) / (time.perf_counter() - started))
+        return best
+
+    adjudicate_all()  # warm the fee schedule caches once
+    rate = best_rate(adjudicate_all)
+    decoding = best_rate(lambda: [codec.decode(b) for b in encoded])
+    timings: list[float] = []
+    adjudicate_all(timings)
+    cuts = statistics.quantiles(timings, n=100)
+    return {
+        "claims": len(claims),
+        "adjudication_per_s": round(rate, 1),
+        "baseline_avro_decode_per_s": round(decoding, 1),
+        "ratio_to_baseline": round(rate / decoding, 3),
+        "latency_us": {"p50": round(cuts[49] * 1e6, 1), "p95": round(cuts[94] * 1e6, 1),
+                       "p99": round(cuts[98] * 1e6, 1)},
         "target_per_s": 20000,
     }

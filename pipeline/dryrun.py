@@ -49,7 +49,7 @@ class InProcessPipeline:
             stage, record_key, record = queue.pop(0)
             try:
                 outputs = stage.handle(record_key, record, self._contexts[stage.name])
-            except Exception as exc:  # noqa: BLE001 - any failure is the record's dead letter
+            except Exception as exc:  # any failure is the record's dead letter
                 yield Failure(stage.name, record_key, record, f"{type(exc).__name__}: {exc}")
                 continue
             for out in outputs:

@@ -25,6 +25,7 @@ from the same starting point and gives the same remittances.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -156,7 +157,8 @@ def noise_category(payer: PayerProfile, seed: int, claim_id: str) -> str | None:
 
 
 def claim_denial(claim: Record, payer: PayerProfile, state: MemberState,
-                 noise: str | None = None, seed: int = 0) -> LineDenial | None:
+                 noise: str | None = None, seed: int = 0,
+                 fingerprint: str | None = None) -> LineDenial | None:
     """The claim-level denial a payer applies before pricing, if any."""
     service_date = claim["service_date_from"]
     if not payer.member_id_valid(claim["member_id"]):
@@ -170,7 +172,7 @@ def claim_denial(claim: Record, payer: PayerProfile, state: MemberState,
     filed = _as_date(claim["created_at"])
     if (filed - service_date).days > payer.timely_filing_days:
         return LineDenial("CO", "29", "TIMELY-FILING")
-    seen = state["services"].get(service_fingerprint(claim))
+    seen = state["services"].get(fingerprint or service_fingerprint(claim))
     if seen is not None and seen != claim["claim_id"]:
         return LineDenial("CO", "18", "DUPLICATE-SERVICE", ("M86",))
     for name in payer.required_claim_fields:
@@ -378,6 +380,7 @@ def _locality(claim: Record, payer: PayerProfile, refdata: RefData) -> str:
     return found or NATIONAL_LOCALITY
 
 
+@lru_cache(maxsize=4096)
 def payment_trace_number(payer_id: str, payee_npi: str, paid_on: date) -> str:
     """TRN02: the EFT trace or check number of one payer's payment to one payee on one day."""
     digest = stable_id("", payer_id, payee_npi, paid_on.isoformat(), length=12)
@@ -469,7 +472,8 @@ def _reverse(claim: Record, payer: PayerProfile, state: MemberState) -> Record |
         applied = answer["applied"]
         acc["deductible"] -= applied["deductible"]
         acc["out_of_pocket"] -= applied["out_of_pocket"]
-        acc["uses"] = {k: v - applied["uses"].get(k, 0) for k, v in acc["uses"].items()}
+        uses = {k: v - applied["uses"].get(k, 0) for k, v in acc["uses"].items()}
+        acc["uses"] = {k: n for k, n in uses.items() if n}
         state["years"][year] = acc
         state["claims"][original_id] = {**original, "reversed_by": claim["claim_id"]}
         if state["services"].get(answer["fingerprint"]) == original_id:
@@ -513,7 +517,8 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
         year = state["years"].get(year_key) or _new_year()
 
     noise = noise_category(payer, seed, claim["claim_id"])
-    denial = claim_denial(claim, payer, state, noise, seed)
+    fingerprint = service_fingerprint(claim)
+    denial = claim_denial(claim, payer, state, noise, seed, fingerprint)
     claim_rarcs: list[str] = []
     applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
     if denial is not None:
@@ -545,7 +550,6 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
     out.append(remittance)
 
     if previous is None:
-        fingerprint = service_fingerprint(claim)
         state["claims"][claim["claim_id"]] = {
             "before": year,
             "answer": {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -73,8 +74,14 @@ class FeeSchedules:
 
     def locality_for_state(self, state: str) -> str | None:
         """The locality of *state* when the whole state is one locality, else None."""
-        found = [g.locality_id for g in self.gpcis.values() if g.state == state]
-        return found[0] if len(found) == 1 else None
+        return self._state_localities.get(state)
+
+    @cached_property
+    def _state_localities(self) -> dict[str, str]:
+        by_state: dict[str, list[str]] = {}
+        for gpci in self.gpcis.values():
+            by_state.setdefault(gpci.state, []).append(gpci.locality_id)
+        return {state: ids[0] for state, ids in by_state.items() if len(ids) == 1}
 
     def pfs_unit_cents(self, code: str, locality_id: str, facility: bool) -> int | None:
         """The PFS amount of one unit of *code* in *locality_id*; None when unpriced."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from processors.stage import StageContext
 from tests.builders import coverage, encounter, procedure
 
 REFDATA = load_refdata()
-PPO = REFDATA.payers["PPO-SIM"]
+# Without noise denials: each test's outcome comes from its own claim.
+PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
 AT = datetime(2026, 3, 20, tzinfo=UTC)
 
 
