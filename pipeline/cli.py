@@ -5,9 +5,10 @@
     claims schemas check|register         compare or register the Avro schemas
     claims worker                         run a pipeline worker (faust agents)
     claims feed synthetic --count N       publish synthetic encounters
-    claims export 837p|fhir --out DIR     X12 837P interchanges / FHIR Claim NDJSON
+    claims export 837p|835|fhir --out DIR X12 837P claims / X12 835 remittance advice /
+                                          FHIR Claim NDJSON
     claims demo --encounters N --out DIR  the whole flow end to end, with a summary
-    claims bench [--only coding]          throughput and latency benchmark (JSON)
+    claims bench [--only coding|adjudication]  throughput and latency benchmark (JSON)
 """
 
 from __future__ import annotations
@@ -105,17 +106,23 @@ def _interrupt_on_sigterm() -> None:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.exports import export_837p, export_fhir  # noqa: PLC0415
+    from pipeline.exports import export_835, export_837p, export_fhir  # noqa: PLC0415
 
     if args.format == "fhir":
         path = Path(args.out) / "claims.ndjson"
         print(f"wrote {export_fhir(settings, path)} FHIR Claims to {path}")
         return 0
-    files = export_837p(settings, Path(args.out), first_control=args.first_control)
+    prefix = settings.topic_prefix
+    if args.format == "835":
+        files = export_835(settings, Path(args.out), first_control=args.first_control)
+        nothing = f"no remittances on {prefix}claims.remittance to export"
+    else:
+        files = export_837p(settings, Path(args.out), first_control=args.first_control)
+        nothing = f"no claims on {prefix}claims.submitted to export"
     for path in files:
         print(f"wrote {path}")
     if not files:
-        print(f"no claims on {settings.topic_prefix}claims.submitted to export")
+        print(nothing)
     return 0
 
 
@@ -136,6 +143,11 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         from pipeline.bench import run_coding_bench  # noqa: PLC0415
 
         print(json.dumps(run_coding_bench(args.encounters, args.seed), indent=2))
+        return 0
+    if args.only == "adjudication":
+        from pipeline.bench import run_adjudication_bench  # noqa: PLC0415
+
+        print(json.dumps(run_adjudication_bench(args.encounters, args.seed), indent=2))
         return 0
     result = run_bench(settings, encounters=args.encounters, seed=args.seed,
                        workers=args.workers, topologies=args.topology)
@@ -172,8 +184,11 @@ def parser() -> argparse.ArgumentParser:
                    help="also send this many malformed records (dead-letter demonstration)")
     f.set_defaults(func=_feed)
 
-    x = sub.add_parser("export", help="write the submitted claims as X12 837P or FHIR NDJSON")
-    x.add_argument("format", choices=["837p", "fhir"])
+    x = sub.add_parser("export", help="write the claims as X12 837P or FHIR NDJSON, or the "
+                       "remittances as X12 835")
+    x.add_argument("format", choices=["837p", "835", "fhir"],
+                   help="837p: X12 837P claims; 835: X12 835 remittance advice; "
+                        "fhir: FHIR Claim NDJSON")
     x.add_argument("--out", required=True, help="folder for the files")
     x.add_argument("--first-control", type=int, default=1,
                    help="first interchange control number (ISA13)")
@@ -196,8 +211,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--workers", type=int, default=2)
     be.add_argument("--topology", nargs="+", choices=["staged", "fused"],
                     default=["fused", "staged"])
-    be.add_argument("--only", choices=["coding"],
-                    help="benchmark only the pure coding function on one core (no broker)")
+    be.add_argument("--only", choices=["coding", "adjudication"],
+                    help="benchmark only one pure stage function on one core (no broker)")
     be.set_defaults(func=_bench)
     return p
 

@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.admin import create_topics
 from pipeline.broker import BrokerError, cluster_for
 from pipeline.config import Settings
-from pipeline.exports import submitted_claims, write_837p, write_fhir_ndjson
+from pipeline.exports import submitted_claims, write_835, write_837p, write_fhir_ndjson
 from pipeline.feed import publish
 from pipeline.outcomes import (
     OutcomeCollector,
@@ -27,6 +27,7 @@ from pipeline.outcomes import (
     write_jsonl,
 )
 from pipeline.processes import WorkerDied, WorkerPool
+from processors.refdata import load_refdata
 from processors.synthetic import generate
 
 
@@ -110,11 +111,15 @@ def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: 
     claims = submitted_claims(settings, before)  # read once, written in both formats
     interchanges = write_837p(claims, out / "x12" / "837p")
     summary["x12_837p_files"] = [str(p.relative_to(out)) for p in interchanges]
+    advices = write_835(list(collector.outcomes.remittances.values()), out / "x12" / "835",
+                        load_refdata())
+    summary["x12_835_files"] = [str(p.relative_to(out)) for p in advices]
     summary["fhir_claims"] = write_fhir_ndjson(claims, out / "fhir" / "claims.ndjson")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     print(f"\nWrote {out}/summary.json, rework.jsonl, dead-letter.jsonl, "
-          f"x12/837p/ ({len(interchanges)} interchanges), fhir/claims.ndjson "
+          f"x12/837p/ ({len(interchanges)} interchanges), x12/835/ ({len(advices)} "
+          f"interchanges), fhir/claims.ndjson "
           f"({elapsed:.1f} s end to end)")
     if not complete:
         missing = expected - len(collector.outcomes.accounted())

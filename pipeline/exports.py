@@ -1,23 +1,26 @@
-"""Exports in the formats billing systems read: X12 837P and FHIR Claim NDJSON.
+"""Exports in the formats billing systems read: X12 837P, X12 835 and FHIR Claim NDJSON.
 
 One interchange file per payer batch, named ``<payer>-<interchange control>.x12``.
 Control numbers count up from a starting number; the interchange date is the
-newest claim's business time, so the same claims give the same bytes.
+newest claim's business time (for an 835, the newest payment date), so the
+same records give the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.outcomes import Offsets, read_topic
-from pipeline.topics import CLAIMS_SUBMITTED
+from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+from processors.adjudication import x12_835
 from processors.claims.fhir import to_fhir_claim
 from processors.claims.rules import SELF_PAY_ID
 from processors.claims.x12 import Envelope, interchange
+from processors.refdata import RefData, load_refdata
 
 SENDER_ID = "CLAIMSPIPE"
 
@@ -59,6 +62,48 @@ def export_837p(settings: Settings, out: Path, start: Offsets | None = None,
                 first_control: int = 1) -> list[Path]:
     """Export the claims on claims.submitted as 837P interchanges under *out*."""
     return write_837p(submitted_claims(settings, start), out, first_control)
+
+
+def write_835(remittances: list[dict[str, Any]], out: Path, refdata: RefData,
+              first_control: int = 1) -> list[Path]:
+    """Write one 835 interchange per payer into *out*; returns the files written.
+
+    Self-pay remittances have no payer to send them and are left out.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    payable = [r for r in remittances if r["payer_id"] != SELF_PAY_ID]
+    if not payable:
+        return []
+    newest = max(r["adjudicated_date"] for r in payable)
+    interchanges = x12_835.write_835(
+        payable, refdata.payers, receiver_id=SENDER_ID, control_start=first_control,
+        created=datetime.combine(newest, time(), tzinfo=UTC))
+    written = []
+    for name, text in interchanges:
+        path = out / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def remittances(settings: Settings, start: Offsets | None = None) -> list[dict[str, Any]]:
+    """Remittances on claims.remittance after *start* (default: from the beginning).
+
+    Latest per remittance id, not per claim id: a reversal answers the same
+    claim id as the payment it takes back, and both belong in the 835.
+    """
+    begin = (start or {}).get(CLAIMS_REMITTANCE.name, {})
+    latest: dict[str, dict[str, Any]] = {}
+    for _, remit in read_topic(settings, CLAIMS_REMITTANCE, begin):
+        if remit is not None:
+            latest[remit["remittance_id"]] = remit
+    return list(latest.values())
+
+
+def export_835(settings: Settings, out: Path, start: Offsets | None = None,
+               first_control: int = 1) -> list[Path]:
+    """Export the remittances on claims.remittance as 835 interchanges under *out*."""
+    return write_835(remittances(settings, start), out, load_refdata(), first_control)
 
 
 def write_fhir_ndjson(claims: list[dict[str, Any]], path: Path) -> int:

@@ -96,7 +96,8 @@ def read_topic(settings: Settings, spec: TopicSpec, start: dict[int, int]
 class Outcomes:
     """Everything collected for one run."""
 
-    remittances: dict[str, dict[str, Any]] = field(default_factory=dict)  # by claim id
+    # By remittance id: a reversal answers the same claim id as the payment it takes back.
+    remittances: dict[str, dict[str, Any]] = field(default_factory=dict)
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     denials: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
@@ -170,7 +171,7 @@ class OutcomeCollector:
     def _add(self, spec: TopicSpec, value: dict[str, Any]) -> None:
         out = self.outcomes
         if spec is CLAIMS_REMITTANCE:
-            out.keep(out.remittances, "remittance", value["claim_id"], value)
+            out.keep(out.remittances, "remittance", value["remittance_id"], value)
         elif spec is DENIALS_REWORK:
             if value["kind"] == "DENIAL":
                 out.keep(out.denials, "denial", value["rework_id"], value)

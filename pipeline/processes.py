@@ -89,6 +89,14 @@ class WorkerPool:
                 proc.kill()
                 proc.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL every worker at once: a crash, with no chance to commit or flush."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+
     def __enter__(self) -> WorkerPool:
         return self.start()
 

@@ -20,19 +20,29 @@ def kafka_bootstrap() -> Iterator[str]:
         yield bootstrap
 
 
-@pytest.fixture
-def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on the session broker with a fresh topic prefix, topics created."""
-
+def _factory(bootstrap: str, data_dir: Path) -> Callable[..., Settings]:
     def make(**changes: object) -> Settings:
         prefix = f"t{uuid.uuid4().hex[:10]}."
         settings = load_settings({
-            "CLAIMS_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "CLAIMS_BOOTSTRAP_SERVERS": bootstrap,
             "CLAIMS_TOPIC_PREFIX": prefix,
-            "CLAIMS_DATA_DIR": str(tmp_path / "data"),
+            "CLAIMS_DATA_DIR": str(data_dir),
             "CLAIMS_PARTITIONS": "2",
         }).with_changes(**changes)
         create_topics(settings)
         return settings
 
     return make
+
+
+@pytest.fixture
+def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings on the session broker with a fresh topic prefix, topics created."""
+    return _factory(kafka_bootstrap, tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def module_settings_factory(kafka_bootstrap: str,
+                            tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Settings]:
+    """:func:`settings_factory` for module-scoped fixtures (a run shared by several tests)."""
+    return _factory(kafka_bootstrap, tmp_path_factory.mktemp("data"))

@@ -25,8 +25,8 @@ from the same starting point and gives the same remittances.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from processors.coding.rules import ptp_conflicts
@@ -388,13 +388,16 @@ def payment_trace_number(payer_id: str, payee_npi: str, paid_on: date) -> str:
 
 
 def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status: str,
-                rarcs: list[str], *, claim_id: str | None = None,
+                rarcs: list[str], *, claim_id: str | None = None, frequency: str | None = None,
                 pccn: str | None = None, original_pccn: str | None = None) -> Record:
     filed = _as_date(claim["created_at"])
     paid_on = filed + timedelta(days=payer.turnaround_days)
     answered = claim_id or claim["claim_id"]
     patient_total = sum(a["amount_cents"] for ln in lines for a in ln["adjustments"]
                         if a["group_code"] == "PR")
+    line_dates = {ln["line_number"]: ln.get("service_date") for ln in claim["lines"]}
+    lines = [{**ln, "service_date": line_dates.get(ln["line_number"])
+              or claim["service_date_from"]} for ln in lines]
     payee = claim["billing_provider"]
     subscriber = claim["subscriber"] if claim.get("relationship", "18") != "18" else None
     return {
@@ -410,7 +413,7 @@ def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status:
         "patient_responsibility_cents": patient_total,
         "plan_type": claim["plan_type"],
         "payer_claim_control_number": pccn or stable_id("", payer.payer_id, answered, length=14),
-        "frequency_code": claim["frequency_code"],
+        "frequency_code": frequency or claim["frequency_code"],
         "adjudicated_date": paid_on,
         "claim_adjustments": [],
         "lines": lines,
@@ -427,6 +430,8 @@ def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status:
         "subscriber": subscriber,
         "payee": payee,
         "rendering_npi": (claim.get("rendering_provider") or {}).get("npi"),
+        "rendering_provider": claim.get("rendering_provider"),
+        "place_of_service": claim.get("place_of_service"),
     }
 
 
@@ -462,6 +467,8 @@ def _reverse(claim: Record, payer: PayerProfile, state: MemberState) -> Record |
     original = state["claims"].get(original_id) if original_id else None
     if original is None or original.get("answer") is None:
         return None
+    if original["answer"]["status"] == DENIED:
+        return None  # nothing was paid or owed, so there is nothing to take back
     reversed_by = original.get("reversed_by")
     if reversed_by not in (None, claim["claim_id"]):
         return None
@@ -479,7 +486,7 @@ def _reverse(claim: Record, payer: PayerProfile, state: MemberState) -> Record |
         if state["services"].get(answer["fingerprint"]) == original_id:
             del state["services"][answer["fingerprint"]]
     return _remittance(claim, payer, _negated(answer["lines"]), REVERSAL, [],
-                       claim_id=original_id, pccn=answer["pccn"], original_pccn=answer["pccn"])
+                       claim_id=original_id, frequency=answer["frequency"], pccn=answer["pccn"])
 
 
 def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudication:
@@ -501,8 +508,8 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
         if reversal is not None:
             out.append(reversal)
         if claim["frequency_code"] == VOID:
-            if reversal is None:
-                lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-ORIGINAL-NOT-FOUND",
+            if reversal is None:  # no payment on file to take back
+                lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-NO-PAYMENT-ON-FILE",
                                                    ("MA130",)))
                          for ln in claim["lines"]]
                 out.append(_remittance(claim, payer, lines, DENIED, ["MA130"]))
@@ -554,7 +561,8 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
             "before": year,
             "answer": {
                 "year": year_key, "applied": applied, "lines": lines, "fingerprint": fingerprint,
-                "pccn": remittance["payer_claim_control_number"],
+                "pccn": remittance["payer_claim_control_number"], "status": status,
+                "frequency": claim["frequency_code"],
             },
         }
         uses = dict(year["uses"])

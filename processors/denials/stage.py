@@ -10,7 +10,9 @@ from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 
 def remittance_status(remittance: Record, denied: bool) -> str:
-    """PAID, PARTIALLY_PAID or DENIED, as billing staff read a remittance."""
+    """PAID, PARTIALLY_PAID, DENIED or REVERSED, as billing staff read a remittance."""
+    if remittance["claim_status_code"] == "22":
+        return "REVERSED"
     if remittance["claim_status_code"] == "4":
         return "DENIED"
     return "PARTIALLY_PAID" if denied else "PAID"

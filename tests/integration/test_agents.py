@@ -184,9 +184,9 @@ def test_member_accumulators_survive_a_worker_restart(
         assert coded is not None
         return build_claim(coded, refdata).claim
 
-    send(settings, CLAIMS_SUBMITTED, [(b"PPO123456789", codec.encode(claim_for("E1", "99213")))])
+    send(settings, CLAIMS_SUBMITTED, [(b"PPO123456789", codec.encode(claim_for("E1", "80053")))])
     run_app_until(settings, counted(settings, CLAIMS_REMITTANCE, 1))
-    send(settings, CLAIMS_SUBMITTED, [(b"PPO123456789", codec.encode(claim_for("E2", "80053")))])
+    send(settings, CLAIMS_SUBMITTED, [(b"PPO123456789", codec.encode(claim_for("E2", "85025")))])
     run_app_until(settings, counted(settings, CLAIMS_REMITTANCE, 2))
 
     # At-least-once: a claim redelivered after the restart is answered again, identically.
@@ -201,6 +201,8 @@ def test_member_accumulators_survive_a_worker_restart(
     # Uninterrupted, the second claim sees the first's deductible: same result after a restart.
     from processors.adjudication.rules import adjudicate, new_member_state
 
-    uninterrupted = adjudicate(claim_for("E1", "99213"), ppo, new_member_state(), refdata)
-    expected = adjudicate(claim_for("E2", "80053"), ppo, uninterrupted.member_state, refdata)
+    uninterrupted = adjudicate(claim_for("E1", "80053"), ppo, new_member_state(), refdata,
+                               settings.seed)
+    expected = adjudicate(claim_for("E2", "85025"), ppo, uninterrupted.member_state, refdata,
+                          settings.seed)
     assert second == expected.remittance
