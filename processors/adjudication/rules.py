@@ -43,6 +43,8 @@ REVERSAL = "22"
 REPLACEMENT = "7"
 VOID = "8"
 SIMULATOR_VERSION = "adjudication-2"
+# Plan years of claims and accumulators a member's state keeps (this one and the last).
+KEPT_PLAN_YEARS = 2
 
 # Medicare PFS status indicators that are never paid, as (CARC, RARC, rule id). Status X
 # and E codes are outside the PFS but may be paid elsewhere (labs on the CLFS, vaccines
@@ -129,7 +131,7 @@ def _line(line: Record, allowed: int, paid: int, adjustments: list[Record],
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LineDenial:
     """Why a payer pays nothing for a line."""
 
@@ -575,7 +577,27 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
         }
         if status != DENIED:
             state["services"].setdefault(fingerprint, claim["claim_id"])
+        _forget_before(state, service_date.year - KEPT_PLAN_YEARS + 1)
     return Adjudication(out, state)
+
+
+def _forget_before(state: MemberState, first_year: int) -> None:
+    """Drop what the payer remembers of plan years before *first_year*.
+
+    A member's state is rewritten with every claim, so it must not grow for
+    ever. Corrections, duplicates and redeliveries concern recent claims; the
+    payer keeps this plan year and the one before.
+    """
+    old = {year for year in state["years"] if int(year) < first_year}
+    if not old:
+        return
+    for year in old:
+        del state["years"][year]
+    gone = {cid for cid, entry in state["claims"].items() if entry["answer"]["year"] in old}
+    for cid in gone:
+        del state["claims"][cid]
+    for fingerprint in [f for f, cid in state["services"].items() if cid in gone]:
+        del state["services"][fingerprint]
 
 
 def is_denial(remittance: Record) -> bool:

@@ -239,7 +239,7 @@ def _bpr(payment: Payment) -> str:
     return seg("BPR", "I", amount(total), "C", payment.method, *[""] * 11, d8(payment.paid_on))
 
 
-def transaction(payment: Payment, control: str, created: datetime) -> list[str]:
+def transaction(payment: Payment, control: str) -> list[str]:
     """One ST...SE 835 transaction for *payment*."""
     payer, payee = payment.payer, payment.payee
     if not payer.address:
@@ -248,7 +248,7 @@ def transaction(payment: Payment, control: str, created: datetime) -> list[str]:
         seg("ST", "835", control),  # ST03 is not used in this guide
         _bpr(payment),
         seg("TRN", "1", payment.trace, "1" + payer_tin(payer.payer_id)),
-        seg("DTM", "405", d8(created.date())),
+        seg("DTM", "405", d8(payment.paid_on)),  # produced the day the payment is made
         seg("N1", "PR", _clean(payer.name)),
         *_address(payer.address),
         seg("REF", "2U", payer.payer_id),
@@ -327,7 +327,7 @@ def interchange(payer_payments: list[Payment], *, sender_id: str, receiver_id: s
              control, "X", VERSION)
     segments = [isa, gs]
     for number, payment in enumerate(payer_payments, start=1):
-        segments += transaction(payment, f"{number:04d}", created)
+        segments += transaction(payment, f"{number:04d}")
     segments.append(seg("GE", len(payer_payments), control))
     segments.append(seg("IEA", "1", f"{control:09d}"))
     return SEGMENT.join(segments) + SEGMENT + "\n"

@@ -495,3 +495,19 @@ class TestRemittanceShape:
         assert remit["rendering_npi"] == c["rendering_provider"]["npi"]
         assert remit["service_date_from"] == c["service_date_from"]
         assert remit["subscriber"] is None
+
+
+class TestMemberState:
+    def test_state_keeps_only_this_plan_year_and_the_last(self) -> None:
+        """A 2026 claim after 2024 and 2025 ones: the 2024 accumulators and claims are dropped."""
+        state = None
+        for year, encounter_id in ((2024, "E24"), (2025, "E25"), (2026, "E26")):
+            c = claim(encounter_id=encounter_id, procedures=[procedure("80053")],
+                      service_date=date(year, 3, 2),
+                      received_at=datetime(year, 3, 3, tzinfo=UTC),
+                      coverage=coverage(effective=date(2024, 1, 1)))
+            state = adjudicate(c, PPO, state, REFDATA).member_state
+        assert state is not None
+        assert sorted(state["years"]) == ["2025", "2026"]
+        assert {entry["answer"]["year"] for entry in state["claims"].values()} == {"2025", "2026"}
+        assert len(state["services"]) == 2
