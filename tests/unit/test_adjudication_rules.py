@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,13 @@ from processors.adjudication.rules import (
 )
 from processors.claims.rules import build_claim, corrected_claim
 from processors.coding.rules import code_encounter
-from processors.refdata import DENIAL_CATEGORIES, PayerProfile, load_refdata
+from processors.refdata import (
+    DENIAL_CATEGORIES,
+    PAYERS_DIR,
+    PayerProfile,
+    load_payers,
+    load_refdata,
+)
 from tests.builders import ADDRESS, coverage, encounter, procedure
 
 REFDATA = load_refdata()
@@ -511,3 +520,28 @@ class TestMemberState:
         assert sorted(state["years"]) == ["2025", "2026"]
         assert {entry["answer"]["year"] for entry in state["claims"].values()} == {"2025", "2026"}
         assert len(state["services"]) == 2
+
+
+class TestPayerFiles:
+    def test_a_payer_is_added_by_adding_a_file(self, tmp_path: Path) -> None:
+        """A new profile beside the shipped ones is loaded and adjudicates its members' claims."""
+        shutil.copytree(PAYERS_DIR, tmp_path / "payers")
+        profile = json.loads((PAYERS_DIR / "commercial-ppo.json").read_text())
+        profile.update(payer_id="EPO-SIM", name="Regional EPO", member_id_pattern="^EPO[0-9]{6}$",
+                       fee_schedule={"basis": "medicare", "percent_of_medicare": 150},
+                       denial_rates={})
+        (tmp_path / "payers" / "regional-epo.json").write_text(json.dumps(profile))
+        payers = load_payers(tmp_path / "payers")
+        assert set(payers) == set(REFDATA.payers) | {"EPO-SIM"}
+        c = ohio_claim(coverage=coverage("EPO-SIM", "EPO123456", "12"))
+        remit = adjudicate(c, payers["EPO-SIM"], None, REFDATA).remittance
+        assert remit["lines"][0]["allowed_cents"] == pfs_99213(OHIO_GPCI) * 150 // 100
+
+    def test_a_profile_with_a_bad_field_names_the_file_and_the_field(self, tmp_path: Path) -> None:
+        """A profile without its deductible fails to load with a message saying which."""
+        profile = json.loads((PAYERS_DIR / "commercial-ppo.json").read_text())
+        del profile["deductible_cents"]
+        path = tmp_path / "broken.json"
+        path.write_text(json.dumps(profile))
+        with pytest.raises(ValueError, match=r"broken\.json.*deductible_cents"):
+            PayerProfile.from_file(path)
