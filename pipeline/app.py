@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from pipeline.config import Settings
-from pipeline.runtime import STAGES, Incoming, Outgoing, StageRunner
+from pipeline.runtime import ENTRY_STAGES, STAGES, Incoming, Outgoing, StageRunner
 from processors.refdata import load_refdata
 from processors.stage import Stage, StageContext
 
@@ -117,13 +117,14 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     fused = settings.topology == "fused"
     batch_state = BatchState(table)
     plain = StageContext(refdata=refdata)
-    stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed)
+    stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed,
+                            max_auto_resubmissions=settings.max_auto_resubmissions)
 
     def context(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain
 
     runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused)
-    stages = STAGES[:1] if fused else STAGES
+    stages = ENTRY_STAGES if fused else STAGES
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state)
     return app
@@ -160,7 +161,7 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
             batch_state.flush()
             await _send_all(app, outgoing)
 
-    name = "fused" if settings.topology == "fused" else stage.name
+    name = f"fused-{stage.name}" if settings.topology == "fused" else stage.name
     run_stage.__name__ = f"stage_{name}"
     run_stage.__qualname__ = f"pipeline.app.stage_{name}"
     app.agent(topic, name=f"claims.{name}")(run_stage)

@@ -54,6 +54,7 @@ class Settings:
     topology: str
     seed: int
     log_level: str
+    max_auto_resubmissions: int = 2
 
     @property
     def external_cluster(self) -> bool:
@@ -101,6 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         topology=topology,
         seed=_int(env, "CLAIMS_SEED", 2026),
         log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
+        max_auto_resubmissions=_int(env, "CLAIMS_MAX_AUTO_RESUBMISSIONS", 2),
     )
 
 
@@ -114,6 +116,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "CLAIMS_TOPOLOGY": settings.topology,
         "CLAIMS_SEED": str(settings.seed),
         "CLAIMS_LOG_LEVEL": settings.log_level,
+        "CLAIMS_MAX_AUTO_RESUBMISSIONS": str(settings.max_auto_resubmissions),
     }
     if settings.bootstrap_servers:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers

@@ -53,6 +53,14 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"  charged ${m.get('charge_cents', 0) / 100:,.2f}, paid "
           f"${m.get('paid_cents', 0) / 100:,.2f}, patient responsibility "
           f"${m.get('patient_responsibility_cents', 0) / 100:,.2f}")
+    r = summary["paid_rates"]
+    print(f"Paid in full, insured claims: first pass {100 * r['first_pass_paid_rate']:.1f}%, "
+          f"after automatic corrections {100 * r['final_paid_rate']:.1f}% "
+          f"({r['auto_corrected']} claims corrected and resubmitted; paid "
+          f"${r['first_pass_paid_cents'] / 100:,.2f} -> ${r['final_paid_cents'] / 100:,.2f})")
+    print("Final state of each encounter:")
+    for state, n in summary["final_states"].items():
+        print(f"  {state:<24} {n:>6}")
     print("Denial rate by payer (denied or partly denied / remittances):")
     for payer, r in summary["denial_rate_by_payer"].items():
         print(f"  {payer:<10} {r['denied_or_partial']:>5}/{r['remittances']:<6} "

@@ -32,10 +32,11 @@ class Failure:
 class InProcessPipeline:
     """The four stages chained in memory, with their state kept between calls."""
 
-    def __init__(self, refdata: RefData, seed: int = 0) -> None:
+    def __init__(self, refdata: RefData, seed: int = 0, max_auto_resubmissions: int = 2) -> None:
         self.state: dict[bytes, Any] = {}
         self._contexts = {
-            stage.name: StageContext(refdata, self.state if stage.stateful else {}, seed)
+            stage.name: StageContext(refdata, self.state if stage.stateful else {}, seed,
+                                     max_auto_resubmissions)
             for stage in STAGES
         }
 

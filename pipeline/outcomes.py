@@ -122,9 +122,53 @@ class Outcomes:
         return {r["encounter_id"] for r in self.remittances.values()}
 
     def complete(self, expected: int) -> bool:
-        """All *expected* outcomes arrived and the denials stage settled every remittance."""
+        """All *expected* outcomes arrived, the denials stage settled every remittance, and
+        every automatically resubmitted claim has its answer."""
         settled = all(r["claim_id"] in self.settled for r in self.remittances.values())
-        return len(self.accounted()) >= expected and settled
+        answered = {r["claim_id"] for r in self.remittances.values()
+                    if r["claim_status_code"] != "22"}
+        resubmitted = all(item["resubmitted_claim_id"] in answered
+                          for item in self.denials.values() if item["resubmitted_claim_id"])
+        return len(self.accounted()) >= expected and settled and resubmitted
+
+    def answers(self) -> dict[str, dict[str, Any]]:
+        """Each claim's own answer by claim id (reversals left out)."""
+        return {r["claim_id"]: r for r in self.remittances.values()
+                if r["claim_status_code"] != "22"}
+
+    def chains(self) -> list[list[str]]:
+        """Claim ids from each first submission through its automatic resubmissions."""
+        next_of = {item["claim_id"]: item["resubmitted_claim_id"]
+                   for item in self.denials.values() if item["resubmitted_claim_id"]}
+        later = set(next_of.values())
+        out = []
+        for claim_id in sorted(self.answers()):
+            if claim_id in later:
+                continue
+            chain = [claim_id]
+            while chain[-1] in next_of and len(chain) < 10:
+                chain.append(next_of[chain[-1]])
+            out.append(chain)
+        return out
+
+    def final_states(self) -> dict[str, str]:
+        """Each encounter's final state: its last claim's outcome, a hold or a dead letter."""
+        answers = self.answers()
+        states: dict[str, str] = {}
+        for chain in self.chains():
+            final = answers.get(chain[-1])
+            if final is None:
+                state = "AWAITING_ANSWER"
+            else:
+                state = remittance_status(final, is_denial(final))
+            # A split claim's parts share the encounter: the worst outcome stands for it.
+            encounter = answers[chain[0]]["encounter_id"]
+            states[encounter] = min(states.get(encounter, state), state, key=STATE_ORDER.index)
+        for encounter_id, hold in self.holds.items():
+            states.setdefault(encounter_id, f"HELD_{hold['kind'].removesuffix('_HOLD')}")
+        for dead in self.dead_letters:
+            states.setdefault(dead["record_id"] or f"key:{dead['key']!r}", "DEAD_LETTER")
+        return states
 
 
 class OutcomeCollector:
@@ -210,6 +254,40 @@ class OutcomeCollector:
         self.consumer.close()
 
 
+# Final states from worst to best, to pick one for an encounter billed on several claims.
+STATE_ORDER = ["AWAITING_ANSWER", "DENIED", "PARTIALLY_PAID", "REVERSED", "PAID"]
+
+
+def paid_rates(outcomes: Outcomes) -> dict[str, Any]:
+    """First-pass and final paid rates of insured claims, by count and by dollars.
+
+    A claim counts as paid when nothing on it was denied (patient shares and
+    contractual write-downs aside). First pass is each claim's first answer;
+    final is the answer to its last automatic resubmission.
+    """
+    answers = outcomes.answers()
+    first = final = chains = 0
+    first_paid = final_paid = 0
+    for chain in outcomes.chains():
+        head = answers[chain[0]]
+        if head["payer_id"] == "SELFPAY":
+            continue
+        chains += 1
+        last = answers.get(chain[-1], head)
+        first += int(not is_denial(head))
+        final += int(not is_denial(last))
+        first_paid += head["paid_cents"]
+        final_paid += last["paid_cents"]
+    return {
+        "claims": chains,
+        "first_pass_paid_rate": round(first / chains, 4) if chains else 0.0,
+        "final_paid_rate": round(final / chains, 4) if chains else 0.0,
+        "first_pass_paid_cents": first_paid,
+        "final_paid_cents": final_paid,
+        "auto_corrected": sum(1 for c in outcomes.chains() if len(c) > 1),
+    }
+
+
 def summarize(outcomes: Outcomes, fed: int, malformed: int,
               topic_counts: dict[str, int]) -> dict[str, Any]:
     """The run's summary: outcomes, money, denial rates by payer and CARC."""
@@ -259,6 +337,8 @@ def summarize(outcomes: Outcomes, fed: int, malformed: int,
         "holds_by_edit": dict(edits.most_common()),
         "rework_by_queue": dict(queues.most_common()),
         "money": dict(money),
+        "paid_rates": paid_rates(outcomes),
+        "final_states": dict(Counter(outcomes.final_states().values()).most_common()),
     }
 
 

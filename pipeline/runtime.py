@@ -20,12 +20,16 @@ from pipeline.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec
 from processors.adjudication.stage import STAGE as ADJUDICATION
 from processors.claims.stage import STAGE as CLAIMS
 from processors.coding.stage import STAGE as CODING
+from processors.denials.resubmit import STAGE as REWORK
 from processors.denials.stage import STAGE as DENIALS
 from processors.stage import Stage, StageContext
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[Stage, ...] = (CODING, CLAIMS, ADJUDICATION, DENIALS)
+STAGES: tuple[Stage, ...] = (CODING, CLAIMS, ADJUDICATION, DENIALS, REWORK)
+# What the fused topology consumes: new encounters, and actions on rework items (from
+# people, and automatic corrections that move a claim to another member's partition).
+ENTRY_STAGES: tuple[Stage, ...] = (CODING, REWORK)
 STAGE_BY_INPUT = {stage.input.name: stage for stage in STAGES}
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -138,7 +142,9 @@ class StageRunner:
         chained: list[Outgoing] = []
         for out, enc in zip(outputs, encoded, strict=True):
             nxt = STAGE_BY_INPUT.get(out.topic.name)
-            if nxt is not None:
+            # Only records of the same member continue in this process: another member's
+            # state may live in another worker's partition, so theirs go through Kafka.
+            if nxt is not None and out.key == key:
                 hop = Incoming(enc.topic, -1, -1, out.key, enc.value, incoming.timestamp_ms)
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained

@@ -59,6 +59,16 @@ DENIALS_REWORK = TopicSpec(
     retention_ms=90 * DAY_MS,
     description="Coding holds, scrubber holds and denials for people to work.",
 )
+REWORK_ACTIONS = TopicSpec(
+    "rework.actions", "member key", "claims.ReworkAction",
+    retention_ms=365 * DAY_MS,
+    description="What people and automatic corrections did about rework items.",
+)
+PATIENT_STATEMENTS = TopicSpec(
+    "patients.statements", "member key", "claims.PatientStatement",
+    retention_ms=90 * DAY_MS,
+    description="What each patient owes after the payer's answer.",
+)
 CLAIMS_LIFECYCLE = TopicSpec(
     "claims.lifecycle", "claim_id", "claims.ClaimStatus",
     cleanup_policy="compact",
@@ -76,6 +86,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLAIMS_SUBMITTED,
     CLAIMS_REMITTANCE,
     DENIALS_REWORK,
+    REWORK_ACTIONS,
+    PATIENT_STATEMENTS,
     CLAIMS_LIFECYCLE,
     DEAD_LETTER,
 )

@@ -32,12 +32,14 @@ class Output:
 class StageContext:
     """What a handler may use besides its input: reference data, its state store, the seed.
 
-    *seed* fixes the payer simulator's noise draws (hash of seed, claim id, payer).
+    *seed* fixes the payer simulator's noise draws (hash of seed, claim id, payer);
+    *max_auto_resubmissions* caps the automatic corrections of one encounter's claim.
     """
 
     refdata: RefData
     state: MutableMapping[bytes, Any] = field(default_factory=dict)
     seed: int = 0
+    max_auto_resubmissions: int = 2
 
 
 Handler = Callable[[bytes, Record, StageContext], list[Output]]

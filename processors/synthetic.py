@@ -401,6 +401,11 @@ HEADER_OF: dict[str, str] = {
     "F411": "F41", "F329": "F32", "J209": "J20", "R519": "R51", "L821": "L82",
 }
 
+# A terminated commercial plan was replaced by the other one for about half of those
+# patients; the registration holds the new plan as other coverage.
+NEW_PLAN_SHARE = 0.5
+NEW_PLAN_AFTER = {PPO: HMO, HMO: PPO}
+
 # Other fatigue (R53.83): a reason a lab is ordered that NCD 190.21 (HbA1c) and NCD 190.23
 # (lipids) do not list as covered.
 UNCOVERED_LAB_REASON = "R5383"
@@ -1230,6 +1235,7 @@ class _Simulation:
             "place_of_service": TELEHEALTH if telehealth else OFFICE,
             "patient": _person_record(patient.person),
             "coverage": coverage,
+            "other_coverages": [],
             "billing_provider": _practice_record(),
             "rendering_provider": _clinician_record(self._rendering(patient, age)),
             "referring_provider": _clinician_record(referring) if referring else None,
@@ -1276,6 +1282,10 @@ class _Simulation:
             if coverage["effective_date"] > ended:
                 began = ended - timedelta(days=rng.randint(90, 720))
                 coverage["effective_date"] = began.replace(day=1)
+            if coverage["payer_id"] in NEW_PLAN_AFTER and rng.random() < NEW_PLAN_SHARE:
+                # The patient changed jobs: registration holds the new plan beside the old one,
+                # but the visit was billed to the old one.
+                event["other_coverages"].append(self._new_plan(coverage, ended))
         elif problem == "coverage_not_yet_effective":
             coverage["effective_date"] = service_date + timedelta(days=rng.randint(1, 45))
         elif problem == "invalid_member_id":
@@ -1300,6 +1310,19 @@ class _Simulation:
                     line["diagnosis_refs"] = [len(event["diagnoses"]) - 1]
         else:  # missing_authorization is made by leaving the number out when building
             _inject_coding_problem(rng, problem, event)
+
+    def _new_plan(self, old: Record, ended: date) -> Record:
+        """The commercial plan that replaced *old* the day after it ended."""
+        payer_id = NEW_PLAN_AFTER[old["payer_id"]]
+        payer = self.payers[payer_id]
+        prefix = "PPO" if payer_id == PPO else "HMO"
+        return {
+            **old,
+            "payer_id": payer_id, "payer_name": payer.name, "plan_type": payer.plan_type,
+            "member_id": f"{prefix}{_digits(self.rng, 9)}",
+            "group_number": self.rng.choice(self.groups[payer_id]),
+            "effective_date": ended + timedelta(days=1), "termination_date": None,
+        }
 
     def _duplicate(self, index: int) -> tuple[str, Record, str]:
         """A second encounter for a recent clean one: same patient, day, clinician, services."""

@@ -56,6 +56,7 @@ def encounter(**overrides: Any) -> Record:
         "place_of_service": "11",
         "patient": patient,
         "coverage": coverage(patient=patient),
+        "other_coverages": [],
         "billing_provider": {"npi": npi("123456789"), "entity_type": "2",
                              "name": "Springfield Family Medicine", "first_name": None,
                              "taxonomy": "207Q00000X", "tin": "371234567",

@@ -31,6 +31,7 @@ from typing import Any
 
 from processors.coding.rules import ptp_conflicts
 from processors.ids import stable_id, unit_draw
+from processors.jsonsafe import to_json
 from processors.refdata import PayerProfile, RefData
 from processors.refdata.fees import FACILITY_PLACES_OF_SERVICE, NATIONAL_LOCALITY
 
@@ -566,6 +567,8 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
                 "pccn": remittance["payer_claim_control_number"], "status": status,
                 "frequency": claim["frequency_code"],
             },
+            # A denied claim is kept so the rework stage can correct and resubmit it.
+            "claim": to_json(claim) if is_denial(remittance) else None,
         }
         uses = dict(year["uses"])
         for category, n in applied["uses"].items():

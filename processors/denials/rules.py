@@ -1,9 +1,12 @@
-"""Denial classification and routing, and the rework items for holds.
+"""Denial classification and routing, rework items, and patient statements.
 
 Pure functions only. Every denial, partial denial and hold becomes one
 ReworkItem saying what is wrong (codes with plain wording), what to do, in which
-queue, by when and for how much. Unknown codes go to the triage queue; nothing
-is dropped.
+queue, by when and for how much. A denial is classified from its CARC group,
+CARC and RARCs: the most specific row of ``denial_rules.csv`` that matches
+wins, else the CARC's category (``carc.csv``) with its default route
+(``denial_routing.csv``). Unknown codes go to the triage queue; nothing is
+dropped.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from processors.adjudication.rules import denies_money, is_denial
+from processors.adjudication.rules import REVERSAL, denies_money, is_denial
 from processors.ids import stable_id
-from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, RefData
+from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, PayerProfile, RefData
 
 Record = dict[str, Any]
 
-ROUTING_VERSION = "routing-1"
+ROUTING_VERSION = "routing-2"
+TRIAGE = "triage"
+# Days before a deadline at which the priority starts to rise (up to double on the day).
+URGENT_DAYS = 30
+STATEMENT_DUE_DAYS = 30
+# Actions that end in a corrected claim; their deadline is the payer's filing limit.
+CORRECTION_ACTIONS = ("correct_and_resubmit", "verify_eligibility", "fix_coding")
 
 
 @dataclass(frozen=True)
 class Route:
-    """What to do about one denial category."""
+    """What to do about a denial."""
 
     category: str
     action: str
@@ -36,7 +45,7 @@ class Route:
 
 @cache
 def routing_table() -> dict[str, Route]:
-    """The routing policy from denial_routing.csv, by category."""
+    """The default route of each denial category, from denial_routing.csv."""
     with (REFDATA_DIR / "denial_routing.csv").open(newline="") as f:
         return {
             r["category"]: Route(
@@ -47,55 +56,106 @@ def routing_table() -> dict[str, Route]:
         }
 
 
+@cache
+def denial_rules() -> dict[tuple[str, str, str], Route]:
+    """Routes for particular (group, CARC, RARC) combinations, from denial_rules.csv.
+
+    ``*`` in the group matches any group; an empty RARC matches any remarks.
+    """
+    with (REFDATA_DIR / "denial_rules.csv").open(newline="") as f:
+        return {
+            (r["group_code"], r["carc"], r["rarc"]): Route(
+                r["category"], r["action"], r["queue"], int(r["recovery_percent"]),
+                r["suggested_fix"],
+            )
+            for r in csv.DictReader(f)
+        }
+
+
+def classify(group: str, carc: str, rarcs: list[str], refdata: RefData) -> Route:
+    """The route of one denial adjustment, the most specific rule first."""
+    rules = denial_rules()
+    for g in (group, "*"):
+        for rarc in rarcs:
+            found = rules.get((g, carc, rarc))
+            if found is not None:
+                return found
+        found = rules.get((g, carc, ""))
+        if found is not None:
+            return found
+    table = routing_table()
+    category = refdata.carc.get(carc, (TRIAGE, ""))[0]
+    return table.get(category, table[TRIAGE])
+
+
 def priority(amount_cents: int, recovery_percent: int, days_left: int | None) -> int:
-    """Dollars at stake x likelihood of recovery, raised as the deadline nears."""
-    weight = amount_cents * recovery_percent // 100 // 100  # dollars likely recovered
-    if days_left is not None and days_left <= 30:
-        weight *= 2
-    return max(weight, 1)
+    """Dollars at stake x likelihood of recovery x urgency (up to 2x as the deadline nears).
+
+    Past its deadline an item can rarely be recovered: it keeps the lowest priority.
+    """
+    if days_left is not None and days_left < 0:
+        return 1
+    dollars = amount_cents * recovery_percent / 100 / 100
+    urgency = 1.0
+    if days_left is not None:
+        urgency += (URGENT_DAYS - min(days_left, URGENT_DAYS)) / URGENT_DAYS
+    return max(int(dollars * urgency), 1)
 
 
+def deadline_for(action: str, service_date: date | None, remitted: date,
+                 payer: PayerProfile | None) -> tuple[date | None, str | None]:
+    """The last day to act, and what for: an appeal, or a corrected claim."""
+    if payer is None or payer.self_pay:
+        return None, None
+    if action == "appeal":
+        return remitted + timedelta(days=payer.appeal_days), "appeal"
+    if action in CORRECTION_ACTIONS and service_date is not None:
+        # Corrected and rebilled claims must still meet the payer's filing limit.
+        return service_date + timedelta(days=payer.timely_filing_days), "corrected_claim"
+    return None, None
 
-def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
-                     received_at: datetime) -> Record | None:
+
+def _reason(code: str, group: str | None, line: int | None, message: str,
+            rule_id: str) -> Record:
+    return {"code": code, "group_code": group, "line_number": line, "message": message,
+            "rule_id": rule_id}
+
+
+def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile | None,
+                     at: datetime) -> Record | None:
     """The rework item for a denied or partly denied remittance; None when nothing was denied."""
     if not is_denial(remittance):
         return None
     reasons: list[Record] = []
+    money: dict[Route, int] = {}
     at_stake = 0
-    by_category: dict[str, int] = {}
+    claim_rarcs = list(remittance["rarcs"])
     for line in remittance["lines"]:
         for adj in line["adjustments"]:
             if not denies_money(adj):
                 continue
-            category, wording = refdata.carc.get(adj["carc"],
-                                                 ("triage", "Unknown adjustment code."))
-            by_category[category] = by_category.get(category, 0) + adj["amount_cents"]
+            route = classify(adj["group_code"], adj["carc"], line["rarcs"] + claim_rarcs,
+                             refdata)
+            money[route] = money.get(route, 0) + adj["amount_cents"]
             at_stake += adj["amount_cents"]
-            reasons.append({
-                "code": adj["carc"],
-                "group_code": adj["group_code"],
-                "line_number": line["line_number"],
-                "message": wording,
-                "rule_id": adj["rule_id"],
-            })
+            wording = refdata.carc.get(adj["carc"], (TRIAGE, "Unknown adjustment code."))[1]
+            reasons.append(_reason(adj["carc"], adj["group_code"], line["line_number"],
+                                   wording, adj["rule_id"]))
         reasons.extend(
-            {"code": rarc, "group_code": None, "line_number": line["line_number"],
-             "message": refdata.rarc.get(rarc, "Unknown remark code."), "rule_id": "RARC"}
+            _reason(rarc, None, line["line_number"],
+                    refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
             for rarc in line["rarcs"]
         )
     reasons.extend(
-        {"code": rarc, "group_code": None, "line_number": None,
-         "message": refdata.rarc.get(rarc, "Unknown remark code."), "rule_id": "RARC"}
-        for rarc in remittance["rarcs"]
+        _reason(rarc, None, None, refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
+        for rarc in claim_rarcs
     )
-    table = routing_table()
-    # The category with the most money denied leads; ties keep claim order.
-    lead = max(by_category, key=by_category.__getitem__) if by_category else "triage"
-    route = table.get(lead, table["triage"])
-    adjudicated: date = remittance["adjudicated_date"]
-    deadline = adjudicated + timedelta(days=appeal_days) if appeal_days else None
-    days_left = (deadline - adjudicated).days if deadline else None
+    # The route with the most money denied leads; ties keep claim order.
+    lead = max(money, key=money.__getitem__) if money else routing_table()[TRIAGE]
+    remitted: date = remittance["adjudicated_date"]
+    service_date = remittance.get("service_date_from")
+    deadline, deadline_kind = deadline_for(lead.action, service_date, remitted, payer)
+    days_left = (deadline - remitted).days if deadline else None
     return {
         "rework_id": stable_id("W", "DENIAL", remittance["remittance_id"]),
         "kind": "DENIAL",
@@ -103,17 +163,25 @@ def route_remittance(remittance: Record, refdata: RefData, appeal_days: int,
         "claim_id": remittance["claim_id"],
         "payer_id": remittance["payer_id"],
         "member_key": remittance["member_key"],
-        "category": route.category,
-        "action": route.action,
-        "queue": route.queue,
-        "priority": priority(at_stake, route.recovery_percent, days_left),
+        "category": lead.category,
+        "action": lead.action,
+        "queue": lead.queue,
+        "priority": priority(at_stake, lead.recovery_percent, days_left),
         "amount_at_stake_cents": at_stake,
         "reasons": reasons,
-        "suggested_fix": route.suggested_fix,
-        "created_at": received_at,
+        "suggested_fix": lead.suggested_fix,
+        "created_at": at,
         "deadline": deadline,
         "ruleset_version": f"{ROUTING_VERSION}|{ADJUSTMENT_CODES_VERSION}|"
                            f"{remittance['payer_profile_version']}",
+        "status": "OPEN",
+        "remittance_id": remittance["remittance_id"],
+        "payer_claim_control_number": remittance["payer_claim_control_number"],
+        "service_date": service_date,
+        "deadline_kind": deadline_kind,
+        "correction": None,
+        "resubmitted_claim_id": None,
+        "related_rework_id": None,
     }
 
 
@@ -139,12 +207,74 @@ def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Rec
         "priority": priority(at_stake, 90, None),
         "amount_at_stake_cents": at_stake,
         "reasons": [
-            {"code": f["edit_id"], "group_code": None, "line_number": None,
-             "message": f["message"], "rule_id": f"{f['edit_id']}@{f['refdata_version']}"}
+            _reason(f["edit_id"], None, None, f["message"],
+                    f"{f['edit_id']}@{f['refdata_version']}")
             for f in hard
         ],
         "suggested_fix": " ".join(f["message"] for f in hard),
         "created_at": event["received_at"],
         "deadline": None,
         "ruleset_version": ruleset_version,
+        "status": "OPEN",
+        "remittance_id": None,
+        "payer_claim_control_number": None,
+        "service_date": event.get("service_date"),
+        "deadline_kind": None,
+        "correction": None,
+        "resubmitted_claim_id": None,
+        "related_rework_id": None,
     }
+
+
+PATIENT_SHARE_WORDING = {
+    "1": "Deductible", "2": "Coinsurance", "3": "Copay",
+}
+
+
+def patient_statement(remittance: Record, payer: PayerProfile | None) -> Record | None:
+    """What the patient owes after *remittance*; None when they owe nothing.
+
+    Self-pay claims owe the whole charge. A reversal gives the patient a credit
+    for what the reversed payment made them owe.
+    """
+    self_pay = payer is not None and payer.self_pay
+    due = remittance["patient_responsibility_cents"]
+    if due == 0:
+        return None
+    lines = []
+    for line in remittance["lines"]:
+        shares = [a for a in line["adjustments"] if a["group_code"] == "PR"]
+        patient = line["charge_cents"] if self_pay else sum(a["amount_cents"] for a in shares)
+        adjusted = sum(a["amount_cents"] for a in line["adjustments"] if a["group_code"] != "PR")
+        reasons = ["Self-pay"] if self_pay else [
+            PATIENT_SHARE_WORDING.get(a["carc"], "Not covered by the plan") for a in shares
+        ]
+        lines.append({
+            "line_number": line["line_number"],
+            "procedure_code": line["procedure_code"],
+            "service_date": line.get("service_date") or remittance.get("service_date_from"),
+            "charge_cents": line["charge_cents"],
+            "insurance_paid_cents": line["paid_cents"],
+            "adjusted_cents": adjusted,
+            "patient_cents": patient,
+            "reasons": reasons,
+        })
+    stated: date = remittance["adjudicated_date"]
+    return {
+        "statement_id": stable_id("P", remittance["remittance_id"]),
+        "claim_id": remittance["claim_id"],
+        "encounter_id": remittance["encounter_id"],
+        "remittance_id": remittance["remittance_id"],
+        "member_key": remittance["member_key"],
+        "patient": remittance.get("patient"),
+        "payer_id": remittance["payer_id"],
+        "statement_date": stated,
+        "due_date": stated + timedelta(days=STATEMENT_DUE_DAYS),
+        "amount_due_cents": due,
+        "lines": lines,
+    }
+
+
+def is_reversal(remittance: Record) -> bool:
+    """True for a CLP02 22 record that takes back an earlier payment."""
+    return bool(remittance["claim_status_code"] == REVERSAL)

@@ -1,11 +1,21 @@
-"""The denials stage: claims.remittance -> denials.rework and the claim's final status."""
+"""The denials stage: claims.remittance -> denials.rework, statements, corrections, status.
+
+Every denied or partly denied remittance becomes exactly one rework item. When
+an automatic correction applies (``processors.denials.corrections``), the item
+is marked AUTO_CORRECTED and a RESUBMIT action carrying the corrected claim goes
+to rework.actions, keyed by the corrected claim's member. The denied claim is
+read from the member's state, where the adjudication stage kept it; the state
+is keyed by member like this stage's input, so it is local.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK
-from processors.denials.rules import route_remittance
+from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, PATIENT_STATEMENTS, REWORK_ACTIONS
+from processors.denials.corrections import auto_correct, resubmit_action
+from processors.denials.rules import patient_statement, route_remittance
+from processors.jsonsafe import from_json
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 
@@ -18,20 +28,39 @@ def remittance_status(remittance: Record, denied: bool) -> str:
     return "PARTIALLY_PAID" if denied else "PAID"
 
 
+def claim_on_file(key: bytes, claim_id: str, ctx: StageContext) -> Record | None:
+    """The denied claim the adjudication stage kept in the member's state, if any."""
+    state = ctx.state.get(key) or {}
+    entry = state.get("claims", {}).get(claim_id) or {}
+    stored = entry.get("claim")
+    return from_json(stored) if stored is not None else None
+
+
 def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
-    """Route a denial to the rework queue; record the claim's outcome either way."""
+    """Route a denial to the rework queue; bill the patient; record the claim's outcome."""
     payer = ctx.refdata.payer(remittance["payer_id"])
-    appeal_days = payer.appeal_days if payer else 0
     at = datetime.combine(remittance["adjudicated_date"], time(0), tzinfo=UTC)
-    item = route_remittance(remittance, ctx.refdata, appeal_days, at)
-    outputs = [] if item is None else [Output(DENIALS_REWORK, key, item)]
+    item = route_remittance(remittance, ctx.refdata, payer, at)
+    outputs: list[Output] = []
+    status = remittance_status(remittance, item is not None)
     detail = None
     if item is not None:
         detail = ",".join(sorted({f"{r['group_code']}-{r['code']}" for r in item["reasons"]
                                   if r["group_code"]}))
+        claim = claim_on_file(key, remittance["claim_id"], ctx)
+        correction = None if claim is None else auto_correct(
+            claim, remittance, ctx.refdata, ctx.max_auto_resubmissions)
+        if correction is not None:
+            item.update(status="AUTO_CORRECTED", correction=correction.description,
+                        resubmitted_claim_id=correction.claim["claim_id"])
+            action = resubmit_action(correction, item, at)
+            outputs.append(Output(REWORK_ACTIONS, action["member_key"].encode(), action))
+        outputs.append(Output(DENIALS_REWORK, key, item))
+    statement = patient_statement(remittance, payer)
+    if statement is not None:
+        outputs.append(Output(PATIENT_STATEMENTS, key, statement))
     outputs.append(lifecycle(
-        remittance["claim_id"], remittance["encounter_id"],
-        remittance_status(remittance, item is not None), "denials", at,
+        remittance["claim_id"], remittance["encounter_id"], status, "denials", at,
         charge=remittance["total_charge_cents"], paid=remittance["paid_cents"],
         patient=remittance["patient_responsibility_cents"], payer_id=remittance["payer_id"],
         detail=detail,
@@ -39,4 +68,4 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
     return outputs
 
 
-STAGE = Stage("denials", CLAIMS_REMITTANCE, handle)
+STAGE = Stage("denials", CLAIMS_REMITTANCE, handle, stateful=True)
