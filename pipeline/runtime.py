@@ -143,8 +143,9 @@ class StageRunner:
         for out, enc in zip(outputs, encoded, strict=True):
             nxt = STAGE_BY_INPUT.get(out.topic.name)
             # Only records of the same member continue in this process: another member's
-            # state may live in another worker's partition, so theirs go through Kafka.
-            if nxt is not None and out.key == key:
+            # state may live in another worker's partition, so theirs go through Kafka. An
+            # entry stage's input is consumed from Kafka in this topology, so never chained.
+            if nxt is not None and out.key == key and nxt not in ENTRY_STAGES:
                 hop = Incoming(enc.topic, -1, -1, out.key, enc.value, incoming.timestamp_ms)
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained

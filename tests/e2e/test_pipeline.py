@@ -11,14 +11,15 @@ import pytest
 from pipeline.config import Settings
 from pipeline.exports import export_837p
 from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
+from pipeline.outcomes import OutcomeCollector, paid_rates, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
+from processors.adjudication.rules import is_denial
 from processors.synthetic import generate
 from tests.unit.test_x12_837p import pyx12_accepts
 
 pytestmark = pytest.mark.e2e
 
-ENCOUNTERS = 1000
+ENCOUNTERS = 2000
 MALFORMED = 4
 
 
@@ -45,7 +46,8 @@ def run_flow(settings: Settings, tmp_path: Path, encounters: int, seed: int,
 @pytest.mark.parametrize("topology", ["staged", "fused"])
 def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Settings],
                                            tmp_path: Path, topology: str) -> None:
-    """1,000 encounters each end once as a remittance, hold or dead letter; counts reconcile."""
+    """2,000 encounters each end once as a remittance, hold or dead letter; counts reconcile;
+    every denial is one rework item, and automatic corrections raise the paid rate."""
     settings = settings_factory(topology=topology)
     collector, counts, fed = run_flow(settings, tmp_path, ENCOUNTERS, seed=42,
                                       malformed=MALFORMED)
@@ -65,7 +67,9 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
     assert counts["encounters.coded"] == fed - coding_holds - len(dead)
     assert len(remitted) == counts["encounters.coded"] - scrubber_holds
     assert counts["claims.submitted"] >= len(remitted)  # a claim past 50 lines is split
-    assert counts["claims.remittance"] == counts["claims.submitted"] == len(o.remittances)
+    answers = o.answers()
+    assert counts["claims.submitted"] == len(answers)  # each claim answered once
+    assert counts["claims.remittance"] == len(o.remittances)
     assert counts["denials.rework"] == len(o.holds) + len(o.denials)
     assert counts["pipeline.dead-letter"] == len(o.dead_letters)
 
@@ -79,11 +83,32 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
     # The submitted claims export as 837P interchanges that pyx12 accepts, one CLM per claim.
     files = export_837p(settings, tmp_path / "x12")
     clm = sum(text.count("~CLM*") for text in (f.read_text() for f in files))
-    assert clm == sum(r["payer_id"] != "SELFPAY" for r in o.remittances.values())
+    assert clm == sum(r["payer_id"] != "SELFPAY" for r in answers.values())
     assert all(pyx12_accepts(f) for f in files)
 
     carcs = Counter(r["code"] for d in o.denials.values() for r in d["reasons"] if r["group_code"])
-    assert {"27", "29", "197"} <= set(carcs)
+    assert {"27", "29", "197", "50"} <= set(carcs)
+
+    # Every denied or partly denied answer ends in exactly one rework item.
+    denied = {r["remittance_id"] for r in o.remittances.values() if is_denial(r)}
+    items = Counter(item["remittance_id"] for item in o.denials.values())
+    assert set(items) == denied
+    assert max(items.values()) == 1
+    # Automatic corrections went out as actions, were answered, and raised the paid rate.
+    corrected = [i for i in o.denials.values() if i["status"] == "AUTO_CORRECTED"]
+    assert corrected
+    assert counts["rework.actions"] == len(corrected)
+    assert all(i["resubmitted_claim_id"] in answers for i in corrected)
+    rates = paid_rates(o)
+    assert rates["final_paid_rate"] > rates["first_pass_paid_rate"]
+    assert rates["final_paid_cents"] > rates["first_pass_paid_cents"]
+    # Each encounter has one final state.
+    states = o.final_states()
+    assert set(states) == o.accounted()
+    assert len(states) == fed + MALFORMED
+    # The patient is billed whenever a payer leaves them a share.
+    owed = sum(1 for r in o.remittances.values() if r["patient_responsibility_cents"])
+    assert counts["patients.statements"] == owed
 
 
 def test_replaying_the_same_feed_gives_the_same_outcomes(

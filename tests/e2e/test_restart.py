@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,13 +81,31 @@ def test_worker_killed_mid_stream_is_replaced_without_changing_a_total(
         steady: Outcomes, settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
     """SIGKILL while claims are in flight; the replacement worker's answers are the same."""
     settings = settings_factory()
+    events = list(generate(ENCOUNTERS, SEED))
     collector = OutcomeCollector(settings, snapshot_offsets(settings))
     with WorkerPool(settings, 1, tmp_path / "crashed") as pool:
         pool.wait_ready()
-        publish(settings, generate(ENCOUNTERS, SEED), progress=None)
-        assert collector.wait_for(ENCOUNTERS // 3, timeout=300, progress=None,
+        publish(settings, events[:ENCOUNTERS // 2], progress=None)
+        assert collector.wait_for(ENCOUNTERS // 4, timeout=300, progress=None,
                                   alive=pool.check_alive)
+        # The rest of the feed keeps arriving in small chunks; the worker is killed when
+        # half of them are out, so it dies with records in flight and more to come.
+        rest = events[ENCOUNTERS // 2:]
+        chunks = [rest[i:i + 20] for i in range(0, len(rest), 20)]
+        halfway = threading.Event()
+
+        def feed() -> None:
+            for n, chunk in enumerate(chunks):
+                publish(settings, chunk, progress=None)
+                if n == len(chunks) // 2:
+                    halfway.set()
+                time.sleep(0.05)
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        assert halfway.wait(timeout=120)
         pool.kill()
+        feeder.join()
     in_flight = ENCOUNTERS - len(collector.outcomes.accounted())
     assert in_flight > 0, "the worker finished before it was killed"
     with WorkerPool(settings, 1, tmp_path / "replacement") as pool:
