@@ -9,6 +9,8 @@
                                           FHIR Claim NDJSON
     claims demo --encounters N --out DIR  the whole flow end to end, with a summary
     claims bench [--only coding|adjudication]  throughput and latency benchmark (JSON)
+    claims rework list|show|resolve       work the rework queue
+    claims status CLAIM_ID                a claim's whole history, with amounts
 """
 
 from __future__ import annotations
@@ -155,6 +157,52 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rework(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass  # noqa: PLC0415
+
+    from pipeline import rework  # noqa: PLC0415
+    from processors.denials.queue import ChangeError, parse_change  # noqa: PLC0415
+
+    try:
+        if args.action == "list":
+            items = rework.Queue.read(settings).open(args.queue, args.payer, args.category)
+            if args.json:
+                from pipeline.outcomes import write_jsonl  # noqa: PLC0415
+
+                write_jsonl(Path("/dev/stdout"), items)
+            else:
+                rework.print_items(items, sys.stdout)
+            return 0
+        if args.action == "show":
+            queue = rework.Queue.read(settings)
+            rework.print_item(queue.item(args.id), queue.actions_on(args.id), sys.stdout)
+            return 0
+        decision = args.decision
+        changes = [parse_change(*c.split("=", 1)) if "=" in c else parse_change(c, "")
+                   for c in args.change]
+        if changes and decision != "RESUBMIT":
+            raise ChangeError("--change applies only with --resubmit")
+        record = rework.resolve(settings, args.id, decision, actor=args.by or getpass.getuser(),
+                                note=args.note, changes=changes)
+    except (rework.ReworkError, ChangeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sent = f"; corrected claim {record['claim']['claim_id']} sent" if record["claim"] else ""
+    print(f"recorded {record['action']} on {record['rework_id']} as {record['action_id']}{sent}")
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import rework  # noqa: PLC0415
+
+    events = rework.claim_history(settings, args.claim_id)
+    if not events:
+        print(f"error: no claim {args.claim_id} on the topics", file=sys.stderr)
+        return 2
+    rework.print_history(args.claim_id, events, sys.stdout)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``claims`` command."""
     p = argparse.ArgumentParser(prog="claims", description=__doc__,
@@ -214,6 +262,38 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--only", choices=["coding", "adjudication"],
                     help="benchmark only one pure stage function on one core (no broker)")
     be.set_defaults(func=_bench)
+
+    r = sub.add_parser("rework", help="list, show or resolve rework items")
+    rsub = r.add_subparsers(dest="action", required=True)
+    rl = rsub.add_parser("list", help="open items, highest priority first")
+    rl.add_argument("--queue", choices=["front_desk", "coding", "billing", "appeals", "triage"])
+    rl.add_argument("--payer")
+    rl.add_argument("--category")
+    rl.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    rs = rsub.add_parser("show", help="one item in full, with what was done about it")
+    rs.add_argument("id")
+    rr = rsub.add_parser("resolve", help="record what you did about an item")
+    rr.add_argument("id")
+    how = rr.add_mutually_exclusive_group(required=True)
+    how.add_argument("--resubmit", dest="decision", action="store_const", const="RESUBMIT",
+                     help="send a corrected claim (with --change)")
+    how.add_argument("--appeal", dest="decision", action="store_const", const="APPEAL")
+    how.add_argument("--write-off", dest="decision", action="store_const", const="WRITE_OFF")
+    how.add_argument("--bill-patient", dest="decision", action="store_const",
+                     const="BILL_PATIENT")
+    rr.add_argument("--change", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a correction for --resubmit: member_id=, group_number=, "
+                         "authorization_number=, referral_number=, or per line "
+                         "add_modifier=LINE:MOD, remove_modifier=LINE:MOD, "
+                         "procedure_code=LINE:CODE, units=LINE:N, dx_pointers=LINE:1,2")
+    rr.add_argument("--note")
+    rr.add_argument("--by", help="who acted (default: your user name)")
+    r.set_defaults(func=_rework)
+
+    st = sub.add_parser("status", help="a claim's history across its original, corrected and "
+                        "rebilled claims")
+    st.add_argument("claim_id")
+    st.set_defaults(func=_status)
     return p
 
 
