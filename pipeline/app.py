@@ -22,7 +22,7 @@ import faust
 from pipeline.config import Settings
 from pipeline.runtime import ENTRY_STAGES, STAGES, Incoming, Outgoing, StageRunner
 from processors.refdata import load_refdata
-from processors.stage import Stage, StageContext
+from processors.stage import Agenda, Stage, StageContext
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,16 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     fused = settings.topology == "fused"
     batch_state = BatchState(table)
     plain = StageContext(refdata=refdata)
+    agenda = Agenda()
     stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed,
-                            max_auto_resubmissions=settings.max_auto_resubmissions)
+                            max_auto_resubmissions=settings.max_auto_resubmissions,
+                            agenda=agenda)
 
     def context(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain
 
-    runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused)
+    runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused, agenda=agenda,
+                         partitions=settings.partitions)
     stages = ENTRY_STAGES if fused else STAGES
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state)

@@ -58,6 +58,9 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"after automatic corrections {100 * r['final_paid_rate']:.1f}% "
           f"({r['auto_corrected']} claims corrected and resubmitted; paid "
           f"${r['first_pass_paid_cents'] / 100:,.2f} -> ${r['final_paid_cents'] / 100:,.2f})")
+    follow = summary["follow_ups"]
+    print(f"Follow-ups: {follow.get('FOLLOW_UP', 0)} claim status inquiries, "
+          f"{follow.get('REMINDER', 0)} deadline reminders")
     print("Final state of each encounter:")
     for state, n in summary["final_states"].items():
         print(f"  {state:<24} {n:>6}")

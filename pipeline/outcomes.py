@@ -100,6 +100,8 @@ class Outcomes:
     remittances: dict[str, dict[str, Any]] = field(default_factory=dict)
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     denials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Follow-ups of unanswered claims and deadline reminders, by rework id.
+    followups: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     duplicates: Counter[str] = field(default_factory=Counter)
     settled: set[str] = field(default_factory=set)
@@ -219,6 +221,8 @@ class OutcomeCollector:
         elif spec is DENIALS_REWORK:
             if value["kind"] == "DENIAL":
                 out.keep(out.denials, "denial", value["rework_id"], value)
+            elif value["kind"] in ("FOLLOW_UP", "REMINDER"):
+                out.keep(out.followups, "follow-up", value["rework_id"], value)
             else:
                 out.keep(out.holds, "hold", value["encounter_id"], value)
         elif spec is CLAIMS_LIFECYCLE:
@@ -338,6 +342,7 @@ def summarize(outcomes: Outcomes, fed: int, malformed: int,
         "rework_by_queue": dict(queues.most_common()),
         "money": dict(money),
         "paid_rates": paid_rates(outcomes),
+        "follow_ups": dict(Counter(f["kind"] for f in outcomes.followups.values())),
         "final_states": dict(Counter(outcomes.final_states().values()).most_common()),
     }
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from kafka.partitioner.default import murmur2
+
 from pipeline.codec import AvroCodec, DecodeError, SchemaRegistry, default_registry
-from pipeline.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec
+from pipeline.topics import ALL_TOPICS, DEAD_LETTER, DENIALS_REWORK, TopicSpec
 from processors.adjudication.stage import STAGE as ADJUDICATION
 from processors.claims.stage import STAGE as CLAIMS
 from processors.coding.stage import STAGE as CODING
+from processors.denials.followup import next_due, sweep_member
 from processors.denials.resubmit import STAGE as REWORK
 from processors.denials.stage import STAGE as DENIALS
-from processors.stage import Stage, StageContext
+from processors.stage import Agenda, Stage, StageContext
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +86,19 @@ class StageRunner:
     """Runs stages on incoming records and returns what to publish."""
 
     def __init__(self, contexts: Callable[[Stage], StageContext], prefix: str = "",
-                 fused: bool = False, codecs: Codecs | None = None) -> None:
+                 fused: bool = False, codecs: Codecs | None = None,
+                 agenda: Agenda | None = None, partitions: int = 1) -> None:
         self.contexts = contexts
         self.prefix = prefix
         self.fused = fused
         self.codecs = codecs or Codecs()
         self.processed: dict[str, int] = {stage.name: 0 for stage in STAGES}
         self.dead_letters = 0
+        self.agenda = agenda
+        self.partitions = partitions
+        # Business time per partition: the latest date its records carry (co-partitioned
+        # topics share partition numbers, so one clock per number).
+        self.watermarks: dict[int, date] = {}
 
     def dead_letter(self, stage: str, error: str, error_type: str, source: Incoming,
                     record: dict[str, Any] | None = None) -> Outgoing:
@@ -124,8 +133,14 @@ class StageRunner:
                        record: dict[str, Any]) -> list[Outgoing]:
         """Run *stage* on an already decoded *record*."""
         key = incoming.key or b""
+        context = self.contexts(stage)
+        context.partition = incoming.partition
+        if incoming.partition >= 0:
+            seen = event_date(record)
+            if seen is not None and seen > self.watermarks.get(incoming.partition, seen - ONE_DAY):
+                self.watermarks[incoming.partition] = seen
         try:
-            outputs = stage.handle(key, record, self.contexts(stage))
+            outputs = stage.handle(key, record, context)
             encoded = [
                 Outgoing(out.topic.full_name(self.prefix), out.key,
                          self.codecs[out.topic].encode(out.record))
@@ -146,13 +161,71 @@ class StageRunner:
             # state may live in another worker's partition, so theirs go through Kafka. An
             # entry stage's input is consumed from Kafka in this topology, so never chained.
             if nxt is not None and out.key == key and nxt not in ENTRY_STAGES:
-                hop = Incoming(enc.topic, -1, -1, out.key, enc.value, incoming.timestamp_ms)
+                hop = Incoming(enc.topic, incoming.partition, -1, out.key, enc.value,
+                               incoming.timestamp_ms)
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained
 
     def process_many(self, stage: Stage, batch: Iterable[Incoming]) -> list[Outgoing]:
-        """Process a batch, in order."""
+        """Process a batch, in order, then sweep the follow-ups its business time made due."""
         out: list[Outgoing] = []
+        partitions: set[int] = set()
         for incoming in batch:
             out.extend(self.process(stage, incoming))
+            partitions.add(incoming.partition)
+        for partition in sorted(p for p in partitions if p >= 0):
+            out.extend(self.sweep(partition))
         return out
+
+    def sweep(self, partition: int) -> list[Outgoing]:
+        """Follow-ups and reminders of *partition*'s members due by its business date."""
+        today = self.watermarks.get(partition)
+        if self.agenda is None or today is None:
+            return []
+        context = self.contexts(STATEFUL)
+        if partition not in self.agenda.loaded:
+            self._load_agenda(partition, context)
+        timely = {p.payer_id: p.timely_filing_days for p in context.refdata.payers.values()}
+        out: list[Outgoing] = []
+        for key in self.agenda.pop_due(partition, today):
+            items, state = sweep_member(key.decode(), context.state.get(key), today, timely)
+            if state is not None:
+                context.state[key] = state
+            for item in items:
+                out.append(Outgoing(DENIALS_REWORK.full_name(self.prefix), key,
+                                    self.codecs[DENIALS_REWORK].encode(item)))
+            due = next_due(state if state is not None else context.state.get(key))
+            if due is not None:
+                self.agenda.add(partition, key, due)
+        return out
+
+    def _load_agenda(self, partition: int, context: StageContext) -> None:
+        """Index what this worker's state store holds for *partition* (after a restart)."""
+        assert self.agenda is not None
+        self.agenda.loaded.add(partition)
+        for key in list(context.state):
+            if partition_for(key, self.partitions) != partition:
+                continue
+            due = next_due(context.state.get(key))
+            if due is not None:
+                self.agenda.add(partition, key, due)
+
+
+ONE_DAY = timedelta(days=1)
+STATEFUL = ADJUDICATION
+
+
+def event_date(record: dict[str, Any]) -> date | None:
+    """The business date a record carries: a payment date, a filing or receipt time."""
+    for name in ("adjudicated_date", "created_at", "received_at", "at"):
+        value = record.get(name)
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+    return None
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives *key* (murmur2, as producers use)."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from pipeline.topics import CLAIMS_LIFECYCLE, TopicSpec
@@ -28,6 +29,34 @@ class Output:
     record: Record
 
 
+class Agenda:
+    """Which members have something due on which business day, by partition.
+
+    Handlers add to it (:meth:`StageContext.remind`); the runtime asks it, after
+    each batch, for the members due by the partition's business date and sweeps
+    them. It is an index of what the member states hold, so a worker rebuilds it
+    from its state store after a restart.
+    """
+
+    def __init__(self) -> None:
+        self.due: dict[int, dict[bytes, date]] = {}
+        self.loaded: set[int] = set()
+
+    def add(self, partition: int, key: bytes, when: date) -> None:
+        """Remember that *key* has something due on *when*."""
+        members = self.due.setdefault(partition, {})
+        if key not in members or when < members[key]:
+            members[key] = when
+
+    def pop_due(self, partition: int, today: date) -> list[bytes]:
+        """Members of *partition* with something due by *today*, forgotten until re-added."""
+        members = self.due.get(partition, {})
+        found = sorted(k for k, when in members.items() if when <= today)
+        for key in found:
+            del members[key]
+        return found
+
+
 @dataclass
 class StageContext:
     """What a handler may use besides its input: reference data, its state store, the seed.
@@ -40,6 +69,13 @@ class StageContext:
     state: MutableMapping[bytes, Any] = field(default_factory=dict)
     seed: int = 0
     max_auto_resubmissions: int = 2
+    agenda: Agenda | None = None
+    partition: int = -1
+
+    def remind(self, key: bytes, when: date) -> None:
+        """Ask for this member to be swept when business time reaches *when*."""
+        if self.agenda is not None and self.partition >= 0:
+            self.agenda.add(self.partition, key, when)
 
 
 Handler = Callable[[bytes, Record, StageContext], list[Output]]

@@ -89,6 +89,8 @@ class Adjudication:
     @property
     def remittance(self) -> Record:
         """The last remittance: the claim's own answer (or a void's reversal)."""
+        if not self.remittances:
+            raise LookupError("the payer did not answer this claim")
         return self.remittances[-1]
 
 
@@ -452,10 +454,12 @@ def _copy_state(state: MemberState | None) -> MemberState:
     """A copy of *state* deep enough that this call never changes the caller's."""
     if not state:
         return new_member_state()
+    # Other stages keep their own entries in the member's state (open rework items): keep them.
     return {
-        "years": dict(state["years"]),
-        "claims": dict(state["claims"]),
-        "services": dict(state["services"]),
+        **state,
+        "years": dict(state.get("years") or {}),
+        "claims": dict(state.get("claims") or {}),
+        "services": dict(state.get("services") or {}),
     }
 
 
@@ -527,6 +531,17 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
         year = state["years"].get(year_key) or _new_year()
 
     noise = noise_category(payer, seed, claim["claim_id"])
+    if noise == "no_response":
+        # The payer never received the claim (or lost it): no answer at all. The claim is
+        # kept so a follow-up can find it when the payer's turnaround has long passed.
+        if previous is None:
+            state["claims"][claim["claim_id"]] = {
+                "before": year, "answer": None, "claim": to_json(claim),
+                "awaiting": {"payer_id": payer.payer_id,
+                             "filed": _as_date(claim["created_at"]).isoformat(),
+                             "turnaround_days": payer.turnaround_days},
+            }
+        return Adjudication([], state)
     fingerprint = service_fingerprint(claim)
     denial = claim_denial(claim, payer, state, noise, seed, fingerprint)
     claim_rarcs: list[str] = []
@@ -584,6 +599,13 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
     return Adjudication(out, state)
 
 
+def _entry_year(entry: Record) -> str:
+    """Plan year of a claim the member state remembers (answered or still awaited)."""
+    if entry.get("answer"):
+        return str(entry["answer"]["year"])
+    return str(entry.get("awaiting", {}).get("filed", ""))[:4]
+
+
 def _forget_before(state: MemberState, first_year: int) -> None:
     """Drop what the payer remembers of plan years before *first_year*.
 
@@ -596,7 +618,7 @@ def _forget_before(state: MemberState, first_year: int) -> None:
         return
     for year in old:
         del state["years"][year]
-    gone = {cid for cid, entry in state["claims"].items() if entry["answer"]["year"] in old}
+    gone = {cid for cid, entry in state["claims"].items() if _entry_year(entry) in old}
     for cid in gone:
         del state["claims"][cid]
     for fingerprint in [f for f, cid in state["services"].items() if cid in gone]:

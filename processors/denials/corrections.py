@@ -176,7 +176,7 @@ def resubmit_action(correction: Correction, item: Record, at: datetime) -> Recor
         "rework_id": item["rework_id"],
         "claim_id": item["claim_id"],
         "encounter_id": item["encounter_id"],
-        "member_key": claim["member_id"],
+        "member_key": item["member_key"],
         "action": "RESUBMIT",
         "changes": [],
         "claim": claim,

@@ -3,13 +3,14 @@
 A RESUBMIT action carries the corrected claim, built by an automatic correction
 or by a person with ``claims rework resolve --resubmit``; this stage sends it to
 the payer. Appeals, write-offs and patient billing are recorded in the claim's
-status. The action is keyed by the member of the claim it carries, the key of
-claims.submitted, so the claim lands in its member's partition.
+status. Any action closes its item in the member's state, so no reminder
+follows it.
 """
 
 from __future__ import annotations
 
 from pipeline.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
+from processors.denials.followup import close_item
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 STATUS_OF_ACTION = {
@@ -23,9 +24,17 @@ class ActionWithoutClaim(ValueError):
     """A RESUBMIT action that carries no claim; it is dead-lettered."""
 
 
-def handle(_key: bytes, action: Record, _ctx: StageContext) -> list[Output]:
-    """Send a resubmitted claim, or record what was done about a claim."""
+def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
+    """Send a resubmitted claim, or record what was done about a claim.
+
+    The action arrives keyed by the member whose rework item it closes. A
+    corrected claim for another member (a rebill to another plan) is passed on
+    to that member's partition as the same action, and sent from there.
+    """
     at = action["at"]
+    closed = close_item(ctx.state.get(key), action["rework_id"])
+    if closed is not None:
+        ctx.state[key] = closed
     if action["action"] == "RESUBMIT":
         claim = action.get("claim")
         if claim is None:
@@ -33,8 +42,11 @@ def handle(_key: bytes, action: Record, _ctx: StageContext) -> list[Output]:
                 f"action {action['action_id']} on rework item {action['rework_id']} is a "
                 "RESUBMIT without the corrected claim; resolve the item again"
             )
+        member = claim["member_id"].encode()
+        if member != key:
+            return [Output(REWORK_ACTIONS, member, action)]
         return [
-            Output(CLAIMS_SUBMITTED, claim["member_id"].encode(), claim),
+            Output(CLAIMS_SUBMITTED, member, claim),
             lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED", "rework", at,
                       charge=claim["total_charge_cents"], payer_id=claim["payer_id"],
                       detail=f"replaces {claim.get('original_claim_id')}"),
@@ -48,4 +60,4 @@ def handle(_key: bytes, action: Record, _ctx: StageContext) -> list[Output]:
                       detail=action.get("note"))]
 
 
-STAGE = Stage("rework", REWORK_ACTIONS, handle)
+STAGE = Stage("rework", REWORK_ACTIONS, handle, stateful=True)

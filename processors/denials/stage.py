@@ -3,7 +3,8 @@
 Every denied or partly denied remittance becomes exactly one rework item. When
 an automatic correction applies (``processors.denials.corrections``), the item
 is marked AUTO_CORRECTED and a RESUBMIT action carrying the corrected claim goes
-to rework.actions, keyed by the corrected claim's member. The denied claim is
+to rework.actions, keyed by this member. An open item with a deadline is kept in
+the member's state, for a reminder as the deadline nears. The denied claim is
 read from the member's state, where the adjudication stage kept it; the state
 is keyed by member like this stage's input, so it is local.
 """
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, time
 
 from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, PATIENT_STATEMENTS, REWORK_ACTIONS
 from processors.denials.corrections import auto_correct, resubmit_action
+from processors.denials.followup import remember_item
 from processors.denials.rules import patient_statement, route_remittance
 from processors.jsonsafe import from_json
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
@@ -54,7 +56,11 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
             item.update(status="AUTO_CORRECTED", correction=correction.description,
                         resubmitted_claim_id=correction.claim["claim_id"])
             action = resubmit_action(correction, item, at)
-            outputs.append(Output(REWORK_ACTIONS, action["member_key"].encode(), action))
+            outputs.append(Output(REWORK_ACTIONS, key, action))
+        state, remind_on = remember_item(ctx.state.get(key), item)
+        if remind_on is not None:
+            ctx.state[key] = state
+            ctx.remind(key, remind_on)
         outputs.append(Output(DENIALS_REWORK, key, item))
     statement = patient_statement(remittance, payer)
     if statement is not None:

@@ -178,7 +178,7 @@ def _excludes1(cm: Any, code: str) -> tuple[CodePattern, ...]:
 DENIAL_CATEGORIES = (
     "eligibility", "registration", "coordination_of_benefits", "missing_information",
     "excluded_service", "benefit_limit", "authorization", "medical_necessity", "coding",
-    "bundling", "duplicate",
+    "bundling", "duplicate", "no_response",
 )
 
 

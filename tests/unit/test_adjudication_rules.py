@@ -370,7 +370,7 @@ def claim_ids(n: int) -> list[str]:
 
 
 class TestNoise:
-    @pytest.mark.parametrize("category", DENIAL_CATEGORIES)
+    @pytest.mark.parametrize("category", [c for c in DENIAL_CATEGORIES if c != "no_response"])
     def test_every_category_denies_with_its_carc(self, category: str) -> None:
         """A profile whose whole noise budget is one category denies with that category's CARC."""
         expected = {
@@ -387,6 +387,19 @@ class TestNoise:
         assert denied == {expected}
         assert is_denial(remit)
         assert balanced(remit)
+
+    def test_a_claim_the_payer_never_answers_is_kept_awaiting_an_answer(self) -> None:
+        """no_response: no remittance; the claim waits in the state with its filing date."""
+        payer = dataclasses.replace(PPO, denial_rates={"no_response": 0.999})
+        c = claim()
+        result = adjudicate(c, payer, None, REFDATA, seed=1)
+        assert result.remittances == []
+        entry = result.member_state["claims"][c["claim_id"]]
+        assert entry["awaiting"]["filed"] == "2026-03-03"
+        assert entry["answer"] is None
+        again = adjudicate(c, payer, result.member_state, REFDATA, seed=1)
+        assert again.remittances == []
+        assert again.member_state == result.member_state
 
     def test_draw_depends_only_on_seed_claim_and_payer(self) -> None:
         """The same seed gives the same categories; another seed gives others."""

@@ -238,9 +238,13 @@ class TestDenialsStage:
         action = by_topic["rework.actions"]
         assert item["status"] == "AUTO_CORRECTED"
         assert item["resubmitted_claim_id"] == action.record["claim"]["claim_id"]
-        assert action.key == b"HMO987654321"
+        assert action.key == b"PPO123456789"
         assert action.record["actor"] == "auto"
-        sent = resubmit(action.key, action.record, StageContext(REFDATA))
+        # The rebilled claim belongs to the new plan's member: the action is passed on to
+        # that member's partition, and the claim is sent from there.
+        (forward,) = resubmit(action.key, action.record, StageContext(REFDATA))
+        assert (forward.topic.name, forward.key) == ("rework.actions", b"HMO987654321")
+        sent = resubmit(forward.key, forward.record, StageContext(REFDATA))
         assert sent[0].topic.name == "claims.submitted"
         assert sent[0].key == b"HMO987654321"
         assert sent[0].record == action.record["claim"]

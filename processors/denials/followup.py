@@ -1,0 +1,187 @@
+"""Follow-up in event time: claims the payer has not answered, deadlines coming up.
+
+Pure functions only. The member's state remembers claims awaiting an answer
+(kept by the adjudication stage) and open denial items with a deadline (kept by
+the denials stage). When business time, as the records of the member's
+partition carry it, passes a claim's expected answer date plus a grace period,
+:func:`sweep_member` makes a FOLLOW_UP item (a claim status inquiry); when it
+comes within :data:`REMINDER_DAYS` of an open item's deadline, a REMINDER item.
+Each is made once; an item closed by an action gets no reminder.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from processors.denials.rules import priority, routing_table
+from processors.ids import stable_id
+from processors.jsonsafe import from_json
+
+Record = dict[str, Any]
+MemberState = dict[str, Any]
+
+GRACE_DAYS = 15
+REMINDER_DAYS = 14
+FOLLOW_UP_VERSION = "follow-up-1"
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def follow_up_due(awaiting: Record) -> date:
+    """When a claim without an answer needs a status inquiry: turnaround plus grace."""
+    filed = date.fromisoformat(awaiting["filed"])
+    return filed + timedelta(days=awaiting["turnaround_days"] + GRACE_DAYS)
+
+
+def remember_item(state: MemberState | None, item: Record) -> tuple[MemberState, date | None]:
+    """*state* holding an open denial item's deadline; returns the day to remind, if any.
+
+    A redelivered item keeps what the state already knows (reminded, closed).
+    """
+    state = dict(state or {})
+    if item["status"] != "OPEN" or item["deadline"] is None:
+        return state, None
+    items = dict(state.get("items") or {})
+    remind_on: date = item["deadline"] - timedelta(days=REMINDER_DAYS)
+    items.setdefault(item["rework_id"], {
+        "claim_id": item["claim_id"], "encounter_id": item["encounter_id"],
+        "payer_id": item["payer_id"], "category": item["category"], "action": item["action"],
+        "queue": item["queue"], "amount_cents": item["amount_at_stake_cents"],
+        "deadline": item["deadline"].isoformat(), "deadline_kind": item["deadline_kind"],
+        "service_date": item["service_date"].isoformat() if item["service_date"] else None,
+        "remind_on": remind_on.isoformat(), "reminded": False, "closed": False,
+        "suggested_fix": item["suggested_fix"],
+    })
+    state["items"] = items
+    return state, remind_on
+
+
+def close_item(state: MemberState | None, rework_id: str) -> MemberState | None:
+    """*state* with *rework_id* marked closed (someone acted on it); None when it is unknown."""
+    items = (state or {}).get("items") or {}
+    if rework_id not in items or items[rework_id]["closed"]:
+        return None
+    return {**(state or {}), "items": {**items, rework_id: {**items[rework_id], "closed": True}}}
+
+
+def next_due(state: MemberState | None) -> date | None:
+    """The earliest day a follow-up or reminder of this member falls due."""
+    days = [follow_up_due(e["awaiting"]) for e in (state or {}).get("claims", {}).values()
+            if e.get("awaiting") and not e["awaiting"].get("followed_up")]
+    days += [date.fromisoformat(i["remind_on"]) for i in (state or {}).get("items", {}).values()
+             if not i["reminded"] and not i["closed"]]
+    return min(days, default=None)
+
+
+def follow_up_item(claim: Record, awaiting: Record, due: date, key: str,
+                   timely_filing_days: int) -> Record:
+    """The FOLLOW_UP rework item for a claim the payer has not answered by *due*."""
+    route = routing_table()["no_response"]
+    waited = (due - date.fromisoformat(awaiting["filed"])).days
+    deadline = claim["service_date_from"] + timedelta(days=timely_filing_days)
+    return {
+        "rework_id": stable_id("W", "FOLLOW_UP", claim["claim_id"]),
+        "kind": "FOLLOW_UP",
+        "encounter_id": claim["encounter_id"],
+        "claim_id": claim["claim_id"],
+        "payer_id": claim["payer_id"],
+        "member_key": key,
+        "category": route.category,
+        "action": route.action,
+        "queue": route.queue,
+        "priority": priority(claim["total_charge_cents"], route.recovery_percent,
+                             (deadline - due).days),
+        "amount_at_stake_cents": claim["total_charge_cents"],
+        "reasons": [{
+            "code": "NO-RESPONSE", "group_code": None, "line_number": None,
+            "message": f"No answer from {claim['payer_id']} {waited} days after filing; its "
+                       f"usual turnaround is {awaiting['turnaround_days']} days.",
+            "rule_id": f"FOLLOW-UP@{FOLLOW_UP_VERSION}",
+        }],
+        "suggested_fix": route.suggested_fix,
+        "created_at": _at(due),
+        "deadline": deadline,
+        "ruleset_version": FOLLOW_UP_VERSION,
+        "status": "OPEN",
+        "remittance_id": None,
+        "payer_claim_control_number": None,
+        "service_date": claim["service_date_from"],
+        "deadline_kind": "timely_filing",
+        "correction": None,
+        "resubmitted_claim_id": None,
+        "related_rework_id": None,
+    }
+
+
+def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
+    """The REMINDER rework item for an open item whose deadline is near."""
+    deadline = date.fromisoformat(entry["deadline"])
+    remind_on = date.fromisoformat(entry["remind_on"])
+    return {
+        "rework_id": stable_id("W", "REMINDER", rework_id),
+        "kind": "REMINDER",
+        "encounter_id": entry["encounter_id"],
+        "claim_id": entry["claim_id"],
+        "payer_id": entry["payer_id"],
+        "member_key": key,
+        "category": entry["category"],
+        "action": entry["action"],
+        "queue": entry["queue"],
+        "priority": priority(entry["amount_cents"], 100, (deadline - remind_on).days),
+        "amount_at_stake_cents": entry["amount_cents"],
+        "reasons": [{
+            "code": "DEADLINE", "group_code": None, "line_number": None,
+            "message": f"The {entry['deadline_kind'].replace('_', ' ')} deadline is "
+                       f"{deadline.isoformat()}, {(deadline - remind_on).days} days away, and "
+                       f"item {rework_id} is still open.",
+            "rule_id": f"REMINDER@{FOLLOW_UP_VERSION}",
+        }],
+        "suggested_fix": entry["suggested_fix"],
+        "created_at": _at(remind_on),
+        "deadline": deadline,
+        "ruleset_version": FOLLOW_UP_VERSION,
+        "status": "OPEN",
+        "remittance_id": None,
+        "payer_claim_control_number": None,
+        "service_date": date.fromisoformat(entry["service_date"]) if entry["service_date"]
+        else None,
+        "deadline_kind": entry["deadline_kind"],
+        "correction": None,
+        "resubmitted_claim_id": None,
+        "related_rework_id": rework_id,
+    }
+
+
+def sweep_member(key: str, state: MemberState | None, today: date,
+                 timely_filing_days: dict[str, int]) -> tuple[list[Record], MemberState | None]:
+    """Follow-ups and reminders of one member due by *today*, and the state that records them.
+
+    Returns the rework items to publish and the new state (None when nothing changed).
+    """
+    if not state:
+        return [], None
+    out: list[Record] = []
+    claims = dict(state.get("claims") or {})
+    items = dict(state.get("items") or {})
+    for claim_id, entry in sorted(claims.items()):
+        awaiting = entry.get("awaiting")
+        if not awaiting or awaiting.get("followed_up") or entry.get("answer"):
+            continue
+        due = follow_up_due(awaiting)
+        if due > today:
+            continue
+        claim = from_json(entry["claim"])
+        days = timely_filing_days.get(awaiting["payer_id"], 365)
+        out.append(follow_up_item(claim, awaiting, due, key, days))
+        claims[claim_id] = {**entry, "awaiting": {**awaiting, "followed_up": True}}
+    for rework_id, entry in sorted(items.items()):
+        if entry["reminded"] or entry["closed"] or date.fromisoformat(entry["remind_on"]) > today:
+            continue
+        out.append(reminder_item(rework_id, entry, key))
+        items[rework_id] = {**entry, "reminded": True}
+    if not out:
+        return [], None
+    return out, {**state, "claims": claims, "items": items}

@@ -1,0 +1,186 @@
+"""Follow-ups in event time: unanswered claims and deadlines coming up, swept by business date."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pipeline.codec import codec_for
+from pipeline.runtime import STAGE_BY_NAME, Incoming, StageRunner
+from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+from processors.adjudication.rules import adjudicate
+from processors.claims.rules import build_claim
+from processors.coding.rules import code_encounter
+from processors.denials.followup import (
+    GRACE_DAYS,
+    REMINDER_DAYS,
+    close_item,
+    next_due,
+    remember_item,
+    sweep_member,
+)
+from processors.denials.rules import route_remittance
+from processors.refdata import RefData, load_refdata
+from processors.stage import Agenda, Stage, StageContext
+from tests.builders import encounter, procedure
+
+REFDATA = load_refdata()
+PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
+SILENT = dataclasses.replace(PPO, denial_rates={"no_response": 0.999})
+TIMELY = {"PPO-SIM": 90}
+MRI = {"procedures": [procedure("99213"), procedure("72148")], "diagnoses": ["M5450"]}
+
+
+def claim(**overrides: Any) -> dict[str, Any]:
+    """The claim built for an encounter with *overrides*."""
+    coded = code_encounter(encounter(**overrides), REFDATA).coded
+    assert coded is not None
+    return build_claim(coded, REFDATA).claim
+
+
+def unanswered() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A claim the payer never answers, and the member state that remembers it."""
+    c = claim()
+    return c, adjudicate(c, SILENT, None, REFDATA, seed=1).member_state
+
+
+class TestFollowUp:
+    def test_no_follow_up_before_turnaround_and_grace(self) -> None:
+        """Filed 2026-03-03, turnaround 10 days, grace 15: nothing due on 2026-03-27."""
+        _, state = unanswered()
+        due = date(2026, 3, 3) + timedelta(days=PPO.turnaround_days + GRACE_DAYS)
+        assert next_due(state) == due
+        assert sweep_member("PPO123456789", state, due - timedelta(days=1), TIMELY) == ([], None)
+
+    def test_claim_status_inquiry_once_business_time_passes_the_due_date(self) -> None:
+        """On the due date one FOLLOW_UP item; the next sweep makes no other."""
+        c, state = unanswered()
+        due = next_due(state)
+        assert due is not None
+        items, after = sweep_member("PPO123456789", state, due, TIMELY)
+        (item,) = items
+        assert (item["kind"], item["action"], item["queue"]) == (
+            "FOLLOW_UP", "claim_status_inquiry", "billing")
+        assert item["claim_id"] == c["claim_id"]
+        assert item["created_at"] == datetime.combine(due, time(0), tzinfo=UTC)
+        assert item["deadline"] == c["service_date_from"] + timedelta(days=90)
+        assert after is not None
+        assert sweep_member("PPO123456789", after, due + timedelta(days=30), TIMELY) == ([],
+                                                                                        None)
+        assert next_due(after) is None
+
+
+def open_item() -> dict[str, Any]:
+    """An open authorization denial, appealable for 180 days."""
+    c = claim(**MRI)
+    remit = adjudicate(c, PPO, None, REFDATA).remittance
+    item = route_remittance(remit, REFDATA, PPO,
+                            datetime.combine(remit["adjudicated_date"], time(0), tzinfo=UTC))
+    assert item is not None
+    return item
+
+
+class TestReminders:
+    def test_reminder_comes_two_weeks_before_the_deadline(self) -> None:
+        """An open item gets one REMINDER on its deadline minus 14 days."""
+        item = open_item()
+        state, remind_on = remember_item(None, item)
+        assert remind_on == item["deadline"] - timedelta(days=REMINDER_DAYS)
+        assert sweep_member("K", state, remind_on - timedelta(days=1), TIMELY) == ([], None)
+        (reminder,), after = sweep_member("K", state, remind_on, TIMELY)
+        assert (reminder["kind"], reminder["related_rework_id"]) == ("REMINDER",
+                                                                    item["rework_id"])
+        assert reminder["deadline"] == item["deadline"]
+        assert sweep_member("K", after, item["deadline"], TIMELY) == ([], None)
+
+    def test_an_item_someone_acted_on_gets_no_reminder(self) -> None:
+        """Closed by an action before the reminder date: nothing is due."""
+        item = open_item()
+        state, _ = remember_item(None, item)
+        closed = close_item(state, item["rework_id"])
+        assert closed is not None
+        assert next_due(closed) is None
+        assert sweep_member("K", closed, item["deadline"], TIMELY) == ([], None)
+
+    def test_redelivered_item_keeps_what_the_state_knows(self) -> None:
+        """Remembering the same item again does not reopen a closed one."""
+        item = open_item()
+        state, _ = remember_item(None, item)
+        closed = close_item(state, item["rework_id"])
+        again, _ = remember_item(closed, item)
+        assert again["items"][item["rework_id"]]["closed"] is True
+
+
+class TestAgenda:
+    def test_members_come_due_by_partition_and_date(self) -> None:
+        """pop_due returns the members due by the date, once."""
+        agenda = Agenda()
+        agenda.add(0, b"A", date(2026, 3, 1))
+        agenda.add(0, b"B", date(2026, 4, 1))
+        agenda.add(1, b"C", date(2026, 1, 1))
+        agenda.add(0, b"A", date(2026, 5, 1))  # a later date does not push an earlier one back
+        assert agenda.pop_due(0, date(2026, 3, 15)) == [b"A"]
+        assert agenda.pop_due(0, date(2026, 3, 15)) == []
+        assert agenda.pop_due(1, date(2026, 12, 31)) == [b"C"]
+
+
+def runner(refdata: RefData, state: dict[bytes, Any]) -> StageRunner:
+    """A stage runner with one shared state and agenda, as a worker has."""
+    agenda = Agenda()
+    stateful = StageContext(refdata, state, seed=1, agenda=agenda)
+    plain = StageContext(refdata)
+
+    def contexts(stage: Stage) -> StageContext:
+        return stateful if stage.stateful else plain
+
+    return StageRunner(contexts, agenda=agenda, partitions=1)
+
+
+def test_runner_sweeps_when_the_partitions_business_date_passes_the_due_date() -> None:
+    """A silent payer's claim, then later claims in the partition: a FOLLOW_UP is published."""
+    refdata = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": SILENT})
+    state: dict[bytes, Any] = {}
+    run = runner(refdata, state)
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    first = claim()
+    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
+                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    adjudication = STAGE_BY_NAME["adjudication"]
+    out = run.process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
+    assert [o.topic for o in out] == []
+    out = run.process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(later), 0)])
+    follow_ups = [codec_for("claims.ReworkItem").decode(o.value) for o in out
+                  if o.topic == "denials.rework"]
+    assert [(f["kind"], f["claim_id"]) for f in follow_ups] == [("FOLLOW_UP", first["claim_id"])]
+    assert not any(o.topic == CLAIMS_REMITTANCE.name for o in out)
+
+
+def test_a_restarted_runner_rebuilds_its_agenda_from_the_state_store() -> None:
+    """A new runner over the same state finds the awaited claim and follows it up."""
+    refdata = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": SILENT})
+    state: dict[bytes, Any] = {}
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    adjudication = STAGE_BY_NAME["adjudication"]
+    first = claim()
+    runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
+    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
+                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    later["member_id"] = "PPO000000001"
+    out = runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000001", codec.encode(later), 0)])
+    kinds = [codec_for("claims.ReworkItem").decode(o.value)["kind"] for o in out
+             if o.topic == "denials.rework"]
+    assert kinds == ["FOLLOW_UP"]
+
+
+def test_adjudicating_another_claim_keeps_the_members_open_items() -> None:
+    """The payer's update of the member state leaves the rework items the state holds."""
+    item = open_item()
+    state, _ = remember_item(adjudicate(claim(**MRI), PPO, None, REFDATA).member_state, item)
+    after = adjudicate(claim(encounter_id="E9", procedures=[procedure("80053")]), PPO, state,
+                       REFDATA).member_state
+    assert after["items"] == state["items"]
