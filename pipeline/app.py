@@ -105,7 +105,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         with contextlib.suppress(KeyError):
             app.sensors.remove(app.monitor)
 
-    refdata = load_refdata()
+    refdata = load_refdata(settings.payers_dir) if settings.payers_dir else load_refdata()
     table = app.Table(
         "member-accumulators",
         partitions=settings.partitions,

@@ -55,6 +55,7 @@ class Settings:
     seed: int
     log_level: str
     max_auto_resubmissions: int = 2
+    payers_dir: Path | None = None
 
     @property
     def external_cluster(self) -> bool:
@@ -103,6 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seed=_int(env, "CLAIMS_SEED", 2026),
         log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
         max_auto_resubmissions=_int(env, "CLAIMS_MAX_AUTO_RESUBMISSIONS", 2),
+        payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve() if env.get("CLAIMS_PAYERS_DIR")
+        else None,
     )
 
 
@@ -120,4 +123,6 @@ def to_env(settings: Settings) -> dict[str, str]:
     }
     if settings.bootstrap_servers:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    if settings.payers_dir:
+        env["CLAIMS_PAYERS_DIR"] = str(settings.payers_dir)
     return env

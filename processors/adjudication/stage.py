@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
+from processors.denials.followup import next_due
 from processors.stage import Output, Record, Stage, StageContext
 
 
@@ -26,6 +27,10 @@ def handle(key: bytes, claim: Record, ctx: StageContext) -> list[Output]:
         )
     result = adjudicate(claim, payer, ctx.state.get(key), ctx.refdata, ctx.seed)
     ctx.state[key] = result.member_state
+    if not result.remittances:  # unanswered: follow it up when the payer is overdue
+        due = next_due(result.member_state)
+        if due is not None:
+            ctx.remind(key, due)
     return [Output(CLAIMS_REMITTANCE, key, remittance) for remittance in result.remittances]
 
 
