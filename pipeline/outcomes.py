@@ -359,6 +359,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def jsonable(value: Any) -> Any:
+    """*value* with dates as ISO 8601 strings and bytes as base64, ready for JSON."""
+    return _jsonable(value)
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     """Write *records* as JSON lines (dates ISO 8601, bytes base64); returns the count."""
     n = 0

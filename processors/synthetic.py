@@ -891,7 +891,8 @@ def _clinician_record(clinician: Clinician) -> Record:
     }
 
 
-def _practice_record() -> Record:
+def practice_record() -> Record:
+    """The demonstration practice as a billing provider (the ingest adapters' default)."""
     return {
         "npi": PRACTICE_NPI,
         "entity_type": "2",
@@ -1236,7 +1237,7 @@ class _Simulation:
             "patient": _person_record(patient.person),
             "coverage": coverage,
             "other_coverages": [],
-            "billing_provider": _practice_record(),
+            "billing_provider": practice_record(),
             "rendering_provider": _clinician_record(self._rendering(patient, age)),
             "referring_provider": _clinician_record(referring) if referring else None,
             "diagnoses": diagnoses,

@@ -308,6 +308,12 @@ def load_coverage_policies() -> dict[str, CoveragePolicy]:
             for (code, policy, kind), codes in grouped.items()}
 
 
+@cache
+def snomed_icd10cm() -> dict[str, str]:
+    """SNOMED CT concept id -> ICD-10-CM code (no dot), from snomed_icd10cm.csv."""
+    return {r["snomed_concept_id"]: r["icd10cm_code"] for r in _rows("snomed_icd10cm.csv")}
+
+
 @dataclass(frozen=True)
 class Modifier:
     """A procedure modifier and how the NCCI edits treat it."""

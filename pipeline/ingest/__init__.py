@@ -1,0 +1,1 @@
+"""Adapters that bring EHR feeds and payer files into the pipeline."""

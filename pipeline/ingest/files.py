@@ -1,0 +1,98 @@
+"""File adapters: FHIR bundles, HL7 v2 message files and X12 835 files onto the topics.
+
+Good input is published; each bad document or message is kept on the
+dead-letter topic with its reason, and the rest of the file still goes
+through. The same file twice publishes the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.check import fhir_events
+from pipeline.config import Settings
+from pipeline.exports import submitted_claims
+from pipeline.ingest.remit835 import remittances_from_835
+from pipeline.ingest.sink import IngestSink
+
+Record = dict[str, Any]
+
+
+def ingest_fhir(paths: list[Path], sink: IngestSink, billing_provider: Record) -> list[str]:
+    """Publish every billable Encounter of the bundles; returns the problems found."""
+    problems: list[str] = []
+    for path in paths:
+        events, issues = fhir_events([path], billing_provider)
+        sink.encounters([e for _, e in events])
+        for issue in issues:
+            where = f" at {issue['where']}" if issue.get("where") else ""
+            reason = f"{issue['source']}{where}: {issue['issue']}"
+            problems.append(reason)
+            sink.dead_letter(f"ingest:fhir:{path.name}", -1, path.read_bytes(), reason)
+        for source, event in events:
+            print(f"accepted {source}: encounter {event['encounter_id']} as event "
+                  f"{event['event_id']}")
+    return problems
+
+
+def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[str]:
+    """Publish the claim payments of each 835 file; a file that does not balance is refused."""
+    claims = {c["claim_id"]: c for c in submitted_claims(settings)}
+    problems: list[str] = []
+    for path in paths:
+        raw = path.read_bytes()
+        try:
+            records = remittances_from_835(raw.decode(errors="replace"), claims)
+        except (ValueError, IndexError, KeyError) as exc:
+            reason = f"{path.name}: {exc}" if isinstance(exc, ValueError) else \
+                f"{path.name}: not a readable X12 835 ({type(exc).__name__})"
+            problems.append(reason)
+            sink.dead_letter(f"ingest:835:{path.name}", -1, raw, reason)
+            continue
+        sink.remittances(records)
+        unknown = sum(1 for r in records if r["claim_id"] not in claims)
+        print(f"accepted {path.name}: {len(records)} claim payment(s)"
+              + (f", {unknown} for claims this pipeline did not submit" if unknown else ""))
+    return problems
+
+
+def hl7_events(paths: list[Path], billing_provider: Record,
+               received_at: datetime | None = None) -> tuple[list[tuple[str, Record]],
+                                                             list[Record]]:
+    """EncounterEvents from HL7 v2 message files (ADT registrations first), and problems."""
+    from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
+
+    events: list[tuple[str, Record]] = []
+    problems: list[Record] = []
+    for path in paths:
+        for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
+                                               billing_provider,
+                                               received_at or datetime.now(UTC)), start=1):
+            source = f"{path.name}#{n}"
+            events += [(source, e) for e in outcome.events]
+            problems += [{"source": source, "issue": error} for error in outcome.errors]
+    return events, problems
+
+
+def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record) -> list[str]:
+    """Publish the encounters of HL7 v2 message files; bad messages go to the dead letters."""
+    from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
+
+    problems: list[str] = []
+    for path in paths:
+        for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
+                                               billing_provider, datetime.now(UTC)), start=1):
+            sink.encounters(outcome.events)
+            if outcome.errors:
+                reason = f"{path.name} message {n}: " + "; ".join(outcome.errors)
+                problems.append(reason)
+                sink.dead_letter(f"ingest:hl7:{path.name}", n, outcome.text.encode(), reason)
+    return problems
+
+
+def load_json(path: Path) -> Any:
+    """JSON from *path* (a billing provider file)."""
+    return json.loads(path.read_text())

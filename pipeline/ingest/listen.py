@@ -1,0 +1,61 @@
+"""``claims ingest mllp``: an HL7 v2 listener that publishes what it accepts.
+
+Every message gets an ACK: AA once its encounter is on ehr.encounters (or its
+registration is stored), AE/AR with the error in MSA/ERR otherwise, and the
+refused message is kept on the dead-letter topic. Registrations (ADT^A04/A08)
+are kept in memory for the DFT^P03 charges that follow them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.ingest.sink import IngestSink
+
+Record = dict[str, Any]
+
+
+class Hl7Handler:
+    """Maps one message at a time, publishes it and answers with the ACK."""
+
+    def __init__(self, sink: IngestSink, billing_provider: Record) -> None:
+        self.sink = sink
+        self.billing_provider = billing_provider
+        self.store: dict[str, Any] = {}
+        self.received = 0
+
+    def __call__(self, text: str) -> str:
+        from pipeline.ingest.hl7 import map_message  # noqa: PLC0415
+
+        self.received += 1
+        outcome = map_message(text, self.store, self.billing_provider, datetime.now(UTC))
+        self.store = outcome.store
+        if outcome.errors:
+            self.sink.dead_letter("ingest:mllp", self.received, text.encode(),
+                                  "; ".join(outcome.errors))
+        else:
+            self.sink.encounters(outcome.events)
+        self.sink.producer.flush(timeout=30)
+        ack: str = outcome.ack
+        return ack
+
+
+def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record) -> int:
+    """Serve MLLP on *host*:*port* until interrupted."""
+    from pipeline.ingest.mllp import serve_mllp  # noqa: PLC0415
+
+    with IngestSink(settings) as sink:
+        handler = Hl7Handler(sink, billing_provider)
+        print(f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
+              file=sys.stderr, flush=True)
+        try:
+            asyncio.run(serve_mllp(host, port, handler))
+        except KeyboardInterrupt:
+            pass
+        print(f"received {handler.received} message(s); published {sink.sent} encounter(s), "
+              f"{sink.dead} refused", file=sys.stderr)
+    return 0
