@@ -9,6 +9,7 @@ are kept in memory for the DFT^P03 charges that follow them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -52,10 +53,8 @@ def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record)
         handler = Hl7Handler(sink, billing_provider)
         print(f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_mllp(host, port, handler))
-        except KeyboardInterrupt:
-            pass
         print(f"received {handler.received} message(s); published {sink.sent} encounter(s), "
               f"{sink.dead} refused", file=sys.stderr)
     return 0
