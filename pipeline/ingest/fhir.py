@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from processors.ids import stable_id
-from processors.refdata import PayerProfile, load_payers, snomed_icd10cm
+from processors.refdata import PayerProfile, load_payers, map_snomed
 
 Record = dict[str, Any]
 
@@ -188,9 +188,9 @@ def _coding(concept: Record | None, systems: tuple[str, ...]) -> Record | None:
     return None
 
 
-def diagnosis_code(condition: Record) -> str:
+def diagnosis_code(condition: Record, age_days: int = 365 * 40) -> str:
     """The ICD-10-CM code (no dot) of a Condition: its own ICD-10-CM coding, or a mapped
-    SNOMED CT one."""
+    SNOMED CT one (some maps depend on the patient's age, *age_days*)."""
     concept = condition.get("code")
     icd = _coding(concept, (ICD10CM,))
     if icd is not None:
@@ -198,7 +198,7 @@ def diagnosis_code(condition: Record) -> str:
     snomed = _coding(concept, (SNOMED,))
     where = _name(condition)
     if snomed is not None:
-        mapped = snomed_icd10cm().get(str(snomed["code"]))
+        mapped = map_snomed(str(snomed["code"]), age_days)
         if mapped:
             return mapped
         raise _Missing("code-invalid", f"{where}.code",
@@ -309,7 +309,8 @@ def _encounter(encounter: Record, by_ref: dict[str, Record], resources: list[Rec
               for d in encounter.get("diagnosis") or []}
     conditions.sort(key=lambda c: ranked.get(c.get("id"), 99))
     condition_refs = [{_name(c), *(k for k, v in by_ref.items() if v is c)} for c in conditions]
-    diagnoses = [diagnosis_code(c) for c in conditions]
+    age_days = (service_date - patient["birth_date"]).days
+    diagnoses = [diagnosis_code(c, age_days) for c in conditions]
     if not diagnoses:
         raise _Missing("required", f"{where}.diagnosis",
                        f"{where} has no Condition linked to it (Condition.encounter)")

@@ -309,9 +309,21 @@ def load_coverage_policies() -> dict[str, CoveragePolicy]:
 
 
 @cache
-def snomed_icd10cm() -> dict[str, str]:
-    """SNOMED CT concept id -> ICD-10-CM code (no dot), from snomed_icd10cm.csv."""
-    return {r["snomed_concept_id"]: r["icd10cm_code"] for r in _rows("snomed_icd10cm.csv")}
+def snomed_icd10cm() -> dict[str, list[tuple[str, int | None]]]:
+    """SNOMED CT concept id -> [(ICD-10-CM code, below this age in days or None)], in order."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
+    for r in _rows("snomed_icd10cm.csv"):
+        below = int(r["below_age_days"]) if r["below_age_days"] else None
+        out.setdefault(r["snomed_concept_id"], []).append((r["icd10cm_code"], below))
+    return out
+
+
+def map_snomed(concept_id: str, age_days: int) -> str | None:
+    """The ICD-10-CM code (no dot) for SNOMED CT *concept_id* at *age_days*; None if unmapped."""
+    for code, below in snomed_icd10cm().get(concept_id, []):
+        if below is None or age_days < below:
+            return code
+    return None
 
 
 @dataclass(frozen=True)
