@@ -160,7 +160,8 @@ class TestDryRun:
         assert visit.claims[0]["payer_id"] == "PPO-SIM"
         assert visit.answers[0]["claim_status_code"] == "1"
         mri = by_id["V-ENC3"]
-        assert mri.answers and mri.rework
+        assert mri.answers
+        assert mri.rework
         assert mri.rework[0]["queue"] in {"appeals", "front_desk", "billing", "coding"}
 
     def test_check_json_lines_hold_ids_and_codes_only(self, capsys: pytest.CaptureFixture[str]
