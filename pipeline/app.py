@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -130,7 +131,40 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     stages = ENTRY_STAGES if fused else STAGES
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state)
+    if settings.http_port:
+        _register_http(app, settings)
     return app
+
+
+def _register_http(app: faust.App, settings: Settings) -> None:
+    """Serve ``POST /fhir`` on the worker, publishing through the app's producer."""
+    from aiohttp import web  # noqa: PLC0415
+
+    from pipeline.codec import codec_for  # noqa: PLC0415
+    from pipeline.ingest.http import build_web_app  # noqa: PLC0415
+    from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS  # noqa: PLC0415
+    from processors.synthetic import member_key, practice_record  # noqa: PLC0415
+
+    events_codec = codec_for(EHR_ENCOUNTERS.value_schema)
+    dead_codec = codec_for(DEAD_LETTER.value_schema)
+
+    async def publish(events: list[dict[str, Any]], dead: list[tuple[bytes, str]]) -> None:
+        outgoing = [Outgoing(EHR_ENCOUNTERS.full_name(settings.topic_prefix),
+                             member_key(e).encode(), events_codec.encode(e)) for e in events]
+        outgoing += [Outgoing(DEAD_LETTER.full_name(settings.topic_prefix), b"", dead_codec.encode({
+            "stage": "ingest", "error": reason, "error_type": "VALIDATION",
+            "source_topic": "ingest:fhir-http", "source_partition": -1, "source_offset": -1,
+            "key": None, "value": raw, "record_id": None,
+            "failed_at": datetime.now(UTC)})) for raw, reason in dead]
+        await _send_all(app, outgoing)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_fhir() -> None:
+        runner = web.AppRunner(build_web_app(publish, practice_record()))
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        log.info("accepting FHIR bundles on http://%s:%d/fhir", settings.http_host,
+                 settings.http_port)
 
 
 async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:

@@ -56,6 +56,8 @@ class Settings:
     log_level: str
     max_auto_resubmissions: int = 2
     payers_dir: Path | None = None
+    http_port: int = 0
+    http_host: str = "127.0.0.1"
 
     @property
     def external_cluster(self) -> bool:
@@ -106,6 +108,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_auto_resubmissions=_int(env, "CLAIMS_MAX_AUTO_RESUBMISSIONS", 2),
         payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve() if env.get("CLAIMS_PAYERS_DIR")
         else None,
+        http_port=_int(env, "CLAIMS_HTTP_PORT", 0),
+        http_host=env.get("CLAIMS_HTTP_HOST") or "127.0.0.1",
     )
 
 
@@ -125,4 +129,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
     if settings.payers_dir:
         env["CLAIMS_PAYERS_DIR"] = str(settings.payers_dir)
+    if settings.http_port:
+        env["CLAIMS_HTTP_PORT"] = str(settings.http_port)
+        env["CLAIMS_HTTP_HOST"] = settings.http_host
     return env

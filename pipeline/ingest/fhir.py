@@ -349,7 +349,8 @@ def _encounter(encounter: Record, by_ref: dict[str, Record], resources: list[Rec
     version = (encounter.get("meta") or {}).get("versionId", "")
     minutes = (encounter.get("length") or {}).get("value")
     return {
-        "event_id": stable_id("EV", source, encounter_id, version),
+        # The same Encounter version has the same id whichever way it arrived.
+        "event_id": stable_id("EV", "fhir", encounter_id, version),
         "encounter_id": str(encounter_id),
         "source": source,
         "received_at": received_at,
