@@ -67,10 +67,13 @@ def hl7_events(paths: list[Path], billing_provider: Record,
 
     events: list[tuple[str, Record]] = []
     problems: list[Record] = []
+    store: dict[str, Any] = {}  # registrations carry over from one file to the next
     for path in paths:
         for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
                                                billing_provider,
-                                               received_at or datetime.now(UTC)), start=1):
+                                               received_at or datetime.now(UTC), store=store),
+                                    start=1):
+            store = outcome.store
             source = f"{path.name}#{n}"
             events += [(source, e) for e in outcome.events]
             problems += [{"source": source, "issue": error} for error in outcome.errors]
@@ -82,9 +85,12 @@ def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record) ->
     from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
 
     problems: list[str] = []
+    store: dict[str, Any] = {}
     for path in paths:
         for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
-                                               billing_provider, datetime.now(UTC)), start=1):
+                                               billing_provider, datetime.now(UTC),
+                                               store=store), start=1):
+            store = outcome.store
             sink.encounters(outcome.events)
             if outcome.errors:
                 reason = f"{path.name} message {n}: " + "; ".join(outcome.errors)
