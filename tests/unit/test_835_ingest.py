@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +82,51 @@ def test_a_file_that_does_not_balance_is_refused(payer_files: Any) -> None:
     broken = text[:start] + "*".join(fields) + text[text.index("~", start):]
     with pytest.raises(ValueError, match=fields[1]):
         remittances_from_835(broken, claims)
+
+
+HAND_BUILT = Path(__file__).parent.parent / "fixtures" / "835" / "ppo-2026-03-20.x12"
+
+
+class TestHandBuiltFile:
+    """An 835 written by hand from the 005010X221A1 rules: a payment, a partial payment with a
+    line denied CO-50 (N115), a reversal and its replacement (REF*F8, MOA MA01), and interest
+    paid as a provider-level adjustment (PLB L6)."""
+
+    def test_pyx12_accepts_it(self) -> None:
+        """The fixture itself is a valid 835."""
+        from tests.unit.test_x12_835 import pyx12_accepts
+
+        assert pyx12_accepts(HAND_BUILT)
+
+    def test_its_claims_become_remittances(self) -> None:
+        """Statuses, paid amounts, remark codes and the replaced claim's control number."""
+        records = remittances_from_835(HAND_BUILT.read_text(), {})
+        assert [(r["claim_status_code"], r["paid_cents"]) for r in records] == [
+            ("1", 8000), ("1", 8000), ("22", -6000), ("1", 6800)]
+        partial = records[1]
+        assert partial["lines"][1]["rarcs"] == ["N115"]
+        assert partial["lines"][1]["adjustments"][0]["carc"] == "50"
+        assert partial["lines"][0]["modifiers"] == ["25"]
+        reversal, replacement = records[2], records[3]
+        assert reversal["total_charge_cents"] == -10000
+        assert replacement["original_payer_claim_control_number"] == "PCCN00000003"
+        assert replacement["rarcs"] == ["MA01"]
+        codec = codec_for(CLAIMS_REMITTANCE.value_schema)
+        assert all(codec.decode(codec.encode(r)) == r for r in records)
+
+    def test_without_its_plb_the_payment_does_not_balance(self) -> None:
+        """BPR02 is the claims' total plus the $1.25 interest; drop the PLB and it is refused."""
+        text = "".join(line for line in HAND_BUILT.read_text().splitlines(keepends=True)
+                       if not line.startswith("PLB"))
+        text = text.replace("SE*66*", "SE*65*")
+        with pytest.raises(ValueError, match="BPR02"):
+            remittances_from_835(text, {})
+
+    def test_a_denied_line_routes_to_medical_necessity(self) -> None:
+        """The partial payment's CO-50 with N115 is an appeal item in the appeals queue."""
+        from processors.denials.rules import route_remittance
+
+        record = remittances_from_835(HAND_BUILT.read_text(), {})[1]
+        item = route_remittance(record, REFDATA, REFDATA.payers["PPO-SIM"], CREATED)
+        assert item is not None
+        assert (item["category"], item["queue"]) == ("medical_necessity", "appeals")
