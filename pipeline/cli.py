@@ -14,6 +14,7 @@
     claims ingest mllp --port P           an HL7 v2 MLLP listener
     claims check FILE... [--format F]     dry run of the stages on FHIR or HL7 input, no broker
     claims status CLAIM_ID                a claim's whole history, with amounts
+    claims denials tail [--payer P] ...   follow new denials live (table or JSON lines)
 """
 
 from __future__ import annotations
@@ -299,6 +300,27 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _denials(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from pipeline.tail import tail  # noqa: PLC0415
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"error: --from {args.since!r} is not an ISO 8601 date or time", file=sys.stderr)
+            return 2
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    import contextlib  # noqa: PLC0415
+
+    with contextlib.suppress(KeyboardInterrupt):
+        tail(settings, sys.stdout, payer=args.payer, category=args.category, queue=args.queue,
+             as_json=args.json, since=since, limit=args.max, idle=args.idle)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``claims`` command."""
     p = argparse.ArgumentParser(prog="claims", description=__doc__,
@@ -405,6 +427,18 @@ def parser() -> argparse.ArgumentParser:
     ch.add_argument("--json", action="store_true", help="JSON lines instead of text")
     ch.add_argument("--billing-provider", metavar="JSON")
     ch.set_defaults(func=_check)
+
+    dn = sub.add_parser("denials", help="follow the denials as they arrive")
+    dn.add_argument("action", choices=["tail"])
+    dn.add_argument("--payer")
+    dn.add_argument("--category")
+    dn.add_argument("--queue")
+    dn.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    dn.add_argument("--from", dest="since", metavar="TIME",
+                    help="start with the items published since TIME (ISO 8601); default: now")
+    dn.add_argument("--max", type=int, help="stop after this many items")
+    dn.add_argument("--idle", type=float, help="stop after this many seconds without an item")
+    dn.set_defaults(func=_denials)
 
     st = sub.add_parser("status", help="a claim's history across its original, corrected and "
                         "rebilled claims")
