@@ -120,3 +120,15 @@ def write_fhir_ndjson(claims: list[dict[str, Any]], path: Path) -> int:
 def export_fhir(settings: Settings, path: Path, start: Offsets | None = None) -> int:
     """Export the claims on claims.submitted as FHIR Claim NDJSON at *path*."""
     return write_fhir_ndjson(submitted_claims(settings, start), path)
+
+
+def export_tables(settings: Settings, out: Path, csv: bool = False) -> list[tuple[Path, int]]:
+    """Write the analyst tables from the topics; returns (file, rows) for each file."""
+    from pipeline.outcomes import read_topic  # noqa: PLC0415
+    from pipeline.tables import build_tables, write_tables  # noqa: PLC0415
+    from pipeline.topics import DENIALS_REWORK  # noqa: PLC0415
+
+    items = [v for _, v in read_topic(settings, DENIALS_REWORK, {}) if v is not None]
+    tables = build_tables(submitted_claims(settings), remittances(settings), items)
+    counts = {name: len(rows) for name, rows in tables.items()}
+    return [(path, counts[path.stem]) for path in write_tables(tables, out, csv)]
