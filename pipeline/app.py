@@ -21,6 +21,7 @@ from typing import Any
 import faust
 
 from pipeline.config import Settings
+from pipeline.metrics import Metrics
 from pipeline.runtime import ENTRY_STAGES, STAGES, Incoming, Outgoing, StageRunner
 from processors.refdata import load_refdata
 from processors.stage import Agenda, Stage, StageContext
@@ -126,9 +127,13 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     def context(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain
 
+    metrics = Metrics() if settings.metrics_port else None
     runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused, agenda=agenda,
-                         partitions=settings.partitions)
+                         partitions=settings.partitions, metrics=metrics)
     stages = ENTRY_STAGES if fused else STAGES
+    if metrics is not None:
+        metrics.serve(settings, group_id or app_id(settings),
+                      [s.input.full_name(settings.topic_prefix) for s in stages])
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state)
     if settings.http_port:

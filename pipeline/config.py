@@ -58,6 +58,7 @@ class Settings:
     payers_dir: Path | None = None
     http_port: int = 0
     http_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
     @property
     def external_cluster(self) -> bool:
@@ -110,6 +111,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         else None,
         http_port=_int(env, "CLAIMS_HTTP_PORT", 0),
         http_host=env.get("CLAIMS_HTTP_HOST") or "127.0.0.1",
+        metrics_port=_int(env, "CLAIMS_METRICS_PORT", 0),
     )
 
 
@@ -131,5 +133,8 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_PAYERS_DIR"] = str(settings.payers_dir)
     if settings.http_port:
         env["CLAIMS_HTTP_PORT"] = str(settings.http_port)
+    if settings.http_port or settings.metrics_port:
         env["CLAIMS_HTTP_HOST"] = settings.http_host
+    if settings.metrics_port:
+        env["CLAIMS_METRICS_PORT"] = str(settings.metrics_port)
     return env

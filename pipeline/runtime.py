@@ -18,6 +18,7 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from pipeline.codec import AvroCodec, DecodeError, SchemaRegistry, default_registry
+from pipeline.metrics import Metrics
 from pipeline.topics import ALL_TOPICS, DEAD_LETTER, DENIALS_REWORK, TopicSpec
 from processors.adjudication.stage import STAGE as ADJUDICATION
 from processors.claims.stage import STAGE as CLAIMS
@@ -87,7 +88,8 @@ class StageRunner:
 
     def __init__(self, contexts: Callable[[Stage], StageContext], prefix: str = "",
                  fused: bool = False, codecs: Codecs | None = None,
-                 agenda: Agenda | None = None, partitions: int = 1) -> None:
+                 agenda: Agenda | None = None, partitions: int = 1,
+                 metrics: Metrics | None = None) -> None:
         self.contexts = contexts
         self.prefix = prefix
         self.fused = fused
@@ -96,6 +98,7 @@ class StageRunner:
         self.dead_letters = 0
         self.agenda = agenda
         self.partitions = partitions
+        self.metrics = metrics
         # Business time per partition: the latest date its records carry (co-partitioned
         # topics share partition numbers, so one clock per number).
         self.watermarks: dict[int, date] = {}
@@ -104,6 +107,8 @@ class StageRunner:
                     record: dict[str, Any] | None = None) -> Outgoing:
         """The DeadLetter record for *source*: raw bytes kept, reason stated."""
         self.dead_letters += 1
+        if self.metrics is not None:
+            self.metrics.dead_letter(stage)
         record_id = _record_id(record)
         log.warning("dead letter from %s at %s[%d]@%d (id %s): %s", stage, source.topic,
                     source.partition, source.offset, record_id or "-", error_type)
@@ -152,6 +157,11 @@ class StageRunner:
             )
             return [self.dead_letter(stage.name, reason, "VALIDATION", incoming, record)]
         self.processed[stage.name] += 1
+        if self.metrics is not None:
+            self.metrics.handled(stage.name)
+            for out in outputs:
+                if out.topic is DENIALS_REWORK:
+                    self.metrics.rework_item(out.record)
         if not self.fused:
             return encoded
         chained: list[Outgoing] = []
@@ -194,6 +204,8 @@ class StageRunner:
             for item in items:
                 out.append(Outgoing(DENIALS_REWORK.full_name(self.prefix), key,
                                     self.codecs[DENIALS_REWORK].encode(item)))
+                if self.metrics is not None:
+                    self.metrics.rework_item(item)
             due = next_due(state if state is not None else context.state.get(key))
             if due is not None:
                 self.agenda.add(partition, key, due)
