@@ -18,6 +18,7 @@
     claims replay --from T --to T --into NAME [--payers DIR] [--seed S]
                                           reprocess a window into NAME's own topics
     claims replay diff NAME [--against live|OTHER]  what changed
+    claims dashboard [--host H] [--port P] [--token T]  the live denial dashboard
 """
 
 from __future__ import annotations
@@ -365,6 +366,22 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    import contextlib  # noqa: PLC0415
+
+    from pipeline.dashboard import DashboardError, run_dashboard  # noqa: PLC0415
+
+    print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr,
+          flush=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_dashboard(settings, args.host, args.port, args.token)
+    except DashboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``claims`` command."""
     p = argparse.ArgumentParser(prog="claims", description=__doc__,
@@ -500,6 +517,13 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--against", default="live", help="diff: live, or another replay's name")
     rp.add_argument("--json", action="store_true", help="diff: JSON instead of text")
     rp.set_defaults(func=_replay)
+
+    db = sub.add_parser("dashboard", help="serve the live denial dashboard")
+    db.add_argument("--host", default="127.0.0.1",
+                    help="address to bind; anything but localhost needs --token")
+    db.add_argument("--port", type=int, default=8050)
+    db.add_argument("--token", help="access token the page and API require")
+    db.set_defaults(func=_dashboard)
 
     st = sub.add_parser("status", help="a claim's history across its original, corrected and "
                         "rebilled claims")

@@ -1,0 +1,142 @@
+"""The dashboard in headless Chromium shows what the topics hold, and updates live."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings, to_env
+from pipeline.feed import publish
+from pipeline.outcomes import OutcomeCollector, read_topic, record_counts, snapshot_offsets
+from pipeline.processes import WorkerPool
+from pipeline.topics import DENIALS_REWORK, REWORK_ACTIONS
+from processors.denials.queue import open_items
+from processors.synthetic import generate
+from tests.browser import Browser
+from tests.e2e.test_ingest import free_port
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - the test checks that this needs a token
+
+
+def metric(browser: Browser, name: str) -> str:
+    """The text of a dashboard figure."""
+    value: str = browser.evaluate(
+        f"document.querySelector('[data-metric=\"{name}\"]').textContent")
+    return value
+
+
+def get(url: str) -> int:
+    """The HTTP status of GET *url*."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - localhost
+            status: int = answer.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except urllib.error.URLError:
+        return 0  # not listening yet
+
+
+@pytest.fixture
+def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Settings, int]]:
+    """A dashboard process over fresh topics, with its port."""
+    settings = settings_factory()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
+        env={**os.environ, **to_env(settings)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while get(f"http://127.0.0.1:{port}/api/summary") != 200:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.3)
+    yield settings, port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
+        dashboard: tuple[Settings, int], tmp_path: Path) -> None:
+    """Counts on the page equal the topics'; new remittances appear live; a click shows a
+    claim's lineage; a screenshot is kept."""
+    settings, port = dashboard
+    before = snapshot_offsets(settings)
+    collector = OutcomeCollector(settings, before)
+    with WorkerPool(settings, 1, tmp_path / "logs") as pool, Browser() as browser:
+        pool.wait_ready()
+        fed = publish(settings, generate(300, 6), malformed=2, seed=6, progress=None)
+        assert collector.wait_for(fed.sent + fed.malformed, timeout=300, progress=None,
+                                  alive=pool.check_alive)
+        counts = record_counts(settings, before)
+        browser.open(f"http://127.0.0.1:{port}/")
+        expected = str(counts["claims.remittance"])
+        browser.wait_for(f"document.querySelector('[data-metric=\"remittances\"]')"
+                         f".textContent === '{expected}'")
+        browser.evaluate("window.loadedOnce = true")
+        items = [i for _, i in read_topic(settings, DENIALS_REWORK, {}) if i is not None]
+        actions = [a for _, a in read_topic(settings, REWORK_ACTIONS, {}) if a is not None]
+        assert metric(browser, "denials") == str(sum(i["kind"] == "DENIAL" for i in items))
+        assert metric(browser, "dead-letters") == str(counts["pipeline.dead-letter"]) == "2"
+        assert metric(browser, "open-items") == str(len(open_items(items, actions)))
+        assert browser.evaluate("document.querySelectorAll('#chart-payer rect').length") >= 8
+        assert browser.evaluate("document.querySelectorAll('#chart-time polyline').length") > 0
+
+        # More encounters: the figures change on the page that is already open.
+        more = publish(settings, generate(40, 66), progress=None)
+        assert collector.wait_for(fed.sent + fed.malformed + more.sent, timeout=300,
+                                  progress=None, alive=pool.check_alive)
+        now = str(record_counts(settings, before)["claims.remittance"])
+        assert now != expected
+        browser.wait_for(f"document.querySelector('[data-metric=\"remittances\"]')"
+                         f".textContent === '{now}'")
+        assert browser.evaluate("window.loadedOnce") is True
+
+        # A click on a queue row shows that claim's lineage.
+        claim_id = browser.wait_for("(document.querySelector('#queue tr[data-claim]:not("
+                                    "[data-claim=\"\"])') || {}).dataset?.claim")
+        browser.evaluate(f"document.querySelector('#queue tr[data-claim=\"{claim_id}\"]')"
+                         ".click()")
+        browser.wait_for(f"document.querySelector('#lineage pre').textContent"
+                         f".includes('SUBMITTED') && document.querySelector('#lineage pre')"
+                         f".textContent.includes('{claim_id}')")
+        shot = browser.screenshot(ARTIFACTS / "dashboard.png")
+    collector.close()
+    assert shot.stat().st_size > 10_000
+
+
+def test_dashboard_beyond_localhost_requires_a_token(
+        settings_factory: Callable[..., Settings]) -> None:
+    """Bound to all addresses without --token it refuses to start; with one, the API asks
+    for it."""
+    settings = settings_factory()
+    env = {**os.environ, **to_env(settings)}
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "dashboard", "--host", ALL_ADDRESSES,
+         "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert refused.returncode == 2
+    assert "--token" in refused.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "dashboard", "--host", ALL_ADDRESSES,
+         "--port", str(port), "--token", "s3cret-token"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while get(f"http://127.0.0.1:{port}/api/summary") != 401:
+            assert time.monotonic() < deadline, "the dashboard did not start"
+            time.sleep(0.3)
+        assert get(f"http://127.0.0.1:{port}/api/summary?token=s3cret-token") == 200
+        assert get(f"http://127.0.0.1:{port}/api/summary?token=wrong") == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
