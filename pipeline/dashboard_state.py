@@ -87,6 +87,16 @@ class DashboardState:
         final = sum(c["final_denied"] for c in by_payer.values())
         denials = list(self.outcomes.denials.values())
         by_category = Counter(d["category"] for d in denials)
+        item_of = {d["claim_id"]: d for d in denials}
+        category_first: Counter[str] = Counter()
+        category_final: Counter[str] = Counter()
+        for chain in chains:
+            head = answers[chain[0]]
+            last = answers.get(chain[-1], head)
+            if chain[0] in item_of:
+                category_first[item_of[chain[0]]["category"]] += 1
+            if is_denial(last) and chain[-1] in item_of:
+                category_final[item_of[chain[-1]]["category"]] += 1
         by_carc = Counter(f"{r['group_code']}-{r['code']}" for d in denials
                           for r in d["reasons"] if r["group_code"])
         over_time: dict[str, Counter[str]] = {}
@@ -139,6 +149,10 @@ class DashboardState:
                 for payer, c in sorted(by_payer.items())
             },
             "by_category": dict(by_category.most_common()),
+            "by_category_first_and_final": {
+                category: {"first_pass": n, "final": category_final[category]}
+                for category, n in category_first.most_common()
+            },
             "by_carc": dict(by_carc.most_common(12)),
             "over_time": {week: dict(c) for week, c in sorted(over_time.items())},
             "carc_over_time": {week: dict(c) for week, c in sorted(carc_over_time.items())},

@@ -36,6 +36,11 @@ def test_snapshot_counts_rates_queue_and_aging() -> None:
     assert totals["first_pass_denial_rate"] == round(first_pass / totals["insured_claims"], 4)
     assert totals["final_denial_rate"] <= totals["first_pass_denial_rate"]
     assert "SELFPAY" not in snap["by_payer"]
+    split = snap["by_category_first_and_final"]
+    # A corrected claim may be denied again for another reason, so compare the totals.
+    assert sum(v["final"] for v in split.values()) <= sum(v["first_pass"] for v in split.values())
+    eligibility = split["eligibility"]
+    assert eligibility["final"] < eligibility["first_pass"]  # rebilled to the plan on file
     assert sum(snap["aging"].values()) == totals["open_items"]
     watched = {"claims.submitted", "claims.remittance", "denials.rework", "rework.actions"}
     assert snap["version"] == sum(o.topic.name in watched for o in records) + 1
