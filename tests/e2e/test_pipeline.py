@@ -38,6 +38,9 @@ def run_flow(settings: Settings, tmp_path: Path, encounters: int, seed: int,
                                       alive=pool.check_alive)
         # Let any redelivered or duplicated record arrive before checking for duplicates.
         collector.wait_for(expected + 1, timeout=3, progress=None)
+    # The workers are stopped: read what they published last, so the outcomes and the topic
+    # counts describe the same records.
+    collector.wait_for(expected + 1, timeout=2, progress=None)
     collector.close()
     assert complete, f"only {len(collector.outcomes.accounted())} of {expected} accounted for"
     return collector, record_counts(settings, before), fed.sent
