@@ -48,6 +48,16 @@ def get(url: str) -> int:
         return 0  # not listening yet
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a dashboard process, killing it if it does not end in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @pytest.fixture
 def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Settings, int]]:
     """A dashboard process over fresh topics, with its port."""
@@ -61,8 +71,7 @@ def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Setti
         assert time.monotonic() < deadline, "the dashboard did not start"
         time.sleep(0.3)
     yield settings, port
-    process.terminate()
-    process.wait(timeout=10)
+    stop(process)
 
 
 def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
@@ -146,5 +155,4 @@ def test_dashboard_beyond_localhost_requires_a_token(
         assert get(f"http://127.0.0.1:{port}/api/summary?token=s3cret-token") == 200
         assert get(f"http://127.0.0.1:{port}/api/summary?token=wrong") == 401
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
