@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,16 @@ def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
             "encounters_per_s": 1000, "worker_rss_mb": 500}}
 
 
+def best_rate(work: Callable[[], Any], items: int, rounds: int) -> float:
+    """The best of *rounds* timed runs of *work*, as *items* per second."""
+    best = 0.0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        best = max(best, items / (time.perf_counter() - started))
+    return best
+
+
 def run_coding_bench(encounters: int, seed: int, rounds: int = 3) -> dict[str, Any]:
     """Encounters/s of the pure coding function on one core, against Avro decoding.
 
@@ -279,16 +290,8 @@ def run_coding_bench(encounters: int, seed: int, rounds: int = 3) -> dict[str, A
     for event in events[:200]:
         code_encounter(event, refdata)  # warm the per-code caches once
 
-    def best_rate(work: Any) -> float:
-        best = 0.0
-        for _ in range(rounds):
-            started = time.perf_counter()
-            work()
-            best = max(best, len(events) / (time.perf_counter() - started))
-        return best
-
-    coding = best_rate(lambda: [code_encounter(e, refdata) for e in events])
-    decoding = best_rate(lambda: [codec.decode(b) for b in encoded])
+    coding = best_rate(lambda: [code_encounter(e, refdata) for e in events], len(events), rounds)
+    decoding = best_rate(lambda: [codec.decode(b) for b in encoded], len(events), rounds)
     held = sum(code_encounter(e, refdata).held for e in events)
     return {
         "encounters": len(events),
@@ -332,17 +335,9 @@ def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[
             if timings is not None:
                 timings.append(time.perf_counter() - started)
 
-    def best_rate(work: Any) -> float:
-        best = 0.0
-        for _ in range(rounds):
-            started = time.perf_counter()
-            work()
-            best = max(best, len(claims) / (time.perf_counter() - started))
-        return best
-
     adjudicate_all()  # warm the fee schedule caches once
-    rate = best_rate(adjudicate_all)
-    decoding = best_rate(lambda: [codec.decode(b) for b in encoded])
+    rate = best_rate(adjudicate_all, len(claims), rounds)
+    decoding = best_rate(lambda: [codec.decode(b) for b in encoded], len(claims), rounds)
     timings: list[float] = []
     adjudicate_all(timings)
     cuts = statistics.quantiles(timings, n=100)

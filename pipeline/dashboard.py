@@ -67,7 +67,7 @@ def follow_topics(settings: Settings, state: DashboardState, stop: threading.Eve
         consumer.close()
 
 
-def build_app(settings: Settings, state: DashboardState, token: str | None) -> web.Application:
+def build_app(state: DashboardState, token: str | None) -> web.Application:
     """The dashboard's aiohttp application."""
 
     @web.middleware
@@ -99,10 +99,8 @@ def build_app(settings: Settings, state: DashboardState, token: str | None) -> w
             await asyncio.sleep(0.5)
 
     async def claim(request: web.Request) -> web.Response:
-        from pipeline.rework import claim_history  # noqa: PLC0415
-
         claim_id = request.match_info["claim_id"]
-        history = await asyncio.to_thread(claim_history, settings, claim_id)
+        history = state.history(claim_id)
         if not history:
             return web.json_response({"error": f"no claim {claim_id}"}, status=404)
         return web.json_response(jsonable({"claim_id": claim_id, "events": [
@@ -130,7 +128,7 @@ def run_dashboard(settings: Settings, host: str, port: int, token: str | None) -
     reader.start()
     try:
         # Open event streams never end by themselves: give them a moment at shutdown.
-        web.run_app(build_app(settings, state, token), host=host, port=port,
+        web.run_app(build_app(state, token), host=host, port=port,
                     print=lambda *_: None, shutdown_timeout=2.0)
     finally:
         stop.set()

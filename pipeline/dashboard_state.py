@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.outcomes import Outcomes
 from processors.adjudication.rules import is_denial
-from processors.denials.queue import open_items
+from processors.denials.queue import Event, history, open_items
 
 Record = dict[str, Any]
 AGING = ((0, 30, "0-30 days"), (31, 60, "31-60 days"), (61, 90, "61-90 days"),
@@ -37,7 +37,7 @@ class DashboardState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.outcomes = Outcomes()
-        self.claims: set[str] = set()
+        self.claims: dict[str, Record] = {}
         self.items: dict[str, Record] = {}
         self.actions: dict[str, Record] = {}
         self.dead_letters = 0
@@ -47,7 +47,7 @@ class DashboardState:
         """Take one record read from *topic* (a registry name, without prefix)."""
         with self.lock:
             if topic == "claims.submitted":
-                self.claims.add(record["claim_id"])
+                self.claims[record["claim_id"]] = record
             elif topic == "claims.remittance":
                 self.outcomes.remittances[record["remittance_id"]] = record
             elif topic == "denials.rework":
@@ -63,6 +63,13 @@ class DashboardState:
             else:
                 return
             self.version += 1
+
+    def history(self, claim_id: str) -> list[Event]:
+        """*claim_id*'s lineage from what has been read so far."""
+        with self.lock:
+            return history(claim_id, self.claims.values(),
+                           self.outcomes.remittances.values(), self.items.values(),
+                           self.actions.values())
 
     def snapshot(self) -> Record:
         """Everything the page shows, as JSON-ready data."""

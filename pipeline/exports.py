@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.outcomes import Offsets, read_topic
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK, TopicSpec
 from processors.adjudication import x12_835
 from processors.claims.fhir import to_fhir_claim
 from processors.claims.rules import SELF_PAY_ID
@@ -48,14 +48,19 @@ def write_837p(claims: list[dict[str, Any]], out: Path, first_control: int = 1) 
     return written
 
 
+def latest_records(settings: Settings, spec: TopicSpec, id_field: str,
+                   start: Offsets | None = None) -> list[dict[str, Any]]:
+    """Records on *spec* after *start* (default: from the beginning), the latest per id."""
+    latest: dict[str, dict[str, Any]] = {}
+    for _, record in read_topic(settings, spec, (start or {}).get(spec.name, {})):
+        if record is not None:
+            latest[record[id_field]] = record
+    return list(latest.values())
+
+
 def submitted_claims(settings: Settings, start: Offsets | None = None) -> list[dict[str, Any]]:
     """Claims on claims.submitted after *start* (default: from the beginning), latest per id."""
-    begin = (start or {}).get(CLAIMS_SUBMITTED.name, {})
-    latest: dict[str, dict[str, Any]] = {}
-    for _, claim in read_topic(settings, CLAIMS_SUBMITTED, begin):
-        if claim is not None:
-            latest[claim["claim_id"]] = claim
-    return list(latest.values())
+    return latest_records(settings, CLAIMS_SUBMITTED, "claim_id", start)
 
 
 def export_837p(settings: Settings, out: Path, start: Offsets | None = None,
@@ -92,12 +97,7 @@ def remittances(settings: Settings, start: Offsets | None = None) -> list[dict[s
     Latest per remittance id, not per claim id: a reversal answers the same
     claim id as the payment it takes back, and both belong in the 835.
     """
-    begin = (start or {}).get(CLAIMS_REMITTANCE.name, {})
-    latest: dict[str, dict[str, Any]] = {}
-    for _, remit in read_topic(settings, CLAIMS_REMITTANCE, begin):
-        if remit is not None:
-            latest[remit["remittance_id"]] = remit
-    return list(latest.values())
+    return latest_records(settings, CLAIMS_REMITTANCE, "remittance_id", start)
 
 
 def export_835(settings: Settings, out: Path, start: Offsets | None = None,
@@ -124,11 +124,9 @@ def export_fhir(settings: Settings, path: Path, start: Offsets | None = None) ->
 
 def export_tables(settings: Settings, out: Path, csv: bool = False) -> list[tuple[Path, int]]:
     """Write the analyst tables from the topics; returns (file, rows) for each file."""
-    from pipeline.outcomes import read_topic  # noqa: PLC0415
     from pipeline.tables import build_tables, write_tables  # noqa: PLC0415
-    from pipeline.topics import DENIALS_REWORK  # noqa: PLC0415
 
-    items = [v for _, v in read_topic(settings, DENIALS_REWORK, {}) if v is not None]
+    items = latest_records(settings, DENIALS_REWORK, "rework_id")
     tables = build_tables(submitted_claims(settings), remittances(settings), items)
     counts = {name: len(rows) for name, rows in tables.items()}
     return [(path, counts[path.stem]) for path in write_tables(tables, out, csv)]

@@ -32,7 +32,7 @@ from pipeline.topics import (
     DENIALS_REWORK,
     TopicSpec,
 )
-from processors.adjudication.rules import is_denial
+from processors.adjudication.rules import is_denial, is_reversal
 from processors.denials.stage import remittance_status
 
 OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER, CLAIMS_LIFECYCLE)
@@ -127,16 +127,14 @@ class Outcomes:
         """All *expected* outcomes arrived, the denials stage settled every remittance, and
         every automatically resubmitted claim has its answer."""
         settled = all(r["claim_id"] in self.settled for r in self.remittances.values())
-        answered = {r["claim_id"] for r in self.remittances.values()
-                    if r["claim_status_code"] != "22"}
+        answered = {r["claim_id"] for r in self.remittances.values() if not is_reversal(r)}
         resubmitted = all(item["resubmitted_claim_id"] in answered
                           for item in self.denials.values() if item["resubmitted_claim_id"])
         return len(self.accounted()) >= expected and settled and resubmitted
 
     def answers(self) -> dict[str, dict[str, Any]]:
         """Each claim's own answer by claim id (reversals left out)."""
-        return {r["claim_id"]: r for r in self.remittances.values()
-                if r["claim_status_code"] != "22"}
+        return {r["claim_id"]: r for r in self.remittances.values() if not is_reversal(r)}
 
     def chains(self) -> list[list[str]]:
         """Claim ids from each first submission through its automatic resubmissions."""

@@ -24,7 +24,7 @@ from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, EHR_ENCOUNTERS
-from processors.adjudication.rules import denies_money, is_denial
+from processors.adjudication.rules import denies_money, is_denial, is_reversal
 from processors.refdata import RULESET_VERSION
 from processors.synthetic import member_key
 
@@ -116,8 +116,7 @@ class RunView:
             hold = self.holds[encounter_id]
             return {"state": "HELD", "paid_cents": 0, "denied": True,
                     "rules": sorted(r["code"] for r in hold["reasons"])}
-        answers = [a for a in self.answers.get(encounter_id, [])
-                   if a["claim_status_code"] != "22"]
+        answers = [a for a in self.answers.get(encounter_id, []) if not is_reversal(a)]
         if not answers:
             return {"state": "ABSENT", "paid_cents": 0, "denied": False, "rules": []}
         rules = sorted({adj["rule_id"] for a in answers for ln in a["lines"]

@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 
 from pipeline.codec import codec_for
 from pipeline.config import Settings
+from pipeline.exports import submitted_claims
 from pipeline.outcomes import read_topic
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK, REWORK_ACTIONS
 from processors.denials.queue import (
@@ -114,10 +115,7 @@ def print_item(item: Record, actions: list[Record], out: TextIO) -> None:
 
 def latest_claim(settings: Settings, claim_id: str) -> Record:
     """The claim *claim_id* as last submitted; ReworkError when it was never submitted."""
-    found = None
-    for claim in _values(settings, CLAIMS_SUBMITTED):
-        if claim["claim_id"] == claim_id:
-            found = claim
+    found = next((c for c in submitted_claims(settings) if c["claim_id"] == claim_id), None)
     if found is None:
         raise ReworkError(
             f"claim {claim_id} was never submitted (a hold is fixed in the source encounter: "

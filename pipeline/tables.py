@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from processors.adjudication.rules import is_denial
+from processors.adjudication.rules import denies_money, is_denial, is_reversal
+from processors.denials.stage import remittance_status
 from processors.ids import stable_id
 
 Record = dict[str, Any]
@@ -109,27 +110,18 @@ def claim_rows(claims: Iterable[Record]) -> tuple[list[Record], list[Record]]:
     return rows, lines
 
 
-def _outcome(r: Record) -> str:
-    if r["claim_status_code"] == "22":
-        return "reversed"
-    if r["claim_status_code"] == "4":
-        return "denied"
-    return "partially_paid" if is_denial(r) else "paid"
-
-
 def remittance_rows(remittances: Iterable[Record]) -> tuple[list[Record], list[Record]]:
     """Rows of the remittances and adjustments tables."""
     rows, adjustments = [], []
     for r in remittances:
         denied = sum(a["amount_cents"] for ln in r["lines"] for a in ln["adjustments"]
-                     if a["group_code"] != "PR" and not (a["group_code"] == "CO"
-                                                         and a["carc"] == "45"))
+                     if denies_money(a))
         rows.append({
             "remittance_id": r["remittance_id"], "claim_id": r["claim_id"],
             "encounter_id": r["encounter_id"], "member_ref": member_ref(r["member_key"]),
             "payer_id": r["payer_id"], "claim_status_code": r["claim_status_code"],
-            "outcome": _outcome(r), "total_charge_cents": r["total_charge_cents"],
-            "paid_cents": r["paid_cents"],
+            "outcome": remittance_status(r, is_denial(r)).lower(),
+            "total_charge_cents": r["total_charge_cents"], "paid_cents": r["paid_cents"],
             "patient_responsibility_cents": r["patient_responsibility_cents"],
             "denied_cents": denied,
             "payer_claim_control_number": r["payer_claim_control_number"],
@@ -185,7 +177,7 @@ def lineage_rows(claims: Iterable[Record], remittances: Iterable[Record]) -> lis
             "original_claim_id": c.get("original_claim_id"), "payer_id": c["payer_id"],
             "charge_cents": c["total_charge_cents"], "paid_cents": 0, "patient_cents": 0}))
     for r in remittances:
-        kind = "reversal" if r["claim_status_code"] == "22" else "payment"
+        kind = "reversal" if is_reversal(r) else "payment"
         events.setdefault(r["encounter_id"], []).append((r["adjudicated_date"], 1, {
             "record": kind, "claim_id": r["claim_id"], "frequency_code": r["frequency_code"],
             "original_claim_id": None, "payer_id": r["payer_id"],

@@ -625,12 +625,17 @@ def _forget_before(state: MemberState, first_year: int) -> None:
         del state["services"][fingerprint]
 
 
+def is_reversal(remittance: Record) -> bool:
+    """True for a CLP02 22 record that takes back an earlier payment."""
+    return bool(remittance["claim_status_code"] == REVERSAL)
+
+
 def is_denial(remittance: Record) -> bool:
     """True when any money was denied: a denied claim or a line adjusted other than CO-45/PR.
 
     A reversal (CLP02 22) takes back an earlier payment; it is not a denial.
     """
-    if remittance["claim_status_code"] == REVERSAL:
+    if is_reversal(remittance):
         return False
     if remittance["claim_status_code"] == DENIED:
         return True

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from processors.adjudication.rules import denies_money
 from processors.claims.rules import corrected_claim
 from processors.ids import stable_id
 from processors.refdata import RefData
@@ -46,10 +47,8 @@ class Correction:
 
 def denied_carcs(remittance: Record) -> set[str]:
     """CARCs of the adjustments that withheld money (not CO-45, not patient shares)."""
-    return {
-        a["carc"] for line in remittance["lines"] for a in line["adjustments"]
-        if a["group_code"] != "PR" and not (a["group_code"] == "CO" and a["carc"] == "45")
-    }
+    return {a["carc"] for line in remittance["lines"] for a in line["adjustments"]
+            if denies_money(a)}
 
 
 def _covers(coverage: Record, on: date) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from processors.adjudication.rules import is_denial
 from processors.claims.rules import corrected_claim
+from processors.denials.stage import remittance_status
 from processors.ids import stable_id
 
 Record = dict[str, Any]
@@ -203,10 +204,8 @@ def history(claim_id: str, claims: Iterable[Record], remittances: Iterable[Recor
         codes = sorted({f"{a['group_code']}-{a['carc']}" for ln in r["lines"]
                         for a in ln["adjustments"]} | set(r["rarcs"])
                        | {x for ln in r["lines"] for x in ln["rarcs"]})
-        names = {"1": "PARTIALLY_PAID" if is_denial(r) else "PAID", "4": "DENIED",
-                 "22": "REVERSED"}
-        status = names.get(r["claim_status_code"], str(r["claim_status_code"]))
-        events.append(Event(r["adjudicated_date"], status, r["claim_id"],
+        events.append(Event(r["adjudicated_date"], remittance_status(r, is_denial(r)),
+                            r["claim_id"],
                             f"{r['payer_id']} control {r['payer_claim_control_number']}: "
                             + " ".join(codes), charge_cents=r["total_charge_cents"],
                             paid_cents=r["paid_cents"],

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from processors.adjudication.rules import REVERSAL, denies_money, is_denial
+from processors.adjudication.rules import denies_money, is_denial
 from processors.ids import stable_id
 from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, PayerProfile, RefData
 
@@ -273,8 +273,3 @@ def patient_statement(remittance: Record, payer: PayerProfile | None) -> Record 
         "amount_due_cents": due,
         "lines": lines,
     }
-
-
-def is_reversal(remittance: Record) -> bool:
-    """True for a CLP02 22 record that takes back an earlier payment."""
-    return bool(remittance["claim_status_code"] == REVERSAL)

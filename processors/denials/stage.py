@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, PATIENT_STATEMENTS, REWORK_ACTIONS
+from processors.adjudication.rules import DENIED, is_reversal
 from processors.denials.corrections import auto_correct, resubmit_action
 from processors.denials.followup import remember_item
 from processors.denials.rules import patient_statement, route_remittance
@@ -23,9 +24,9 @@ from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 def remittance_status(remittance: Record, denied: bool) -> str:
     """PAID, PARTIALLY_PAID, DENIED or REVERSED, as billing staff read a remittance."""
-    if remittance["claim_status_code"] == "22":
+    if is_reversal(remittance):
         return "REVERSED"
-    if remittance["claim_status_code"] == "4":
+    if remittance["claim_status_code"] == DENIED:
         return "DENIED"
     return "PARTIALLY_PAID" if denied else "PAID"
 

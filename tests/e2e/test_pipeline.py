@@ -15,7 +15,7 @@ from pipeline.outcomes import OutcomeCollector, paid_rates, record_counts, snaps
 from pipeline.processes import WorkerPool
 from processors.adjudication.rules import is_denial
 from processors.synthetic import generate
-from tests.unit.test_x12_837p import pyx12_accepts
+from tests.x12_checks import pyx12_accepts
 
 pytestmark = pytest.mark.e2e
 

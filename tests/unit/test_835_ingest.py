@@ -94,7 +94,7 @@ class TestHandBuiltFile:
 
     def test_pyx12_accepts_it(self) -> None:
         """The fixture itself is a valid 835."""
-        from tests.unit.test_x12_835 import pyx12_accepts
+        from tests.x12_checks import pyx12_accepts
 
         assert pyx12_accepts(HAND_BUILT)
 

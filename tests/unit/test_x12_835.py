@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -10,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pyx12.params
-import pyx12.x12n_document
 
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.exports import write_835 as export_835_files
@@ -22,6 +19,7 @@ from processors.claims.rules import corrected_claim
 from processors.claims.x12 import amount
 from processors.refdata import load_refdata
 from processors.synthetic import generate
+from tests.x12_checks import assert_envelope, pyx12_accepts, segments
 
 REFDATA = load_refdata()
 CREATED = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)
@@ -57,11 +55,6 @@ def pipeline_remittances(count: int, seed: int) -> list[Record]:
     return remits + corrections
 
 
-def segments(text: str) -> list[list[str]]:
-    """The interchange's segments split into elements."""
-    return [s.split("*") for s in text.strip().rstrip("~").split("~")]
-
-
 def transactions(text: str) -> list[list[list[str]]]:
     """Each ST...SE transaction of the interchange, as segments."""
     out: list[list[list[str]]] = []
@@ -76,13 +69,6 @@ def transactions(text: str) -> list[list[list[str]]]:
 def cents(text: str) -> int:
     """Cents of an X12 decimal."""
     return round(float(text) * 100) if text else 0
-
-
-def pyx12_accepts(path: Path) -> bool:
-    """True when pyx12 validates *path* against its guide (005010X221A1) with no errors."""
-    ok: bool = pyx12.x12n_document.x12n_document(
-        pyx12.params.params(), str(path), fd_997=None, fd_html=io.StringIO())
-    return ok
 
 
 def adjustment_keys(adjustments: list[Record]) -> list[tuple[str, str, int]]:
@@ -162,16 +148,7 @@ def test_the_export_writes_one_interchange_per_payer(files: list[Path]) -> None:
 def test_control_numbers_and_segment_counts_match(files: list[Path]) -> None:
     """ISA13 = IEA02, GS06 = GE02, GE01 = transactions, SE01 = segments from ST to SE."""
     for path in files:
-        segs = segments(path.read_text())
-        isa, gs, ge, iea = segs[0], segs[1], segs[-2], segs[-1]
-        assert isa[13] == iea[2]
-        assert gs[6] == ge[2]
-        starts = [i for i, s in enumerate(segs) if s[0] == "ST"]
-        ends = [i for i, s in enumerate(segs) if s[0] == "SE"]
-        assert int(ge[1]) == len(starts) == len(ends)
-        for st, se in zip(starts, ends, strict=True):
-            assert int(segs[se][1]) == se - st + 1
-            assert segs[se][2] == segs[st][2]
+        assert_envelope(segments(path.read_text()))
 
 
 def test_every_payment_is_its_claim_payments_less_provider_adjustments(

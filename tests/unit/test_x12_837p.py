@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pyx12.params
-import pyx12.x12n_document
 
 from pipeline.exports import write_837p
 from processors.claims.rules import build_claim, corrected_claim
@@ -16,6 +13,8 @@ from processors.claims.x12 import amount
 from processors.coding.rules import code_encounter
 from processors.refdata import load_refdata
 from processors.synthetic import generate
+from tests.x12_checks import assert_envelope, pyx12_accepts
+from tests.x12_checks import segments as split_segments
 
 REFDATA = load_refdata()
 
@@ -40,14 +39,7 @@ def replacement(claim: dict[str, Any], frequency: str) -> dict[str, Any]:
 
 def segments(path: Path) -> list[list[str]]:
     """The file's segments split into elements."""
-    return [s.split("*") for s in path.read_text().strip().rstrip("~").split("~")]
-
-
-def pyx12_accepts(path: Path) -> bool:
-    """True when pyx12 validates *path* against 005010X222A1 with no errors."""
-    ok: bool = pyx12.x12n_document.x12n_document(
-        pyx12.params.params(), str(path), fd_997=None, fd_html=io.StringIO())
-    return ok
+    return split_segments(path.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +88,7 @@ def test_control_numbers_and_segment_counts_match(interchanges: Any) -> None:
     """ISA13 = IEA02, GS06 = GE02, GE01 = transactions, SE01 = segments from ST to SE."""
     files, _ = interchanges
     for path in files:
-        segs = segments(path)
-        isa, gs, ge, iea = segs[0], segs[1], segs[-2], segs[-1]
-        assert isa[13] == iea[2]
-        assert gs[6] == ge[2]
-        starts = [i for i, s in enumerate(segs) if s[0] == "ST"]
-        ends = [i for i, s in enumerate(segs) if s[0] == "SE"]
-        assert int(ge[1]) == len(starts) == len(ends)
-        for st, se in zip(starts, ends, strict=True):
-            assert int(segs[se][1]) == se - st + 1
-            assert segs[se][2] == segs[st][2]
+        assert_envelope(segments(path))
 
 
 def test_claim_totals_equal_the_sum_of_their_lines(interchanges: Any) -> None:
