@@ -345,11 +345,12 @@ def summarize(outcomes: Outcomes, fed: int, malformed: int,
     }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """*value* with dates as ISO 8601 strings and bytes as base64, ready for JSON."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -357,16 +358,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def jsonable(value: Any) -> Any:
-    """*value* with dates as ISO 8601 strings and bytes as base64, ready for JSON."""
-    return _jsonable(value)
-
-
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     """Write *records* as JSON lines (dates ISO 8601, bytes base64); returns the count."""
     n = 0
     with path.open("w") as f:
         for record in records:
-            f.write(json.dumps(_jsonable(record), sort_keys=True) + "\n")
+            f.write(json.dumps(jsonable(record), sort_keys=True) + "\n")
             n += 1
     return n

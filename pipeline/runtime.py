@@ -195,10 +195,10 @@ class StageRunner:
         context = self.contexts(STATEFUL)
         if partition not in self.agenda.loaded:
             self._load_agenda(partition, context)
-        timely = {p.payer_id: p.timely_filing_days for p in context.refdata.payers.values()}
         out: list[Outgoing] = []
         for key in self.agenda.pop_due(partition, today):
-            items, state = sweep_member(key.decode(), context.state.get(key), today, timely)
+            items, state = sweep_member(key.decode(), context.state.get(key), today,
+                                        context.refdata.timely_filing_days)
             if state is not None:
                 context.state[key] = state
             for item in items:

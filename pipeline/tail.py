@@ -19,6 +19,7 @@ from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
 from pipeline.outcomes import jsonable
 from pipeline.topics import DENIALS_REWORK
+from processors.denials.queue import matches as queue_matches
 
 Record = dict[str, Any]
 KINDS = ("DENIAL", "FOLLOW_UP", "REMINDER")
@@ -60,10 +61,7 @@ def follow(settings: Settings, since: datetime | None = None, *, idle: float | N
 
 def matches(item: Record, payer: str | None, category: str | None, queue: str | None) -> bool:
     """True for a denial-side item passing the filters given."""
-    return (item["kind"] in KINDS
-            and (payer is None or item["payer_id"] == payer)
-            and (category is None or item["category"] == category)
-            and (queue is None or item["queue"] == queue))
+    return item["kind"] in KINDS and queue_matches(item, queue, payer, category)
 
 
 HEADER = (f"{'at':<10} {'kind':<9} {'payer':<10} {'category':<24} {'queue':<10} "

@@ -9,6 +9,7 @@ sends anything that fails to the dead-letter topic.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -39,7 +40,10 @@ class Agenda:
     """
 
     def __init__(self) -> None:
-        self.due: dict[int, dict[bytes, date]] = {}
+        self.due: dict[int, dict[bytes, date]] = {}  # each member's earliest due date
+        # Per partition, (date, member) in date order; entries the dict no longer holds
+        # with that date are stale and skipped, so a sweep only looks at what is due.
+        self._heaps: dict[int, list[tuple[date, bytes]]] = {}
         self.loaded: set[int] = set()
 
     def add(self, partition: int, key: bytes, when: date) -> None:
@@ -47,14 +51,19 @@ class Agenda:
         members = self.due.setdefault(partition, {})
         if key not in members or when < members[key]:
             members[key] = when
+            heapq.heappush(self._heaps.setdefault(partition, []), (when, key))
 
     def pop_due(self, partition: int, today: date) -> list[bytes]:
         """Members of *partition* with something due by *today*, forgotten until re-added."""
         members = self.due.get(partition, {})
-        found = sorted(k for k, when in members.items() if when <= today)
-        for key in found:
-            del members[key]
-        return found
+        heap = self._heaps.get(partition, [])
+        found = []
+        while heap and heap[0][0] <= today:
+            when, key = heapq.heappop(heap)
+            if members.get(key) == when:
+                del members[key]
+                found.append(key)
+        return sorted(found)
 
 
 @dataclass

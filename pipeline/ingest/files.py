@@ -7,7 +7,6 @@ through. The same file twice publishes the same ids.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,3 @@ def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record) ->
                 sink.dead_letter(f"ingest:hl7:{path.name}", n, outcome.text.encode(), reason)
     return problems
 
-
-def load_json(path: Path) -> Any:
-    """JSON from *path* (a billing provider file)."""
-    return json.loads(path.read_text())

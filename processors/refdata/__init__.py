@@ -408,6 +408,11 @@ class RefData:
         return frozenset(m for m, mod in self.modifiers.items()
                          if mod.ncci_associated and m not in ("25", "57"))
 
+    @cached_property
+    def timely_filing_days(self) -> dict[str, int]:
+        """Each payer's filing limit in days, by payer id."""
+        return {p.payer_id: p.timely_filing_days for p in self.payers.values()}
+
     def payer(self, payer_id: str) -> PayerProfile | None:
         """The profile of *payer_id*, or None when no profile is loaded for it."""
         return self.payers.get(payer_id)
