@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from processors.denials.rules import priority, routing_table
+from processors.denials.rules import priority, rework_item, routing_table
 from processors.ids import stable_id
 from processors.jsonsafe import from_json
 
@@ -82,7 +82,7 @@ def follow_up_item(claim: Record, awaiting: Record, due: date, key: str,
     route = routing_table()["no_response"]
     waited = (due - date.fromisoformat(awaiting["filed"])).days
     deadline = claim["service_date_from"] + timedelta(days=timely_filing_days)
-    return {
+    return rework_item({
         "rework_id": stable_id("W", "FOLLOW_UP", claim["claim_id"]),
         "kind": "FOLLOW_UP",
         "encounter_id": claim["encounter_id"],
@@ -105,22 +105,16 @@ def follow_up_item(claim: Record, awaiting: Record, due: date, key: str,
         "created_at": _at(due),
         "deadline": deadline,
         "ruleset_version": FOLLOW_UP_VERSION,
-        "status": "OPEN",
-        "remittance_id": None,
-        "payer_claim_control_number": None,
         "service_date": claim["service_date_from"],
         "deadline_kind": "timely_filing",
-        "correction": None,
-        "resubmitted_claim_id": None,
-        "related_rework_id": None,
-    }
+    })
 
 
 def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
     """The REMINDER rework item for an open item whose deadline is near."""
     deadline = date.fromisoformat(entry["deadline"])
     remind_on = date.fromisoformat(entry["remind_on"])
-    return {
+    return rework_item({
         "rework_id": stable_id("W", "REMINDER", rework_id),
         "kind": "REMINDER",
         "encounter_id": entry["encounter_id"],
@@ -143,16 +137,11 @@ def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
         "created_at": _at(remind_on),
         "deadline": deadline,
         "ruleset_version": FOLLOW_UP_VERSION,
-        "status": "OPEN",
-        "remittance_id": None,
-        "payer_claim_control_number": None,
         "service_date": date.fromisoformat(entry["service_date"]) if entry["service_date"]
         else None,
         "deadline_kind": entry["deadline_kind"],
-        "correction": None,
-        "resubmitted_claim_id": None,
         "related_rework_id": rework_id,
-    }
+    })
 
 
 def sweep_member(key: str, state: MemberState | None, today: date,

@@ -115,6 +115,19 @@ def deadline_for(action: str, service_date: date | None, remitted: date,
     return None, None
 
 
+# ReworkItem fields most items leave at their default.
+ITEM_DEFAULTS: Record = {
+    "deadline": None, "status": "OPEN", "remittance_id": None,
+    "payer_claim_control_number": None, "service_date": None, "deadline_kind": None,
+    "correction": None, "resubmitted_claim_id": None, "related_rework_id": None,
+}
+
+
+def rework_item(fields: Record) -> Record:
+    """A ReworkItem record: *fields*, with the optional ones defaulted."""
+    return {**ITEM_DEFAULTS, **fields}
+
+
 def _reason(code: str, group: str | None, line: int | None, message: str,
             rule_id: str) -> Record:
     return {"code": code, "group_code": group, "line_number": line, "message": message,
@@ -156,7 +169,7 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
     service_date = remittance.get("service_date_from")
     deadline, deadline_kind = deadline_for(lead.action, service_date, remitted, payer)
     days_left = (deadline - remitted).days if deadline else None
-    return {
+    return rework_item({
         "rework_id": stable_id("W", "DENIAL", remittance["remittance_id"]),
         "kind": "DENIAL",
         "encounter_id": remittance["encounter_id"],
@@ -174,15 +187,11 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
         "deadline": deadline,
         "ruleset_version": f"{ROUTING_VERSION}|{ADJUSTMENT_CODES_VERSION}|"
                            f"{remittance['payer_profile_version']}",
-        "status": "OPEN",
         "remittance_id": remittance["remittance_id"],
         "payer_claim_control_number": remittance["payer_claim_control_number"],
         "service_date": service_date,
         "deadline_kind": deadline_kind,
-        "correction": None,
-        "resubmitted_claim_id": None,
-        "related_rework_id": None,
-    }
+    })
 
 
 def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Record],
@@ -192,7 +201,7 @@ def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Rec
     queue, category = ("coding", "coding") if kind == "CODING_HOLD" else ("billing",
                                                                            "missing_information")
     at_stake = claim["total_charge_cents"] if claim else 0
-    return {
+    return rework_item({
         "rework_id": stable_id("W", kind, event["encounter_id"], *(f["edit_id"] for f in hard)),
         "kind": kind,
         "encounter_id": event["encounter_id"],
@@ -213,17 +222,9 @@ def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Rec
         ],
         "suggested_fix": " ".join(f["message"] for f in hard),
         "created_at": event["received_at"],
-        "deadline": None,
         "ruleset_version": ruleset_version,
-        "status": "OPEN",
-        "remittance_id": None,
-        "payer_claim_control_number": None,
         "service_date": event.get("service_date"),
-        "deadline_kind": None,
-        "correction": None,
-        "resubmitted_claim_id": None,
-        "related_rework_id": None,
-    }
+    })
 
 
 PATIENT_SHARE_WORDING = {
