@@ -41,11 +41,11 @@ from processors.claims.x12 import (
     REPETITION,
     SEGMENT,
     Record,
-    _cents,
-    _clean,
-    _d8,
     amount,
+    clean,
     d8,
+    parse_cents,
+    parse_d8,
     seg,
 )
 from processors.ids import stable_id
@@ -152,8 +152,8 @@ def _cas(claim_id: str, adjustments: list[Record]) -> list[str]:
 
 def _person(code: str, person: Record | None, member_id: str | None) -> str:
     person = person or {}
-    return seg("NM1", code, "1", _clean(person.get("last_name")),
-               _clean(person.get("first_name")), "", "", "",
+    return seg("NM1", code, "1", clean(person.get("last_name")),
+               clean(person.get("first_name")), "", "", "",
                "MI" if member_id else "", member_id or "")
 
 
@@ -183,8 +183,8 @@ def claim_segments(remit: Record, payee_npi: str) -> list[str]:
     if rendering and rendering != payee_npi:
         provider = remit.get("rendering_provider") or {}
         entity = provider.get("entity_type") or "1"
-        out.append(seg("NM1", "82", entity, _clean(provider.get("name")),
-                       _clean(provider.get("first_name")) if entity == "1" else "",
+        out.append(seg("NM1", "82", entity, clean(provider.get("name")),
+                       clean(provider.get("first_name")) if entity == "1" else "",
                        "", "", "", "XX", rendering))
     if rarcs:
         out.append(seg("MOA", "", "", *rarcs))
@@ -217,8 +217,8 @@ def _address(address: Mapping[str, str | None] | None) -> list[str]:
     if not address:
         return []
     return [
-        seg("N3", _clean(address["line1"]), _clean(address.get("line2"))),
-        seg("N4", _clean(address["city"]), address["state"], address["postal_code"]),
+        seg("N3", clean(address["line1"]), clean(address.get("line2"))),
+        seg("N4", clean(address["city"]), address["state"], address["postal_code"]),
     ]
 
 
@@ -249,12 +249,12 @@ def transaction(payment: Payment, control: str) -> list[str]:
         _bpr(payment),
         seg("TRN", "1", payment.trace, "1" + payer_tin(payer.payer_id)),
         seg("DTM", "405", d8(payment.paid_on)),  # produced the day the payment is made
-        seg("N1", "PR", _clean(payer.name)),
+        seg("N1", "PR", clean(payer.name)),
         *_address(payer.address),
         seg("REF", "2U", payer.payer_id),
         seg("PER", "BL", "EDI SUPPORT", "TE" if payer.contact_phone else "",
             payer.contact_phone),
-        seg("N1", "PE", _clean(" ".join(filter(None, (payee.get("first_name"),
+        seg("N1", "PE", clean(" ".join(filter(None, (payee.get("first_name"),
                                                       payee["name"])))),
             "XX", payee["npi"]),
         *_address(payee.get("address")),
@@ -377,8 +377,8 @@ def _adjustments(e: list[str]) -> list[Record]:
     out = []
     for i in range(2, len(e), 3):
         if e[i]:
-            out.append({"group_code": e[1], "carc": e[i], "amount_cents": _cents(_el(e, i + 1)),
-                        "rule_id": ""})
+            out.append({"group_code": e[1], "carc": e[i],
+                        "amount_cents": parse_cents(_el(e, i + 1)), "rule_id": ""})
     return out
 
 
@@ -432,8 +432,8 @@ def parse_835(text: str) -> list[Record]:
         elif trx is None:
             continue
         elif tag == "BPR":
-            trx.total = _cents(e[2])
-            trx.header.update(payment_method=e[4], adjudicated_date=_d8(e[16]))
+            trx.total = parse_cents(e[2])
+            trx.header.update(payment_method=e[4], adjudicated_date=parse_d8(e[16]))
         elif tag == "TRN":
             trx.header["payment_trace_number"] = e[2]
         elif tag == "N1" and e[1] == "PR":
@@ -454,7 +454,7 @@ def parse_835(text: str) -> list[Record]:
         elif tag == "PLB":
             _close_claim(claim)
             claim, line = None, None
-            trx.plb += sum(_cents(e[i]) for i in range(4, len(e), 2) if e[i])
+            trx.plb += sum(parse_cents(e[i]) for i in range(4, len(e), 2) if e[i])
         elif tag == "SE":
             _close_claim(claim)
             claim, line = None, None
@@ -481,18 +481,18 @@ def parse_835(text: str) -> list[Record]:
         elif tag == "REF" and e[1] == "F8":
             claim["original_payer_claim_control_number"] = e[2]
         elif tag == "DTM" and line is None and e[1] in CLAIM_DATES:
-            claim[CLAIM_DATES[e[1]]] = _d8(e[2])
+            claim[CLAIM_DATES[e[1]]] = parse_d8(e[2])
         elif tag == "SVC":
             line = _service(e, delim.component, len(claim["lines"]) + 1)
             claim["lines"].append(line)
         elif line is None:
             continue
         elif tag == "DTM" and e[1] == "472":
-            line["service_date"] = _d8(e[2])
+            line["service_date"] = parse_d8(e[2])
         elif tag == "REF" and e[1] == "6R":
             line["line_number"] = int(e[2]) if e[2].isdigit() else e[2]
         elif tag == "AMT" and e[1] == "B6":
-            line["allowed_cents"] = _cents(e[2])
+            line["allowed_cents"] = parse_cents(e[2])
         elif tag == "LQ" and e[1] == "HE":
             line["rarcs"].append(e[2])
     if trx is not None:
@@ -505,8 +505,8 @@ def _claim(e: list[str], header: Record) -> Record:
     return {
         **header, "payee": dict(header.get("payee") or {}),
         "claim_id": e[1], "claim_status_code": e[2],
-        "total_charge_cents": _cents(e[3]), "paid_cents": _cents(e[4]),
-        "patient_responsibility_cents": _cents(_el(e, 5)),
+        "total_charge_cents": parse_cents(e[3]), "paid_cents": parse_cents(e[4]),
+        "patient_responsibility_cents": parse_cents(_el(e, 5)),
         "plan_type": e[6], "payer_claim_control_number": e[7],
         "place_of_service": _el(e, 8) or None, "frequency_code": _el(e, 9),
         "claim_adjustments": [], "lines": [], "rarcs": [],
@@ -521,8 +521,8 @@ def _service(e: list[str], component: str, number: int) -> Record:
     parts = e[1].split(component)
     return {"line_number": number, "procedure_code": parts[1],
             "modifiers": [m for m in parts[2:6] if m], "units": _units(e),
-            "charge_cents": _cents(e[2]), "paid_cents": _cents(e[3]), "allowed_cents": None,
-            "adjustments": [], "rarcs": [], "service_date": None}
+            "charge_cents": parse_cents(e[2]), "paid_cents": parse_cents(e[3]),
+            "allowed_cents": None, "adjustments": [], "rarcs": [], "service_date": None}
 
 
 def _units(e: list[str]) -> int:

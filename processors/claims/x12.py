@@ -51,7 +51,7 @@ def d8(day: date) -> str:
     return day.strftime("%Y%m%d")
 
 
-def _clean(text: str | None) -> str:
+def clean(text: str | None) -> str:
     """Text safe inside an element: no delimiters, upper case, trimmed."""
     if not text:
         return ""
@@ -70,8 +70,8 @@ def seg(*elements: object) -> str:
 
 def _name(code: str, provider: Record) -> str:
     person = provider["entity_type"] == "1"
-    return seg("NM1", code, "1" if person else "2", _clean(provider["name"]),
-               _clean(provider.get("first_name")) if person else "", "", "", "",
+    return seg("NM1", code, "1" if person else "2", clean(provider["name"]),
+               clean(provider.get("first_name")) if person else "", "", "", "",
                "XX", provider["npi"])
 
 
@@ -79,14 +79,14 @@ def _address(address: Record | None) -> list[str]:
     if not address:
         return []
     return [
-        seg("N3", _clean(address["line1"]), _clean(address.get("line2"))),
-        seg("N4", _clean(address["city"]), address["state"], address["postal_code"]),
+        seg("N3", clean(address["line1"]), clean(address.get("line2"))),
+        seg("N4", clean(address["city"]), address["state"], address["postal_code"]),
     ]
 
 
 def _person(code: str, person: Record, id_qualifier: str = "", ident: str = "") -> list[str]:
     return [
-        seg("NM1", code, "1", _clean(person["last_name"]), _clean(person["first_name"]), "", "",
+        seg("NM1", code, "1", clean(person["last_name"]), clean(person["first_name"]), "", "",
             "", id_qualifier, ident),
         *_address(person.get("address")),
         seg("DMG", "D8", d8(person["birth_date"]), person["sex"]),
@@ -101,9 +101,9 @@ def claim_segments(claim: Record) -> list[str]:
     if freq in ("7", "8") and claim.get("payer_claim_control_number"):
         out.append(seg("REF", "F8", claim["payer_claim_control_number"]))
     if claim.get("authorization_number"):
-        out.append(seg("REF", "G1", _clean(claim["authorization_number"])))
+        out.append(seg("REF", "G1", clean(claim["authorization_number"])))
     if claim.get("referral_number"):
-        out.append(seg("REF", "9F", _clean(claim["referral_number"])))
+        out.append(seg("REF", "9F", clean(claim["referral_number"])))
     codes = claim["diagnoses"]
     out.append(seg("HI", *(
         COMPONENT.join(("ABK" if i == 0 else "ABF", code)) for i, code in enumerate(codes)
@@ -132,9 +132,9 @@ def transaction(claims: list[Record], control: str, env: Envelope) -> list[str]:
         seg("ST", "837", control, VERSION),
         seg("BHT", "0019", "00", f"{env.group_control}{control}", d8(env.created.date()),
             env.created.strftime("%H%M"), "CH"),
-        seg("NM1", "41", "2", _clean(env.submitter_name), "", "", "", "", "46", env.sender_id),
-        seg("PER", "IC", _clean(env.submitter_contact), "TE", env.submitter_phone),
-        seg("NM1", "40", "2", _clean(claims[0]["payer_name"]), "", "", "", "", "46",
+        seg("NM1", "41", "2", clean(env.submitter_name), "", "", "", "", "46", env.sender_id),
+        seg("PER", "IC", clean(env.submitter_contact), "TE", env.submitter_phone),
+        seg("NM1", "40", "2", clean(claims[0]["payer_name"]), "", "", "", "", "46",
             env.receiver_id),
     ]
     hl = 0
@@ -156,10 +156,10 @@ def transaction(claims: list[Record], control: str, env: Envelope) -> list[str]:
             dependent = claim["relationship"] != "18"
             body.append(seg("HL", hl, billing_hl, "22", "1" if dependent else "0"))
             body.append(seg("SBR", "P", "" if dependent else "18",
-                            _clean(claim.get("group_number")), "", "", "", "", "",
+                            clean(claim.get("group_number")), "", "", "", "", "",
                             claim["plan_type"]))
             body.extend(_person("IL", claim["subscriber"], "MI", claim["member_id"]))
-            body.append(seg("NM1", "PR", "2", _clean(claim["payer_name"]), "", "", "", "",
+            body.append(seg("NM1", "PR", "2", clean(claim["payer_name"]), "", "", "", "",
                             "PI", claim["payer_id"]))
             if dependent:
                 hl += 1
@@ -194,11 +194,11 @@ def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 
     return SEGMENT.join(segments) + SEGMENT + "\n"
 
 
-def _d8(text: str) -> date:
+def parse_d8(text: str) -> date:
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
 
 
-def _cents(text: str) -> int:
+def parse_cents(text: str) -> int:
     whole, _, frac = text.partition(".")
     sign = -1 if whole.startswith("-") else 1
     return sign * (abs(int(whole or "0")) * 100 + int((frac + "00")[:2]))
@@ -250,12 +250,12 @@ def parse_837p(text: str) -> list[Record]:
         elif tag == "REF" and e[1] == "EI":
             billing["tin"] = e[2]
         elif tag == "DMG" and entity is not None:
-            entity.update(birth_date=_d8(e[2]), sex=e[3])
+            entity.update(birth_date=parse_d8(e[2]), sex=e[3])
         elif tag == "PAT":
             relationship = e[1]
         elif tag == "CLM":
             pos, _, freq = e[5].split(COMPONENT)
-            claim = {"claim_id": e[1], "total_charge_cents": _cents(e[2]),
+            claim = {"claim_id": e[1], "total_charge_cents": parse_cents(e[2]),
                      "place_of_service": pos, "frequency_code": freq,
                      "payer_claim_control_number": None, "authorization_number": None,
                      "referral_number": None, "referring_provider": None, "lines": [],
@@ -274,8 +274,8 @@ def parse_837p(text: str) -> list[Record]:
         elif tag == "SV1" and claim is not None:
             parts = e[1].split(COMPONENT)
             claim["lines"].append({"procedure_code": parts[1], "modifiers": parts[2:],
-                    "charge_cents": _cents(e[2]), "units": int(e[4]),
+                    "charge_cents": parse_cents(e[2]), "units": int(e[4]),
                     "dx_pointers": [int(p) for p in e[7].split(COMPONENT)]})
         elif tag == "DTP" and e[1] == "472" and claim is not None and claim["lines"]:
-            claim["lines"][-1]["service_date"] = _d8(e[3])
+            claim["lines"][-1]["service_date"] = parse_d8(e[3])
     return claims
