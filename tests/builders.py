@@ -74,3 +74,16 @@ def encounter(**overrides: Any) -> Record:
     }
     event.update(copy.deepcopy(overrides))
     return event
+
+
+def built_claim(**overrides: Any) -> Record:
+    """The claim the coding and claims stages build for ``encounter(**overrides)``."""
+    from processors.claims.rules import build_claim
+    from processors.coding.rules import code_encounter
+    from processors.refdata import load_refdata
+
+    refdata = load_refdata()
+    coded = code_encounter(encounter(**overrides), refdata).coded
+    assert coded is not None, "the encounter was held by the coding edits"
+    claim: Record = build_claim(coded, refdata).claim
+    return claim

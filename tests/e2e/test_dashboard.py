@@ -21,7 +21,7 @@ from pipeline.topics import DENIALS_REWORK, REWORK_ACTIONS
 from processors.denials.queue import open_items
 from processors.synthetic import generate
 from tests.browser import Browser
-from tests.e2e.test_ingest import free_port
+from tests.e2e.flow import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,23 +15,14 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import Settings, to_env
 from pipeline.exports import export_835
-from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOUNTERS
 from processors.adjudication.rules import is_denial
-from processors.synthetic import generate
+from tests.e2e.flow import free_port, run_flow, wait_for_encounters
 from tests.fhir_bundles import FIXTURES
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -50,16 +40,6 @@ def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def wait_for_encounters(collector: OutcomeCollector, ids: set[str], timeout: float = 120) -> None:
-    """Poll until each encounter in *ids* has a remittance or a hold."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        collector.poll()
-        if ids <= collector.outcomes.accounted():
-            return
-    raise AssertionError(f"not accounted: {sorted(ids - collector.outcomes.accounted())}")
 
 
 def test_fhir_bundles_over_http_and_from_files(
@@ -118,12 +98,7 @@ def test_payer_835_files_are_routed_like_simulated_answers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An 835 from a payer becomes remittances, each denial one rework item; twice is once."""
     source = settings_factory()
-    collector = OutcomeCollector(source, snapshot_offsets(source))
-    with WorkerPool(source, 1, tmp_path / "source") as pool:
-        pool.wait_ready()
-        fed = publish(source, generate(200, 8), progress=None)
-        assert collector.wait_for(fed.sent, timeout=300, progress=None, alive=pool.check_alive)
-    collector.close()
+    collector, _, _ = run_flow(source, tmp_path / "source", 200, seed=8, workers=1)
     files = export_835(source, tmp_path / "835")
     assert files
 

@@ -15,7 +15,7 @@ from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
-from tests.e2e.test_ingest import free_port
+from tests.e2e.flow import free_port
 
 pytestmark = pytest.mark.e2e
 

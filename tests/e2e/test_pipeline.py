@@ -10,40 +10,15 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.exports import export_837p
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, paid_rates, record_counts, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.outcomes import paid_rates
 from processors.adjudication.rules import is_denial
-from processors.synthetic import generate
+from tests.e2e.flow import run_flow
 from tests.x12_checks import pyx12_accepts
 
 pytestmark = pytest.mark.e2e
 
 ENCOUNTERS = 2000
 MALFORMED = 4
-
-
-def run_flow(settings: Settings, tmp_path: Path, encounters: int, seed: int,
-             workers: int = 2, malformed: int = 0) -> tuple[OutcomeCollector, dict[str, int],
-                                                            int]:
-    """Feed *encounters* through *workers* worker processes; return what came out."""
-    before = snapshot_offsets(settings)
-    collector = OutcomeCollector(settings, before)
-    with WorkerPool(settings, workers, tmp_path / "logs") as pool:
-        pool.wait_ready()
-        fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
-                      progress=None)
-        expected = fed.sent + fed.malformed
-        complete = collector.wait_for(expected, timeout=300, progress=None,
-                                      alive=pool.check_alive)
-        # Let any redelivered or duplicated record arrive before checking for duplicates.
-        collector.wait_for(expected + 1, timeout=3, progress=None)
-    # The workers are stopped: read what they published last, so the outcomes and the topic
-    # counts describe the same records.
-    collector.wait_for(expected + 1, timeout=2, progress=None)
-    collector.close()
-    assert complete, f"only {len(collector.outcomes.accounted())} of {expected} accounted for"
-    return collector, record_counts(settings, before), fed.sent
 
 
 @pytest.mark.parametrize("topology", ["staged", "fused"])

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.outcomes import record_counts, snapshot_offsets
 from pipeline.replay import RunView, diff, replay_encounters, replay_settings, run_replay
 from processors.refdata import PAYERS_DIR
 from processors.synthetic import generate
+from tests.e2e.flow import run_flow
 
 pytestmark = pytest.mark.e2e
 
@@ -28,20 +27,15 @@ def test_replay_with_the_same_rules_changes_nothing_and_a_payer_change_is_traced
     """Same rules and seed: an empty diff. A stricter PPO: each changed claim is a PPO claim,
     traced to the rule that changed it. Live topics are only read."""
     live = settings_factory()
-    collector = OutcomeCollector(live, snapshot_offsets(live))
-    with WorkerPool(live, 1, tmp_path / "live") as pool:
-        pool.wait_ready()
-        fed = publish(live, generate(200, 12), progress=None)
-        assert collector.wait_for(fed.sent, timeout=300, progress=None, alive=pool.check_alive)
-    collector.close()
+    _, _, fed = run_flow(live, tmp_path / "live", 200, seed=12, workers=1)
     zero = {name: {} for name in snapshot_offsets(live)}
     live_before = record_counts(live, zero)
 
     summary = run_replay(live, "same", START, END, progress=None)
-    assert summary["encounters"] == fed.sent
+    assert summary["encounters"] == fed
     same = replay_settings(live, "same")
     report = diff(RunView.read(live), RunView.read(same), replay_encounters(same))
-    assert report["encounters"] == fed.sent
+    assert report["encounters"] == fed
     assert report["changed"] == []
     assert report["denial_rate"]["before"] == report["denial_rate"]["after"]
 

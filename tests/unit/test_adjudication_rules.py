@@ -21,8 +21,7 @@ from processors.adjudication.rules import (
     new_member_state,
     noise_category,
 )
-from processors.claims.rules import build_claim, corrected_claim
-from processors.coding.rules import code_encounter
+from processors.claims.rules import corrected_claim
 from processors.refdata import (
     DENIAL_CATEGORIES,
     PAYERS_DIR,
@@ -30,7 +29,8 @@ from processors.refdata import (
     load_payers,
     load_refdata,
 )
-from tests.builders import ADDRESS, coverage, encounter, procedure
+from tests.builders import ADDRESS, coverage, procedure
+from tests.builders import built_claim as claim
 
 REFDATA = load_refdata()
 
@@ -47,12 +47,6 @@ MEDICARE_COVERAGE = {"coverage": coverage("MCR-B-SIM", "1EG4TE5MK73", "MB")}
 OHIO = {"line1": "100 High St", "line2": None, "city": "Columbus", "state": "OH",
         "postal_code": "432151234"}
 
-
-def claim(**overrides: Any) -> dict[str, Any]:
-    """A built claim for an encounter with *overrides*."""
-    coded = code_encounter(encounter(**overrides), REFDATA).coded
-    assert coded is not None
-    return build_claim(coded, REFDATA).claim
 
 
 def ohio_claim(**overrides: Any) -> dict[str, Any]:

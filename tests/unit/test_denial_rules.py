@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from processors.adjudication.rules import adjudicate, new_member_state
-from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.denials.corrections import (
     auto_correct,
@@ -29,6 +28,7 @@ from processors.denials.rules import (
 from processors.denials.stage import handle
 from processors.refdata import load_refdata
 from processors.stage import StageContext
+from tests.builders import built_claim as claim
 from tests.builders import coverage, encounter, procedure
 
 REFDATA = load_refdata()
@@ -39,12 +39,6 @@ AT = datetime(2026, 3, 20, tzinfo=UTC)
 TERMINATED = {"coverage": coverage(terminated=date(2026, 1, 1))}
 NEW_PLAN = coverage("HMO-SIM", "HMO987654321", "HM", effective=date(2026, 1, 2))
 
-
-def claim(**overrides: Any) -> dict[str, Any]:
-    """The claim built for an encounter with *overrides*."""
-    coded = code_encounter(encounter(**overrides), REFDATA).coded
-    assert coded is not None
-    return build_claim(coded, REFDATA).claim
 
 
 def answered(c: dict[str, Any], payer: Any = PPO) -> tuple[dict[str, Any], dict[str, Any]]:

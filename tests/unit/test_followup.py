@@ -10,8 +10,6 @@ from pipeline.codec import codec_for
 from pipeline.runtime import STAGE_BY_NAME, Incoming, StageRunner
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
-from processors.claims.rules import build_claim
-from processors.coding.rules import code_encounter
 from processors.denials.followup import (
     GRACE_DAYS,
     REMINDER_DAYS,
@@ -23,7 +21,8 @@ from processors.denials.followup import (
 from processors.denials.rules import route_remittance
 from processors.refdata import RefData, load_refdata
 from processors.stage import Agenda, Stage, StageContext
-from tests.builders import encounter, procedure
+from tests.builders import built_claim as claim
+from tests.builders import procedure
 
 REFDATA = load_refdata()
 PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
@@ -31,12 +30,6 @@ SILENT = dataclasses.replace(PPO, denial_rates={"no_response": 0.999})
 TIMELY = {"PPO-SIM": 90}
 MRI = {"procedures": [procedure("99213"), procedure("72148")], "diagnoses": ["M5450"]}
 
-
-def claim(**overrides: Any) -> dict[str, Any]:
-    """The claim built for an encounter with *overrides*."""
-    coded = code_encounter(encounter(**overrides), REFDATA).coded
-    assert coded is not None
-    return build_claim(coded, REFDATA).claim
 
 
 def unanswered() -> tuple[dict[str, Any], dict[str, Any]]:

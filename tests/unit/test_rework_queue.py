@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from processors.adjudication.rules import adjudicate
-from processors.claims.rules import build_claim
-from processors.coding.rules import code_encounter
 from processors.denials.queue import (
     ChangeError,
     apply_changes,
@@ -22,18 +20,13 @@ from processors.denials.queue import (
 )
 from processors.denials.rules import route_remittance
 from processors.refdata import load_refdata
-from tests.builders import coverage, encounter, procedure
+from tests.builders import built_claim as claim
+from tests.builders import coverage, procedure
 
 REFDATA = load_refdata()
 PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
 AT = datetime(2026, 4, 1, 15, 0, tzinfo=UTC)
 
-
-def claim(**overrides: Any) -> dict[str, Any]:
-    """The claim built for an encounter with *overrides*."""
-    coded = code_encounter(encounter(**overrides), REFDATA).coded
-    assert coded is not None
-    return build_claim(coded, REFDATA).claim
 
 
 def denied(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
