@@ -123,11 +123,8 @@ def fhir_events(paths: list[Path], billing_provider: Record,
     events: list[tuple[str, Record]] = []
     problems: list[Record] = []
     for path in paths:
-        text = path.read_text()
         try:
-            docs = [json.loads(text)] if text.lstrip().startswith("{") and not \
-                _is_ndjson(text) else [json.loads(line) for line in text.splitlines()
-                                       if line.strip()]
+            docs = json_documents(path.read_text())
         except json.JSONDecodeError as exc:
             problems.append({"source": path.name, "issue": f"not JSON: {exc.msg} at line "
                                                            f"{exc.lineno}"})
@@ -145,10 +142,12 @@ def fhir_events(paths: list[Path], billing_provider: Record,
     return events, problems
 
 
-def _is_ndjson(text: str) -> bool:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return len(lines) > 1 and all(line.lstrip().startswith("{") and line.rstrip().endswith("}")
-                                  for line in lines)
+def json_documents(text: str) -> list[Any]:
+    """The documents of a JSON file, or of an NDJSON file (one document per line)."""
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def money(cents: int) -> str:
