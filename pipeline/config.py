@@ -24,6 +24,12 @@ Environment variables (all optional):
     Seed of the payer simulator's deterministic noise (default 2026).
 ``CLAIMS_LOG_LEVEL``
     Log level of the workers (default info).
+``CLAIMS_MAX_RECORD_BYTES``
+    Largest record (key plus value) any stage, ingest adapter or state write
+    may produce (default 1,000,000). Topics are created with a
+    ``max.message.bytes`` and producers with a ``max_request_size`` derived
+    from it (:func:`topic_max_message_bytes`), so one number sets every limit;
+    a larger record is refused before it is sent and its input dead-lettered.
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TOPOLOGIES = ("staged", "fused")
+
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
+# Room a record batch needs around one record (batch header, record framing, headers).
+BATCH_OVERHEAD_BYTES = 16 * 1024
+
+
+def topic_max_message_bytes(max_record_bytes: int) -> int:
+    """``max.message.bytes`` of every topic, and the producers' ``max_request_size``."""
+    return max_record_bytes + BATCH_OVERHEAD_BYTES
 
 
 class SettingsError(ValueError):
@@ -59,6 +74,7 @@ class Settings:
     http_port: int = 0
     http_host: str = "127.0.0.1"
     metrics_port: int = 0
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     @property
     def external_cluster(self) -> bool:
@@ -112,6 +128,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_port=_int(env, "CLAIMS_HTTP_PORT", 0),
         http_host=env.get("CLAIMS_HTTP_HOST") or "127.0.0.1",
         metrics_port=_int(env, "CLAIMS_METRICS_PORT", 0),
+        max_record_bytes=_int(env, "CLAIMS_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES,
+                              minimum=64 * 1024),
     )
 
 
@@ -126,6 +144,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "CLAIMS_SEED": str(settings.seed),
         "CLAIMS_LOG_LEVEL": settings.log_level,
         "CLAIMS_MAX_AUTO_RESUBMISSIONS": str(settings.max_auto_resubmissions),
+        "CLAIMS_MAX_RECORD_BYTES": str(settings.max_record_bytes),
     }
     if settings.bootstrap_servers:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
