@@ -14,15 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, MutableMapping
-from datetime import UTC, datetime
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.serializers import codecs
 
-from pipeline.config import Settings
+from pipeline.config import Settings, topic_max_message_bytes
 from pipeline.metrics import Metrics
-from pipeline.runtime import ENTRY_STAGES, STAGES, Incoming, Outgoing, StageRunner
+from pipeline.runtime import (
+    ENTRY_STAGES,
+    STAGES,
+    BatchState,
+    Incoming,
+    Outgoing,
+    StageRunner,
+    partition_for,
+)
+from processors.memberstate import member_of
 from processors.refdata import load_refdata
 from processors.stage import Agenda, Stage, StageContext
 
@@ -30,46 +40,48 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.05
+# Offsets are committed this often (and every BATCH_SIZE records), so a worker killed
+# mid-stream redelivers about one batch per partition.
+COMMIT_INTERVAL_S = 0.5
+# Exit status of a worker that could not deliver a batch: a supervisor restarts it and the
+# batch, never acknowledged, is processed again.
+EXIT_UNDELIVERED = 70
 
 
-class BatchState(MutableMapping[bytes, Any]):
-    """Write-back view of a faust table for one batch: one changelog write per key.
+class MemberTable(faust.Table):  # type: ignore[type-arg]
+    """The member-state table: every row in its member's partition, every write awaited.
 
-    Reads see the batch's own writes; :meth:`flush` writes each changed key to
-    the table once.
+    Rows of one member (``processors.memberstate``) share the member key as a
+    prefix; the changelog partition is the member key's, so a member's rows are
+    restored to the worker that owns its partition of the claim path. The
+    futures of the changelog writes are kept so that a batch is acknowledged
+    only once its state, like its outputs, is on the broker.
     """
 
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
-        self.dirty: dict[bytes, Any] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list[Any] = []
 
-    def __getitem__(self, key: bytes) -> Any:
-        if key in self.dirty:
-            return self.dirty[key]
-        return self.table[key]
+    def partition_for_key(self, key: Any) -> int | None:
+        return partition_for(member_of(key), int(self.partitions or 1))
 
-    def get(self, key: bytes, default: Any = None) -> Any:
-        if key in self.dirty:
-            return self.dirty[key]
-        return self.table.get(key, default)
+    def on_key_set(self, key: Any, value: Any) -> None:
+        self.pending.append(self.send_changelog(self.partition_for_key(key), key, value))
+        self._sensor_on_set(self, key, value)
 
-    def __setitem__(self, key: bytes, value: Any) -> None:
-        self.dirty[key] = value
+    def on_key_del(self, key: Any) -> None:
+        self.pending.append(self.send_changelog(self.partition_for_key(key), key, value=None,
+                                                value_serializer="raw"))
+        self._sensor_on_del(self, key)
 
-    def __delitem__(self, key: bytes) -> None:
-        raise NotImplementedError("member state is never deleted by a stage")
+    def take_pending(self) -> list[Any]:
+        """The changelog writes made since the last call, to await."""
+        pending, self.pending = self.pending, []
+        return pending
 
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.table)
 
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def flush(self) -> None:
-        """Write the batch's changes to the table (and so to its changelog)."""
-        for key, value in self.dirty.items():
-            self.table[key] = value
-        self.dirty.clear()
+def _row_size(value: Any) -> int:
+    return len(codecs.dumps("json", value))
 
 
 def app_id(settings: Settings) -> str:
@@ -84,6 +96,9 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     app = faust.App(
         group_id or app_id(settings),
         broker=f"kafka://{settings.bootstrap}",
+        # faust reads its own environment variables (BROKER_URL, BROKER_CREDENTIALS,
+        # APP_STORE, ...) over these arguments: give it none (pipeline.faust_env).
+        env={},
         web_enabled=False,
         store="memory://",
         topic_replication_factor=1,
@@ -94,9 +109,13 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         table_standby_replicas=0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
+        broker_commit_interval=COMMIT_INTERVAL_S,
+        broker_commit_every=BATCH_SIZE,
+        consumer_group_instance_id=_instance_id(settings, group_id),
         stream_wait_empty=False,
         producer_max_batch_size=65536,
         producer_linger_ms=5,
+        producer_max_request_size=topic_max_message_bytes(settings.max_record_bytes),
         datadir=str(datadir),
     )
 
@@ -108,16 +127,18 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
             app.sensors.remove(app.monitor)
 
     refdata = load_refdata(settings.payers_dir) if settings.payers_dir else load_refdata()
-    table = app.Table(
-        "member-accumulators",
+    table = MemberTable(
+        app,
+        name="member-accumulators",
+        beacon=app.tables.beacon,
         partitions=settings.partitions,
-        key_type=bytes,  # raw member-key bytes; values are JSON
-        # Keyed like the claim path (member key, same partition count, same
-        # partitioner), so each member's changelog partition is its stream's.
-        use_partitioner=True,
+        key_type=bytes,  # raw row-key bytes; values are JSON
+        extra_topic_configs={
+            "max.message.bytes": str(topic_max_message_bytes(settings.max_record_bytes))},
     )
+    app.tables.add(table)
     fused = settings.topology == "fused"
-    batch_state = BatchState(table)
+    batch_state = BatchState(table, settings.max_record_bytes, _row_size)
     plain = StageContext(refdata=refdata)
     agenda = Agenda()
     stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed,
@@ -129,13 +150,14 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
 
     metrics = Metrics() if settings.metrics_port else None
     runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused, agenda=agenda,
-                         partitions=settings.partitions, metrics=metrics)
+                         partitions=settings.partitions, metrics=metrics,
+                         max_record_bytes=settings.max_record_bytes)
     stages = ENTRY_STAGES if fused else STAGES
     if metrics is not None:
         metrics.serve(settings, group_id or app_id(settings),
                       [s.input.full_name(settings.topic_prefix) for s in stages])
     for stage in stages:
-        _register_agent(app, settings, runner, stage, batch_state)
+        _register_agent(app, settings, runner, stage, batch_state, table)
     if settings.http_port:
         _register_http(app, settings)
     return app
@@ -145,27 +167,22 @@ def _register_http(app: faust.App, settings: Settings) -> None:
     """Serve ``POST /fhir`` on the worker, publishing through the app's producer."""
     from aiohttp import web  # noqa: PLC0415
 
-    from pipeline.codec import codec_for  # noqa: PLC0415
-    from pipeline.ingest.http import build_web_app  # noqa: PLC0415
+    from pipeline.ingest.http import Limits, build_web_app  # noqa: PLC0415
     from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS  # noqa: PLC0415
-    from processors.synthetic import member_key, practice_record  # noqa: PLC0415
+    from processors.synthetic import practice_record  # noqa: PLC0415
 
-    events_codec = codec_for(EHR_ENCOUNTERS.value_schema)
-    dead_codec = codec_for(DEAD_LETTER.value_schema)
+    events_topic = EHR_ENCOUNTERS.full_name(settings.topic_prefix)
+    dead_topic = DEAD_LETTER.full_name(settings.topic_prefix)
 
-    async def publish(events: list[dict[str, Any]], dead: list[tuple[bytes, str]]) -> None:
-        outgoing = [Outgoing(EHR_ENCOUNTERS.full_name(settings.topic_prefix),
-                             member_key(e).encode(), events_codec.encode(e)) for e in events]
-        outgoing += [Outgoing(DEAD_LETTER.full_name(settings.topic_prefix), b"", dead_codec.encode({
-            "stage": "ingest", "error": reason, "error_type": "VALIDATION",
-            "source_topic": "ingest:fhir-http", "source_partition": -1, "source_offset": -1,
-            "key": None, "value": raw, "record_id": None,
-            "failed_at": datetime.now(UTC)})) for raw, reason in dead]
-        await _send_all(app, outgoing)
+    async def publish(events: list[tuple[bytes, bytes]], dead_letters: list[bytes]) -> None:
+        # Returns once the broker has acknowledged every record: only then is a bundle accepted.
+        await _send_all(app, [Outgoing(events_topic, key, value) for key, value in events]
+                        + [Outgoing(dead_topic, None, value) for value in dead_letters])
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_fhir() -> None:
-        runner = web.AppRunner(build_web_app(publish, practice_record()))
+        limits = Limits.from_settings(settings)
+        runner = web.AppRunner(build_web_app(publish, practice_record(), limits))
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         log.info("accepting FHIR bundles on http://%s:%d/fhir", settings.http_host,
@@ -180,8 +197,42 @@ async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:
         await asyncio.gather(*pending)
 
 
+def _instance_id(settings: Settings, group_id: str | None) -> str | None:
+    """Static group membership for a worker with an id: a restart gets its partitions back
+    without a rebalance (the partitions wait for it up to the session timeout)."""
+    if not settings.worker_id:
+        return None
+    return f"{group_id or app_id(settings)}-{settings.worker_id}"
+
+
+def _undelivered(stage: str, exc: BaseException) -> NoReturn:
+    """Stop the process without acknowledging the batch: it is processed again on restart."""
+    hint = ""
+    if isinstance(exc, MessageSizeTooLargeError):
+        hint = (" The broker refused a record as too large: set CLAIMS_MAX_RECORD_BYTES no "
+                "higher than the cluster's message.max.bytes.")
+    log.critical("stage %s could not deliver a batch (%s: %s); exiting without committing it "
+                 "so that it is processed again when the worker restarts.%s", stage,
+                 type(exc).__name__, exc, hint)
+    logging.shutdown()
+    os._exit(EXIT_UNDELIVERED)
+
+
+async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
+                   changelog: list[Any]) -> None:
+    """Send *outgoing* and wait for it and the batch's state writes, or stop the worker."""
+    try:
+        await _send_all(app, outgoing)
+        if changelog:
+            await asyncio.gather(*changelog)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        _undelivered(stage, exc)
+
+
 def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
-                    batch_state: BatchState) -> None:
+                    batch_state: BatchState, table: MemberTable) -> None:
     topic = app.topic(
         stage.input.full_name(settings.topic_prefix),
         key_type=bytes,
@@ -192,16 +243,24 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
 
     async def run_stage(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
-            batch = [
-                Incoming(
-                    ev.message.topic, ev.message.partition, ev.message.offset,
-                    ev.message.key, ev.message.value, int(ev.message.timestamp * 1000),
-                )
-                for ev in events
-            ]
-            outgoing = runner.process_many(stage, batch)
-            batch_state.flush()
-            await _send_all(app, outgoing)
+            # take_events acknowledges the batch when this body ends, even by an exception:
+            # so nothing here may raise. A record's own failure is its dead letter (the
+            # runner); anything else stops the worker before the acknowledgement.
+            try:
+                batch = [
+                    Incoming(
+                        ev.message.topic, ev.message.partition, ev.message.offset,
+                        ev.message.key, ev.message.value, int(ev.message.timestamp * 1000),
+                    )
+                    for ev in events
+                ]
+                outgoing = runner.process_many(stage, batch)
+                batch_state.flush()
+                changelog = table.take_pending()
+            except Exception as exc:
+                log.exception("stage %s failed on a batch", stage.name)
+                _undelivered(stage.name, exc)
+            await _deliver(app, stage.name, outgoing, changelog)
 
     name = f"fused-{stage.name}" if settings.topology == "fused" else stage.name
     run_stage.__name__ = f"stage_{name}"

@@ -313,6 +313,7 @@ def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[
     """
     from pipeline.dryrun import InProcessPipeline  # noqa: PLC0415
     from processors.adjudication.rules import adjudicate  # noqa: PLC0415
+    from processors.memberstate import MemberState  # noqa: PLC0415
     from processors.refdata import load_refdata  # noqa: PLC0415
     from processors.stage import Output  # noqa: PLC0415
 
@@ -326,12 +327,12 @@ def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[
     encoded = [codec.encode(claim) for _, claim in claims]
 
     def adjudicate_all(timings: list[float] | None = None) -> None:
-        states: dict[bytes, Any] = {}
+        store: dict[bytes, Any] = {}
         for key, claim in claims:
             started = time.perf_counter()
-            result = adjudicate(claim, refdata.payers[claim["payer_id"]], states.get(key),
-                                refdata, seed)
-            states[key] = result.member_state
+            result = adjudicate(claim, refdata.payers[claim["payer_id"]],
+                                MemberState.load(store, key), refdata, seed)
+            result.member_state.commit(store)
             if timings is not None:
                 timings.append(time.perf_counter() - started)
 

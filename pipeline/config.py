@@ -30,6 +30,23 @@ Environment variables (all optional):
     ``max.message.bytes`` and producers with a ``max_request_size`` derived
     from it (:func:`topic_max_message_bytes`), so one number sets every limit;
     a larger record is refused before it is sent and its input dead-lettered.
+``CLAIMS_HTTP_MAX_BYTES``
+    Largest request body ``POST /fhir`` reads (default 33,554,432, 32 MiB: real
+    Synthea bundles run to several MB); a larger one is answered 413.
+``CLAIMS_HTTP_MAX_ENTRIES``
+    Most entries a bundle posted to ``POST /fhir`` may hold (default 20,000);
+    more are answered 413.
+``CLAIMS_HTTP_ACK_TIMEOUT``
+    Seconds ``POST /fhir`` waits for Kafka to acknowledge a bundle's events
+    (default 30); past it, or when a send fails, it answers 503 with
+    Retry-After and accepts nothing.
+``CLAIMS_MLLP_IDLE_TIMEOUT``
+    Seconds an MLLP connection may stay silent between messages before the
+    listener closes it (default 300).
+``CLAIMS_MLLP_FRAME_TIMEOUT``
+    Seconds a sender has to finish a frame it started (default 30); an
+    unfinished frame is answered AR when its MSH-10 can be read, dead-lettered
+    with the reason, and the connection closed.
 """
 
 from __future__ import annotations
@@ -46,6 +63,10 @@ TOPOLOGIES = ("staged", "fused")
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
 # Room a record batch needs around one record (batch header, record framing, headers).
 BATCH_OVERHEAD_BYTES = 16 * 1024
+
+
+DEFAULT_HTTP_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_HTTP_MAX_ENTRIES = 20_000
 
 
 def topic_max_message_bytes(max_record_bytes: int) -> int:
@@ -75,6 +96,12 @@ class Settings:
     http_host: str = "127.0.0.1"
     metrics_port: int = 0
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    http_max_bytes: int = DEFAULT_HTTP_MAX_BYTES
+    http_max_entries: int = DEFAULT_HTTP_MAX_ENTRIES
+    worker_id: str = ""
+    http_ack_timeout: int = 30
+    mllp_idle_timeout: int = 300
+    mllp_frame_timeout: int = 30
 
     @property
     def external_cluster(self) -> bool:
@@ -130,6 +157,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=_int(env, "CLAIMS_METRICS_PORT", 0),
         max_record_bytes=_int(env, "CLAIMS_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES,
                               minimum=64 * 1024),
+        http_max_bytes=_int(env, "CLAIMS_HTTP_MAX_BYTES", DEFAULT_HTTP_MAX_BYTES,
+                            minimum=1024),
+        http_max_entries=_int(env, "CLAIMS_HTTP_MAX_ENTRIES", DEFAULT_HTTP_MAX_ENTRIES,
+                              minimum=1),
+        http_ack_timeout=_int(env, "CLAIMS_HTTP_ACK_TIMEOUT", 30, minimum=1),
+        mllp_idle_timeout=_int(env, "CLAIMS_MLLP_IDLE_TIMEOUT", 300, minimum=1),
+        mllp_frame_timeout=_int(env, "CLAIMS_MLLP_FRAME_TIMEOUT", 30, minimum=1),
+        worker_id=env.get("CLAIMS_WORKER_ID", ""),
     )
 
 
@@ -145,6 +180,11 @@ def to_env(settings: Settings) -> dict[str, str]:
         "CLAIMS_LOG_LEVEL": settings.log_level,
         "CLAIMS_MAX_AUTO_RESUBMISSIONS": str(settings.max_auto_resubmissions),
         "CLAIMS_MAX_RECORD_BYTES": str(settings.max_record_bytes),
+        "CLAIMS_HTTP_MAX_BYTES": str(settings.http_max_bytes),
+        "CLAIMS_HTTP_MAX_ENTRIES": str(settings.http_max_entries),
+        "CLAIMS_HTTP_ACK_TIMEOUT": str(settings.http_ack_timeout),
+        "CLAIMS_MLLP_IDLE_TIMEOUT": str(settings.mllp_idle_timeout),
+        "CLAIMS_MLLP_FRAME_TIMEOUT": str(settings.mllp_frame_timeout),
     }
     if settings.bootstrap_servers:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
@@ -156,4 +196,6 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_HTTP_HOST"] = settings.http_host
     if settings.metrics_port:
         env["CLAIMS_METRICS_PORT"] = str(settings.metrics_port)
+    if settings.worker_id:
+        env["CLAIMS_WORKER_ID"] = settings.worker_id
     return env

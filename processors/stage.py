@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from pipeline.topics import CLAIMS_LIFECYCLE, TopicSpec
+from processors.memberstate import MemberState, next_due
 from processors.refdata import RefData
 
 Record = dict[str, Any]
@@ -85,6 +86,12 @@ class StageContext:
         """Ask for this member to be swept when business time reaches *when*."""
         if self.agenda is not None and self.partition >= 0:
             self.agenda.add(self.partition, key, when)
+
+    def remind_due(self, key: bytes, state: MemberState) -> None:
+        """Ask for this member to be swept when its next follow-up or reminder falls due."""
+        due = next_due(state.row)
+        if due is not None:
+            self.remind(key, due)
 
 
 Handler = Callable[[bytes, Record, StageContext], list[Output]]

@@ -17,9 +17,10 @@ Replacement (frequency 7) and void (8) claims first reverse the payment of the
 claim they replace (CLP02 22, every amount negated, the member's accumulators
 given back), then a replacement is decided as a new claim.
 
-Idempotent by construction: the accumulators remember, per claim, what the
-member had met before it, so a redelivered or replayed claim is decided again
-from the same starting point and gives the same remittances.
+Decided once: the member state records each claim's remittances with what the
+claim did to the accumulators (``processors.memberstate``), so a redelivered
+claim gets its recorded answer back instead of being decided again from a
+state that has moved on.
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ from typing import Any
 
 from processors.coding.rules import ptp_conflicts
 from processors.ids import stable_id, unit_draw
-from processors.jsonsafe import to_json
+from processors.memberstate import (
+    DUE_CLAIM,
+    KEPT_PLAN_YEARS,
+    STATE_VERSION,
+    MemberState,
+    follow_up_due,
+    keepable,
+    recorded,
+)
 from processors.refdata import PayerProfile, RefData
 from processors.refdata.fees import FACILITY_PLACES_OF_SERVICE, NATIONAL_LOCALITY
 
 Record = dict[str, Any]
-MemberState = dict[str, Any]
 
 PROCESSED_PRIMARY = "1"
 DENIED = "4"
@@ -44,8 +52,6 @@ REVERSAL = "22"
 REPLACEMENT = "7"
 VOID = "8"
 SIMULATOR_VERSION = "adjudication-2"
-# Plan years of claims and accumulators a member's state keeps (this one and the last).
-KEPT_PLAN_YEARS = 2
 
 # Medicare PFS status indicators that are never paid, as (CARC, RARC, rule id). Status X
 # and E codes are outside the PFS but may be paid elsewhere (labs on the CLFS, vaccines
@@ -94,13 +100,9 @@ class Adjudication:
         return self.remittances[-1]
 
 
-def new_member_state() -> MemberState:
-    """Accumulators of a member the payer has not seen yet."""
-    return {"years": {}, "claims": {}, "services": {}}
-
-
-def _new_year() -> Record:
-    return {"deductible": 0, "out_of_pocket": 0, "uses": {}}
+def new_member_state(member: bytes = b"") -> MemberState:
+    """The state of a member the payer has not seen yet."""
+    return MemberState.load({}, member)
 
 
 def _as_date(value: date | datetime) -> date:
@@ -161,10 +163,12 @@ def noise_category(payer: PayerProfile, seed: int, claim_id: str) -> str | None:
     return None
 
 
-def claim_denial(claim: Record, payer: PayerProfile, state: MemberState,
-                 noise: str | None = None, seed: int = 0,
-                 fingerprint: str | None = None) -> LineDenial | None:
-    """The claim-level denial a payer applies before pricing, if any."""
+def claim_denial(claim: Record, payer: PayerProfile, paid_by: str | None,
+                 noise: str | None = None, seed: int = 0) -> LineDenial | None:
+    """The claim-level denial a payer applies before pricing, if any.
+
+    *paid_by* is the claim that already paid this service for the member, if any.
+    """
     service_date = claim["service_date_from"]
     if not payer.member_id_valid(claim["member_id"]):
         return LineDenial("CO", "31", "ELIG-MEMBER-NOT-FOUND")
@@ -177,8 +181,7 @@ def claim_denial(claim: Record, payer: PayerProfile, state: MemberState,
     filed = _as_date(claim["created_at"])
     if (filed - service_date).days > payer.timely_filing_days:
         return LineDenial("CO", "29", "TIMELY-FILING")
-    seen = state["services"].get(fingerprint or service_fingerprint(claim))
-    if seen is not None and seen != claim["claim_id"]:
+    if paid_by is not None and paid_by != claim["claim_id"]:
         return LineDenial("CO", "18", "DUPLICATE-SERVICE", ("M86",))
     for name in payer.required_claim_fields:
         if not claim.get(name):
@@ -450,49 +453,48 @@ def _negated(lines: list[Record]) -> list[Record]:
     } for ln in lines]
 
 
-def _copy_state(state: MemberState | None) -> MemberState:
-    """A copy of *state* deep enough that this call never changes the caller's."""
-    if not state:
-        return new_member_state()
-    # Other stages keep their own entries in the member's state (open rework items): keep them.
-    return {
-        **state,
-        "years": dict(state.get("years") or {}),
-        "claims": dict(state.get("claims") or {}),
-        "services": dict(state.get("services") or {}),
-    }
+def _answer_lines(row: Record) -> list[Record]:
+    """The lines a claim row's answer paid (recorded remittance, or a version 1 answer)."""
+    if row.get("remittances"):
+        return list(recorded(row["remittances"][-1]["lines"]))
+    return list(row["answer"]["lines"])
 
 
-def _reverse(claim: Record, payer: PayerProfile, state: MemberState) -> Record | None:
+def _reverse(claim: Record, payer: PayerProfile, state: MemberState,
+             effects: Record) -> Record | None:
     """Reverse the payment of the claim *claim* replaces or voids; None when nothing to reverse.
 
-    The first time, the member's accumulators get back what the original claim
-    took from them. A redelivered replacement gets the same reversal again
-    without giving anything back twice.
+    The member's accumulators get back what the original claim took from
+    them, once: a claim already reversed by another is not reversed again.
     """
     original_id = claim.get("original_claim_id")
-    original = state["claims"].get(original_id) if original_id else None
+    if not original_id:
+        return None
+    original = state.claim(original_id)
     if original is None or original.get("answer") is None:
         return None
-    if original["answer"]["status"] == DENIED:
-        return None  # nothing was paid or owed, so there is nothing to take back
-    reversed_by = original.get("reversed_by")
-    if reversed_by not in (None, claim["claim_id"]):
-        return None
     answer = original["answer"]
-    if reversed_by is None:
-        year = answer["year"]
-        acc = dict(state["years"].get(year) or _new_year())
+    if answer["status"] == DENIED:
+        return None  # nothing was paid or owed, so there is nothing to take back
+    year = str(answer["year"])
+    by = state.reversed_by(original_id, year)
+    if by not in (None, claim["claim_id"]):
+        return None
+    if by is None:
+        acc = state.year(year)
         applied = answer["applied"]
         acc["deductible"] -= applied["deductible"]
         acc["out_of_pocket"] -= applied["out_of_pocket"]
         uses = {k: v - applied["uses"].get(k, 0) for k, v in acc["uses"].items()}
         acc["uses"] = {k: n for k, n in uses.items() if n}
-        state["years"][year] = acc
-        state["claims"][original_id] = {**original, "reversed_by": claim["claim_id"]}
-        if state["services"].get(answer["fingerprint"]) == original_id:
-            del state["services"][answer["fingerprint"]]
-    return _remittance(claim, payer, _negated(answer["lines"]), REVERSAL, [],
+        state.set_year(year, acc)
+        state.mark_reversed(original_id, year, claim["claim_id"])
+        effects["years"][year] = acc
+        effects["reversed"].append([original_id, year])
+        if state.service(answer["fingerprint"]) == original_id:
+            state.drop_service(answer["fingerprint"])
+            effects["services_dropped"].append(answer["fingerprint"])
+    return _remittance(claim, payer, _negated(_answer_lines(original)), REVERSAL, [],
                        claim_id=original_id, frequency=answer["frequency"], pccn=answer["pccn"])
 
 
@@ -503,15 +505,73 @@ def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudic
     return Adjudication([remittance], state)
 
 
+def _apply_effects(state: MemberState, row: Record) -> None:
+    """Apply what a recorded claim did to the member row, which a crash kept from counting it."""
+    effects = row["effects"]
+    for year, acc in effects["years"].items():
+        state.set_year(year, acc)
+    for original_id, year in effects["reversed"]:
+        state.mark_reversed(original_id, year, row["claim_id"])
+    for fingerprint in effects["services_dropped"]:
+        state.drop_service(fingerprint)
+    added = effects.get("service")
+    if added is not None:
+        state.put_service(added[0], row["claim_id"], added[1])
+    for token, when in effects["due"].items():
+        state.set_due(token, when)
+    if effects.get("first_year") is not None:
+        state.forget_before(int(effects["first_year"]))
+    state.advance(int(row["seq"]))
+
+
+def _record(state: MemberState, claim: Record, out: list[Record], effects: Record, *,
+            year: str, answer: Record | None, keep_claim: bool,
+            awaiting: Record | None = None) -> None:
+    """Keep the payer's answer to *claim* as its claim row, and count it in the member row."""
+    seq = state.seq + 1
+    first_year = int(year) - KEPT_PLAN_YEARS + 1
+    if state.row["first_year"] is None or first_year > int(state.row["first_year"]):
+        effects["first_year"] = first_year
+    state.put_claim(claim["claim_id"], {
+        "v": STATE_VERSION, "seq": seq, "claim_id": claim["claim_id"], "year": year,
+        "answer": answer, "remittances": keepable(out),
+        "claim": keepable(claim) if keep_claim else None, "awaiting": awaiting,
+        "effects": effects,
+    })
+    if effects.get("first_year") is not None:
+        state.forget_before(int(effects["first_year"]))
+    state.advance(seq)
+
+
 def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
                refdata: RefData, seed: int = 0) -> Adjudication:
-    """Decide *claim* as *payer* would, given the member's accumulators *state*."""
-    state = _copy_state(state)
+    """Decide *claim* as *payer* would, given the member's accumulators *state*.
+
+    A claim the state already holds an answer for gets that answer again,
+    whatever has happened since: a redelivered claim is never decided twice.
+    """
+    state = (state or new_member_state(claim["member_id"].encode())).fork()
     if payer.self_pay:
         return _self_pay(claim, payer, state)
+    previous = state.claim(claim["claim_id"], forgotten_too=True)
+    if previous is not None and previous.get("remittances") is not None:
+        if int(previous["seq"]) > state.seq:
+            _apply_effects(state, previous)
+        return Adjudication(recorded(previous["remittances"]), state)
+    if previous is not None:  # decided by version 1: again from what it started from
+        again = _decide(claim, payer, state.fork(), refdata, seed, previous["before"],
+                        record=False)
+        return Adjudication(again.remittances, state)
+    return _decide(claim, payer, state, refdata, seed, None, record=True)
+
+
+def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: RefData,
+            seed: int, before: Record | None, *, record: bool) -> Adjudication:
+    effects: Record = {"years": {}, "reversed": [], "services_dropped": [], "service": None,
+                       "due": {}, "first_year": None}
     out: list[Record] = []
     if claim["frequency_code"] in (REPLACEMENT, VOID):
-        reversal = _reverse(claim, payer, state)
+        reversal = _reverse(claim, payer, state, effects)
         if reversal is not None:
             out.append(reversal)
         if claim["frequency_code"] == VOID:
@@ -520,30 +580,31 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
                                                    ("MA130",)))
                          for ln in claim["lines"]]
                 out.append(_remittance(claim, payer, lines, DENIED, ["MA130"]))
+            if record:
+                _record(state, claim, out, effects, year=str(claim["service_date_from"].year),
+                        answer=None, keep_claim=False)
             return Adjudication(out, state)
 
     service_date: date = claim["service_date_from"]
     year_key = str(service_date.year)
-    previous = state["claims"].get(claim["claim_id"])
-    if previous is not None:
-        year = previous["before"]
-    else:
-        year = state["years"].get(year_key) or _new_year()
+    year = before if before is not None else state.year(year_key)
 
     noise = noise_category(payer, seed, claim["claim_id"])
     if noise == "no_response":
         # The payer never received the claim (or lost it): no answer at all. The claim is
         # kept so a follow-up can find it when the payer's turnaround has long passed.
-        if previous is None:
-            state["claims"][claim["claim_id"]] = {
-                "before": year, "answer": None, "claim": to_json(claim),
-                "awaiting": {"payer_id": payer.payer_id,
-                             "filed": _as_date(claim["created_at"]).isoformat(),
-                             "turnaround_days": payer.turnaround_days},
-            }
-        return Adjudication([], state)
+        if record:
+            awaiting = {"payer_id": payer.payer_id,
+                        "filed": _as_date(claim["created_at"]).isoformat(),
+                        "turnaround_days": payer.turnaround_days}
+            effects["due"][DUE_CLAIM + claim["claim_id"]] = follow_up_due(awaiting).isoformat()
+            state.set_due(DUE_CLAIM + claim["claim_id"],
+                          effects["due"][DUE_CLAIM + claim["claim_id"]])
+            _record(state, claim, out, effects, year=year_key, answer=None, keep_claim=True,
+                    awaiting=awaiting)
+        return Adjudication(out, state)
     fingerprint = service_fingerprint(claim)
-    denial = claim_denial(claim, payer, state, noise, seed, fingerprint)
+    denial = claim_denial(claim, payer, state.service(fingerprint), noise, seed)
     claim_rarcs: list[str] = []
     applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
     if denial is not None:
@@ -573,56 +634,26 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
     remittance = _remittance(claim, payer, lines, status, claim_rarcs,
                              original_pccn=original_pccn)
     out.append(remittance)
+    if not record:
+        return Adjudication(out, state)
 
-    if previous is None:
-        state["claims"][claim["claim_id"]] = {
-            "before": year,
-            "answer": {
-                "year": year_key, "applied": applied, "lines": lines, "fingerprint": fingerprint,
-                "pccn": remittance["payer_claim_control_number"], "status": status,
-                "frequency": claim["frequency_code"],
-            },
-            # A denied claim is kept so the rework stage can correct and resubmit it.
-            "claim": to_json(claim) if is_denial(remittance) else None,
-        }
-        uses = dict(year["uses"])
-        for category, n in applied["uses"].items():
-            uses[category] = uses.get(category, 0) + n
-        state["years"][year_key] = {
-            "deductible": year["deductible"] + applied["deductible"],
-            "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"],
-            "uses": uses,
-        }
-        if status != DENIED:
-            state["services"].setdefault(fingerprint, claim["claim_id"])
-        _forget_before(state, service_date.year - KEPT_PLAN_YEARS + 1)
+    uses = dict(year["uses"])
+    for category, n in applied["uses"].items():
+        uses[category] = uses.get(category, 0) + n
+    after = {"deductible": year["deductible"] + applied["deductible"],
+             "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"], "uses": uses}
+    state.set_year(year_key, after)
+    effects["years"][year_key] = after
+    if status != DENIED and state.service(fingerprint) is None:
+        state.put_service(fingerprint, claim["claim_id"], year_key)
+        effects["service"] = [fingerprint, year_key]
+    answer = {"year": year_key, "applied": applied, "fingerprint": fingerprint,
+              "pccn": remittance["payer_claim_control_number"], "status": status,
+              "frequency": claim["frequency_code"]}
+    # A denied claim is kept so the rework stage can correct and resubmit it.
+    _record(state, claim, out, effects, year=year_key, answer=answer,
+            keep_claim=is_denial(remittance))
     return Adjudication(out, state)
-
-
-def _entry_year(entry: Record) -> str:
-    """Plan year of a claim the member state remembers (answered or still awaited)."""
-    if entry.get("answer"):
-        return str(entry["answer"]["year"])
-    return str(entry.get("awaiting", {}).get("filed", ""))[:4]
-
-
-def _forget_before(state: MemberState, first_year: int) -> None:
-    """Drop what the payer remembers of plan years before *first_year*.
-
-    A member's state is rewritten with every claim, so it must not grow for
-    ever. Corrections, duplicates and redeliveries concern recent claims; the
-    payer keeps this plan year and the one before.
-    """
-    old = {year for year in state["years"] if int(year) < first_year}
-    if not old:
-        return
-    for year in old:
-        del state["years"][year]
-    gone = {cid for cid, entry in state["claims"].items() if _entry_year(entry) in old}
-    for cid in gone:
-        del state["claims"][cid]
-    for fingerprint in [f for f, cid in state["services"].items() if cid in gone]:
-        del state["services"][fingerprint]
 
 
 def is_reversal(remittance: Record) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
-from processors.denials.followup import next_due
+from processors.memberstate import MemberState
 from processors.stage import Output, Record, Stage, StageContext
 
 
@@ -25,12 +25,9 @@ def handle(key: bytes, claim: Record, ctx: StageContext) -> list[Output]:
             f"claim {claim['claim_id']} names payer {claim['payer_id']!r}, which has no profile; "
             "add a payer profile file or fix the claim's payer"
         )
-    result = adjudicate(claim, payer, ctx.state.get(key), ctx.refdata, ctx.seed)
-    ctx.state[key] = result.member_state
-    if not result.remittances:  # unanswered: follow it up when the payer is overdue
-        due = next_due(result.member_state)
-        if due is not None:
-            ctx.remind(key, due)
+    result = adjudicate(claim, payer, MemberState.load(ctx.state, key), ctx.refdata, ctx.seed)
+    result.member_state.commit(ctx.state)
+    ctx.remind_due(key, result.member_state)
     return [Output(CLAIMS_REMITTANCE, key, remittance) for remittance in result.remittances]
 
 

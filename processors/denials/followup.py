@@ -17,11 +17,10 @@ from typing import Any
 from processors.denials.rules import priority, rework_item, routing_table
 from processors.ids import stable_id
 from processors.jsonsafe import from_json
+from processors.memberstate import DUE_CLAIM, DUE_ITEM, MemberState, follow_up_due
 
 Record = dict[str, Any]
-MemberState = dict[str, Any]
 
-GRACE_DAYS = 15
 REMINDER_DAYS = 14
 FOLLOW_UP_VERSION = "follow-up-1"
 
@@ -30,50 +29,39 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def follow_up_due(awaiting: Record) -> date:
-    """When a claim without an answer needs a status inquiry: turnaround plus grace."""
-    filed = date.fromisoformat(awaiting["filed"])
-    return filed + timedelta(days=awaiting["turnaround_days"] + GRACE_DAYS)
-
-
-def remember_item(state: MemberState | None, item: Record) -> tuple[MemberState, date | None]:
-    """*state* holding an open denial item's deadline; returns the day to remind, if any.
+def remember_item(state: MemberState, item: Record) -> date | None:
+    """Keep an open denial item with a deadline in *state*; returns the day to remind, if any.
 
     A redelivered item keeps what the state already knows (reminded, closed).
     """
-    state = dict(state or {})
     if item["status"] != "OPEN" or item["deadline"] is None:
-        return state, None
-    items = dict(state.get("items") or {})
+        return None
+    if state.item(item["rework_id"]) is not None:
+        return None
     remind_on: date = item["deadline"] - timedelta(days=REMINDER_DAYS)
-    items.setdefault(item["rework_id"], {
+    service_date = item["service_date"]
+    state.put_item(item["rework_id"], {
         "claim_id": item["claim_id"], "encounter_id": item["encounter_id"],
         "payer_id": item["payer_id"], "category": item["category"], "action": item["action"],
         "queue": item["queue"], "amount_cents": item["amount_at_stake_cents"],
         "deadline": item["deadline"].isoformat(), "deadline_kind": item["deadline_kind"],
-        "service_date": item["service_date"].isoformat() if item["service_date"] else None,
+        "service_date": service_date.isoformat() if service_date else None,
+        "year": str((service_date or item["deadline"]).year),
         "remind_on": remind_on.isoformat(), "reminded": False, "closed": False,
         "suggested_fix": item["suggested_fix"],
     })
-    state["items"] = items
-    return state, remind_on
+    state.set_due(DUE_ITEM + item["rework_id"], remind_on.isoformat())
+    return remind_on
 
 
-def close_item(state: MemberState | None, rework_id: str) -> MemberState | None:
-    """*state* with *rework_id* marked closed (someone acted on it); None when it is unknown."""
-    items = (state or {}).get("items") or {}
-    if rework_id not in items or items[rework_id]["closed"]:
-        return None
-    return {**(state or {}), "items": {**items, rework_id: {**items[rework_id], "closed": True}}}
-
-
-def next_due(state: MemberState | None) -> date | None:
-    """The earliest day a follow-up or reminder of this member falls due."""
-    days = [follow_up_due(e["awaiting"]) for e in (state or {}).get("claims", {}).values()
-            if e.get("awaiting") and not e["awaiting"].get("followed_up")]
-    days += [date.fromisoformat(i["remind_on"]) for i in (state or {}).get("items", {}).values()
-             if not i["reminded"] and not i["closed"]]
-    return min(days, default=None)
+def close_item(state: MemberState, rework_id: str) -> bool:
+    """Mark *rework_id* closed in *state* (someone acted on it); False when it is unknown."""
+    entry = state.item(rework_id)
+    if entry is None or entry["closed"]:
+        return False
+    state.put_item(rework_id, {**entry, "closed": True})
+    state.clear_due(DUE_ITEM + rework_id)
+    return True
 
 
 def follow_up_item(claim: Record, awaiting: Record, due: date, key: str,
@@ -144,33 +132,31 @@ def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
     })
 
 
-def sweep_member(key: str, state: MemberState | None, today: date,
-                 timely_filing_days: dict[str, int]) -> tuple[list[Record], MemberState | None]:
-    """Follow-ups and reminders of one member due by *today*, and the state that records them.
+def sweep_member(key: str, state: MemberState, today: date,
+                 timely_filing_days: dict[str, int]) -> list[Record]:
+    """Follow-ups and reminders of one member due by *today*, recorded in *state*.
 
-    Returns the rework items to publish and the new state (None when nothing changed).
+    Returns the rework items to publish; *state* holds what it changed.
     """
-    if not state:
-        return [], None
     out: list[Record] = []
-    claims = dict(state.get("claims") or {})
-    items = dict(state.get("items") or {})
-    for claim_id, entry in sorted(claims.items()):
-        awaiting = entry.get("awaiting")
-        if not awaiting or awaiting.get("followed_up") or entry.get("answer"):
+    due = state.due
+    for token in sorted(due, key=lambda t: (not t.startswith(DUE_CLAIM), t)):
+        if date.fromisoformat(due[token]) > today:
             continue
-        due = follow_up_due(awaiting)
-        if due > today:
+        ident = token[2:]
+        state.clear_due(token)
+        if token.startswith(DUE_CLAIM):
+            row = state.claim(ident, forgotten_too=True)
+            if row is None or row.get("answer") or not row.get("awaiting"):
+                continue
+            awaiting = row["awaiting"]
+            claim = from_json(row["claim"])
+            days = timely_filing_days.get(awaiting["payer_id"], 365)
+            out.append(follow_up_item(claim, awaiting, follow_up_due(awaiting), key, days))
             continue
-        claim = from_json(entry["claim"])
-        days = timely_filing_days.get(awaiting["payer_id"], 365)
-        out.append(follow_up_item(claim, awaiting, due, key, days))
-        claims[claim_id] = {**entry, "awaiting": {**awaiting, "followed_up": True}}
-    for rework_id, entry in sorted(items.items()):
-        if entry["reminded"] or entry["closed"] or date.fromisoformat(entry["remind_on"]) > today:
+        entry = state.item(ident)
+        if entry is None or entry["reminded"] or entry["closed"]:
             continue
-        out.append(reminder_item(rework_id, entry, key))
-        items[rework_id] = {**entry, "reminded": True}
-    if not out:
-        return [], None
-    return out, {**state, "claims": claims, "items": items}
+        out.append(reminder_item(ident, entry, key))
+        state.put_item(ident, {**entry, "reminded": True})
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pipeline.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
 from processors.denials.followup import close_item
+from processors.memberstate import MemberState
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 STATUS_OF_ACTION = {
@@ -32,9 +33,9 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
     to that member's partition as the same action, and sent from there.
     """
     at = action["at"]
-    closed = close_item(ctx.state.get(key), action["rework_id"])
-    if closed is not None:
-        ctx.state[key] = closed
+    state = MemberState.load(ctx.state, key)
+    if close_item(state, action["rework_id"]):
+        state.commit(ctx.state)
     if action["action"] == "RESUBMIT":
         claim = action.get("claim")
         if claim is None:

@@ -19,6 +19,7 @@ from processors.denials.corrections import auto_correct, resubmit_action
 from processors.denials.followup import remember_item
 from processors.denials.rules import patient_statement, route_remittance
 from processors.jsonsafe import from_json
+from processors.memberstate import MemberState
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 
@@ -31,10 +32,9 @@ def remittance_status(remittance: Record, denied: bool) -> str:
     return "PARTIALLY_PAID" if denied else "PAID"
 
 
-def claim_on_file(key: bytes, claim_id: str, ctx: StageContext) -> Record | None:
+def claim_on_file(state: MemberState, claim_id: str) -> Record | None:
     """The denied claim the adjudication stage kept in the member's state, if any."""
-    state = ctx.state.get(key) or {}
-    entry = state.get("claims", {}).get(claim_id) or {}
+    entry = state.claim(claim_id, forgotten_too=True) or {}
     stored = entry.get("claim")
     return from_json(stored) if stored is not None else None
 
@@ -50,7 +50,8 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
     if item is not None:
         detail = ",".join(sorted({f"{r['group_code']}-{r['code']}" for r in item["reasons"]
                                   if r["group_code"]}))
-        claim = claim_on_file(key, remittance["claim_id"], ctx)
+        state = MemberState.load(ctx.state, key)
+        claim = claim_on_file(state, remittance["claim_id"])
         correction = None if claim is None else auto_correct(
             claim, remittance, ctx.refdata, ctx.max_auto_resubmissions)
         if correction is not None:
@@ -58,9 +59,9 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
                         resubmitted_claim_id=correction.claim["claim_id"])
             action = resubmit_action(correction, item, at)
             outputs.append(Output(REWORK_ACTIONS, key, action))
-        state, remind_on = remember_item(ctx.state.get(key), item)
+        remind_on = remember_item(state, item)
         if remind_on is not None:
-            ctx.state[key] = state
+            state.commit(ctx.state)
             ctx.remind(key, remind_on)
         outputs.append(Output(DENIALS_REWORK, key, item))
     statement = patient_statement(remittance, payer)

@@ -201,7 +201,7 @@ def test_member_accumulators_survive_a_worker_restart(
     # Uninterrupted, the second claim sees the first's deductible: same result after a restart.
     from processors.adjudication.rules import adjudicate, new_member_state
 
-    uninterrupted = adjudicate(claim_for("E1", "80053"), ppo, new_member_state(), refdata,
+    uninterrupted = adjudicate(claim_for("E1", "80053"), ppo, new_member_state(b"M"), refdata,
                                settings.seed)
     expected = adjudicate(claim_for("E2", "85025"), ppo, uninterrupted.member_state, refdata,
                           settings.seed)

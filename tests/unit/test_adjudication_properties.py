@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from processors.adjudication.rules import DENIED, REVERSAL, adjudicate, new_member_state
 from processors.claims.rules import build_claim, corrected_claim
 from processors.coding.rules import code_encounter
+from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from tests.builders import encounter
 
@@ -72,15 +73,15 @@ def claims(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 
 
 @st.composite
-def member_states(draw: st.DrawFn) -> dict[str, Any]:
+def member_states(draw: st.DrawFn) -> MemberState:
     """Accumulators part way through the years a claim may fall in."""
     state = new_member_state()
     for year in ("2025", "2026"):
-        state["years"][year] = {
+        state.set_year(year, {
             "deductible": draw(st.integers(0, 300_000)),
             "out_of_pocket": draw(st.integers(0, 900_000)),
             "uses": {"preventive_visit": draw(st.integers(0, 2))},
-        }
+        })
     return state
 
 
@@ -109,7 +110,7 @@ def assert_sensible(remit: dict[str, Any]) -> None:
 @settings(max_examples=400, deadline=None)
 @given(claims(), member_states(), st.integers(0, 2**31))
 def test_every_remittance_balances(drawn: tuple[dict[str, Any], str],
-                                   state: dict[str, Any], seed: int) -> None:
+                                   state: MemberState, seed: int) -> None:
     """Whatever the claim, payer, accumulators and seed, the 835 balancing rules hold."""
     claim, payer_id = drawn
     result = adjudicate(claim, REFDATA.payers[payer_id], state, REFDATA, seed)
@@ -122,7 +123,7 @@ def test_every_remittance_balances(drawn: tuple[dict[str, Any], str],
 @settings(max_examples=150, deadline=None)
 @given(claims(), member_states(), st.integers(0, 2**31))
 def test_reversal_balances_and_undoes_the_accumulators(
-        drawn: tuple[dict[str, Any], str], state: dict[str, Any], seed: int) -> None:
+        drawn: tuple[dict[str, Any], str], state: MemberState, seed: int) -> None:
     """A void's reversal balances with negated amounts and gives back what the claim took."""
     claim, payer_id = drawn
     payer = REFDATA.payers[payer_id]
@@ -134,13 +135,13 @@ def test_reversal_balances_and_undoes_the_accumulators(
         # Nothing was paid or owed: the payer has nothing to reverse and denies the void.
         assert reversal["claim_status_code"] == DENIED
         assert_balanced(reversal)
-        assert result.member_state["years"] == first.member_state["years"]
+        assert result.member_state.row["years"] == first.member_state.row["years"]
         return
     assert reversal["claim_status_code"] == REVERSAL
     assert_balanced(reversal)
     assert reversal["paid_cents"] == -first.remittance["paid_cents"]
     year = str(claim["service_date_from"].year)
-    after, before = result.member_state["years"][year], state["years"][year]
+    after, before = result.member_state.year(year), state.year(year)
     assert (after["deductible"], after["out_of_pocket"]) == (before["deductible"],
                                                              before["out_of_pocket"])
     assert {k: n for k, n in after["uses"].items() if n} == \

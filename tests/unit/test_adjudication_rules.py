@@ -20,8 +20,10 @@ from processors.adjudication.rules import (
     is_denial,
     new_member_state,
     noise_category,
+    service_fingerprint,
 )
 from processors.claims.rules import corrected_claim
+from processors.ids import claim_id_for
 from processors.refdata import (
     DENIAL_CATEGORIES,
     PAYERS_DIR,
@@ -168,7 +170,7 @@ class TestCostSharing:
     def test_once_the_deductible_is_met_coinsurance_applies(self) -> None:
         """With the $1,500 deductible met, the member owes 20% of the lab."""
         state = new_member_state()
-        state["years"]["2026"] = {"deductible": 150_000, "out_of_pocket": 150_000, "uses": {}}
+        state.set_year("2026", {"deductible": 150_000, "out_of_pocket": 150_000, "uses": {}})
         c = ohio_claim(procedures=[procedure("99213"), procedure("80053")])
         lab = adjudicate(c, PPO, state, REFDATA).remittance["lines"][1]
         coins = lab["allowed_cents"] * 20 // 100
@@ -178,7 +180,7 @@ class TestCostSharing:
     def test_medicare_takes_the_deductible_then_twenty_percent(self) -> None:
         """Part B: $283 deductible, then 20% coinsurance of what is left."""
         state = new_member_state()
-        state["years"]["2026"] = {"deductible": 28_300 - 1000, "out_of_pocket": 0, "uses": {}}
+        state.set_year("2026", {"deductible": 28_300 - 1000, "out_of_pocket": 0, "uses": {}})
         remit = adjudicate(ohio_claim(**MEDICARE_COVERAGE), MEDICARE, state, REFDATA).remittance
         allowed = remit["lines"][0]["allowed_cents"]
         coins = (allowed - 1000) * 20 // 100
@@ -189,8 +191,8 @@ class TestCostSharing:
     def test_out_of_pocket_maximum_caps_patient_responsibility(self) -> None:
         """A member $10 short of the $5,000 maximum owes at most $10 more."""
         state = new_member_state()
-        state["years"]["2026"] = {"deductible": 150_000, "out_of_pocket": 500_000 - 1000,
-                                  "uses": {}}
+        state.set_year("2026", {"deductible": 150_000, "out_of_pocket": 500_000 - 1000,
+                                "uses": {}})
         remit = adjudicate(ohio_claim(), PPO, state, REFDATA).remittance
         assert remit["patient_responsibility_cents"] == 1000
         assert balanced(remit)
@@ -201,9 +203,9 @@ class TestCostSharing:
                            new_member_state(), REFDATA)
         second = adjudicate(claim(encounter_id="E2", procedures=[procedure("80061")],
                                   diagnoses=["E785"]), PPO, first.member_state, REFDATA)
-        applied = first.member_state["years"]["2026"]["deductible"]
+        applied = first.member_state.year("2026")["deductible"]
         assert applied > 0
-        assert second.member_state["years"]["2026"]["deductible"] > applied
+        assert second.member_state.year("2026")["deductible"] > applied
 
     def test_redelivered_claim_gives_the_same_remittance(self) -> None:
         """Adjudicating the same claim again from the updated state repeats the first answer."""
@@ -211,13 +213,13 @@ class TestCostSharing:
         first = adjudicate(c, PPO, new_member_state(), REFDATA)
         again = adjudicate(c, PPO, first.member_state, REFDATA)
         assert again.remittances == first.remittances
-        assert again.member_state == first.member_state
+        assert again.member_state.rows() == first.member_state.rows()
 
     def test_adjudicating_leaves_the_callers_state_untouched(self) -> None:
         """The state passed in is not changed; the new one is returned."""
         state = new_member_state()
         adjudicate(claim(procedures=[procedure("80053")]), PPO, state, REFDATA)
-        assert state == new_member_state()
+        assert state.rows() == new_member_state().rows()
 
 
 class TestClaimDenials:
@@ -388,12 +390,13 @@ class TestNoise:
         c = claim()
         result = adjudicate(c, payer, None, REFDATA, seed=1)
         assert result.remittances == []
-        entry = result.member_state["claims"][c["claim_id"]]
+        entry = result.member_state.claim(c["claim_id"])
+        assert entry is not None
         assert entry["awaiting"]["filed"] == "2026-03-03"
         assert entry["answer"] is None
         again = adjudicate(c, payer, result.member_state, REFDATA, seed=1)
         assert again.remittances == []
-        assert again.member_state == result.member_state
+        assert again.member_state.rows() == result.member_state.rows()
 
     def test_draw_depends_only_on_seed_claim_and_payer(self) -> None:
         """The same seed gives the same categories; another seed gives others."""
@@ -451,12 +454,12 @@ class TestReversal:
     def test_reversal_gives_the_member_back_what_the_original_took(self) -> None:
         """After the replacement the year's deductible counts it once, not twice."""
         original, first = self.paid_original()
-        taken = first.member_state["years"]["2026"]["deductible"]
+        taken = first.member_state.year("2026")["deductible"]
         assert taken > 0
         replacement = corrected_claim(original, "7",
                                       first.remittance["payer_claim_control_number"])
         result = adjudicate(replacement, PPO, first.member_state, REFDATA)
-        assert result.member_state["years"]["2026"]["deductible"] == taken
+        assert result.member_state.year("2026")["deductible"] == taken
 
     def test_redelivered_replacement_repeats_both_remittances(self) -> None:
         """The replacement again: identical reversal and answer, accumulators unchanged."""
@@ -466,7 +469,7 @@ class TestReversal:
         once = adjudicate(replacement, PPO, first.member_state, REFDATA)
         twice = adjudicate(replacement, PPO, once.member_state, REFDATA)
         assert twice.remittances == once.remittances
-        assert twice.member_state == once.member_state
+        assert twice.member_state.rows() == once.member_state.rows()
 
     def test_void_reverses_the_original_and_pays_nothing_new(self) -> None:
         """Frequency 8: only the reversal, and the service is no longer on file."""
@@ -474,8 +477,8 @@ class TestReversal:
         void = corrected_claim(original, "8", first.remittance["payer_claim_control_number"])
         result = adjudicate(void, PPO, first.member_state, REFDATA)
         assert [r["claim_status_code"] for r in result.remittances] == [REVERSAL]
-        assert result.member_state["years"]["2026"]["deductible"] == 0
-        assert result.member_state["services"] == {}
+        assert result.member_state.year("2026")["deductible"] == 0
+        assert result.member_state.service(service_fingerprint(original)) is None
 
     def test_void_of_a_claim_the_payer_never_saw_is_denied(self) -> None:
         """Nothing to reverse: the void is denied CO-16 with MA130."""
@@ -517,16 +520,20 @@ class TestMemberState:
     def test_state_keeps_only_this_plan_year_and_the_last(self) -> None:
         """A 2026 claim after 2024 and 2025 ones: the 2024 accumulators and claims are dropped."""
         state = None
+        claims = []
         for year, encounter_id in ((2024, "E24"), (2025, "E25"), (2026, "E26")):
             c = claim(encounter_id=encounter_id, procedures=[procedure("80053")],
                       service_date=date(year, 3, 2),
                       received_at=datetime(year, 3, 3, tzinfo=UTC),
                       coverage=coverage(effective=date(2024, 1, 1)))
+            claims.append(c)
             state = adjudicate(c, PPO, state, REFDATA).member_state
         assert state is not None
-        assert sorted(state["years"]) == ["2025", "2026"]
-        assert {entry["answer"]["year"] for entry in state["claims"].values()} == {"2025", "2026"}
-        assert len(state["services"]) == 2
+        assert sorted(state.row["years"]) == ["2025", "2026"]
+        kept = {e: state.claim(claim_id_for(e)) is not None for e in ("E24", "E25", "E26")}
+        assert kept == {"E24": False, "E25": True, "E26": True}
+        paid_by = [state.service(service_fingerprint(c)) for c in claims]
+        assert paid_by == [None, claim_id_for("E25"), claim_id_for("E26")]
 
 
 class TestPayerFiles:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processors.adjudication.rules import adjudicate, new_member_state
+from processors.adjudication.rules import adjudicate
 from processors.coding.rules import code_encounter
 from processors.denials.corrections import (
     auto_correct,
@@ -26,6 +26,7 @@ from processors.denials.rules import (
     routing_table,
 )
 from processors.denials.stage import handle
+from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from processors.stage import StageContext
 from tests.builders import built_claim as claim
@@ -41,10 +42,12 @@ NEW_PLAN = coverage("HMO-SIM", "HMO987654321", "HM", effective=date(2026, 1, 2))
 
 
 
-def answered(c: dict[str, Any], payer: Any = PPO) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The payer's remittance for *c* and the member state after it."""
-    result = adjudicate(c, payer, new_member_state(), REFDATA)
-    return result.remittance, result.member_state
+def answered(c: dict[str, Any], payer: Any = PPO) -> tuple[dict[str, Any], dict[bytes, Any]]:
+    """The payer's remittance for *c* and the state store holding the member's state after it."""
+    store: dict[bytes, Any] = {}
+    result = adjudicate(c, payer, MemberState.load(store, c["member_id"].encode()), REFDATA)
+    result.member_state.commit(store)
+    return result.remittance, store
 
 
 def remittance(**overrides: Any) -> dict[str, Any]:
@@ -217,7 +220,7 @@ class TestDenialsStage:
         """A denied remittance: one rework item and a DENIED lifecycle record."""
         c = claim(**TERMINATED)
         remit, state = answered(c)
-        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, {b"PPO123456789": state}))
+        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, state))
         assert [o.topic.name for o in outputs] == ["denials.rework", "claims.lifecycle"]
         assert outputs[1].record["status"] == "DENIED"
         assert outputs[1].key == remit["claim_id"].encode()
@@ -226,7 +229,7 @@ class TestDenialsStage:
         """The item says AUTO_CORRECTED and a RESUBMIT action carries the new claim."""
         c = claim(**TERMINATED, other_coverages=[NEW_PLAN])
         remit, state = answered(c)
-        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, {b"PPO123456789": state}))
+        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, state))
         by_topic = {o.topic.name: o for o in outputs}
         item = by_topic["denials.rework"].record
         action = by_topic["rework.actions"]
@@ -254,7 +257,7 @@ class TestDenialsStage:
     def test_patient_share_yields_a_statement(self) -> None:
         """A lab under the deductible: the patient is billed the deductible, line by line."""
         remit, state = answered(claim(procedures=[procedure("80053")]))
-        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, {b"PPO123456789": state}))
+        outputs = handle(b"PPO123456789", remit, StageContext(REFDATA, state))
         statement = next(o.record for o in outputs if o.topic.name == "patients.statements")
         assert statement["amount_due_cents"] == remit["patient_responsibility_cents"] > 0
         assert statement["lines"][0]["reasons"] == ["Deductible"]

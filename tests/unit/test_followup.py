@@ -9,16 +9,10 @@ from typing import Any
 from pipeline.codec import codec_for
 from pipeline.runtime import STAGE_BY_NAME, Incoming, StageRunner
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
-from processors.adjudication.rules import adjudicate
-from processors.denials.followup import (
-    GRACE_DAYS,
-    REMINDER_DAYS,
-    close_item,
-    next_due,
-    remember_item,
-    sweep_member,
-)
+from processors.adjudication.rules import adjudicate, new_member_state
+from processors.denials.followup import REMINDER_DAYS, close_item, remember_item, sweep_member
 from processors.denials.rules import route_remittance
+from processors.memberstate import GRACE_DAYS, MemberState, next_due
 from processors.refdata import RefData, load_refdata
 from processors.stage import Agenda, Stage, StageContext
 from tests.builders import built_claim as claim
@@ -32,7 +26,7 @@ MRI = {"procedures": [procedure("99213"), procedure("72148")], "diagnoses": ["M5
 
 
 
-def unanswered() -> tuple[dict[str, Any], dict[str, Any]]:
+def unanswered() -> tuple[dict[str, Any], MemberState]:
     """A claim the payer never answers, and the member state that remembers it."""
     c = claim()
     return c, adjudicate(c, SILENT, None, REFDATA, seed=1).member_state
@@ -43,25 +37,22 @@ class TestFollowUp:
         """Filed 2026-03-03, turnaround 10 days, grace 15: nothing due on 2026-03-27."""
         _, state = unanswered()
         due = date(2026, 3, 3) + timedelta(days=PPO.turnaround_days + GRACE_DAYS)
-        assert next_due(state) == due
-        assert sweep_member("PPO123456789", state, due - timedelta(days=1), TIMELY) == ([], None)
+        assert next_due(state.row) == due
+        assert sweep_member("PPO123456789", state.fork(), due - timedelta(days=1), TIMELY) == []
 
     def test_claim_status_inquiry_once_business_time_passes_the_due_date(self) -> None:
         """On the due date one FOLLOW_UP item; the next sweep makes no other."""
         c, state = unanswered()
-        due = next_due(state)
+        due = next_due(state.row)
         assert due is not None
-        items, after = sweep_member("PPO123456789", state, due, TIMELY)
-        (item,) = items
+        (item,) = sweep_member("PPO123456789", state, due, TIMELY)
         assert (item["kind"], item["action"], item["queue"]) == (
             "FOLLOW_UP", "claim_status_inquiry", "billing")
         assert item["claim_id"] == c["claim_id"]
         assert item["created_at"] == datetime.combine(due, time(0), tzinfo=UTC)
         assert item["deadline"] == c["service_date_from"] + timedelta(days=90)
-        assert after is not None
-        assert sweep_member("PPO123456789", after, due + timedelta(days=30), TIMELY) == ([],
-                                                                                        None)
-        assert next_due(after) is None
+        assert sweep_member("PPO123456789", state, due + timedelta(days=30), TIMELY) == []
+        assert next_due(state.row) is None
 
 
 def open_item() -> dict[str, Any]:
@@ -78,31 +69,37 @@ class TestReminders:
     def test_reminder_comes_two_weeks_before_the_deadline(self) -> None:
         """An open item gets one REMINDER on its deadline minus 14 days."""
         item = open_item()
-        state, remind_on = remember_item(None, item)
+        state = new_member_state(b"K")
+        remind_on = remember_item(state, item)
         assert remind_on == item["deadline"] - timedelta(days=REMINDER_DAYS)
-        assert sweep_member("K", state, remind_on - timedelta(days=1), TIMELY) == ([], None)
-        (reminder,), after = sweep_member("K", state, remind_on, TIMELY)
+        assert sweep_member("K", state.fork(), remind_on - timedelta(days=1), TIMELY) == []
+        (reminder,) = sweep_member("K", state, remind_on, TIMELY)
         assert (reminder["kind"], reminder["related_rework_id"]) == ("REMINDER",
                                                                     item["rework_id"])
         assert reminder["deadline"] == item["deadline"]
-        assert sweep_member("K", after, item["deadline"], TIMELY) == ([], None)
+        assert sweep_member("K", state, item["deadline"], TIMELY) == []
 
     def test_an_item_someone_acted_on_gets_no_reminder(self) -> None:
         """Closed by an action before the reminder date: nothing is due."""
         item = open_item()
-        state, _ = remember_item(None, item)
-        closed = close_item(state, item["rework_id"])
-        assert closed is not None
-        assert next_due(closed) is None
-        assert sweep_member("K", closed, item["deadline"], TIMELY) == ([], None)
+        state = new_member_state(b"K")
+        remember_item(state, item)
+        assert close_item(state, item["rework_id"])
+        assert next_due(state.row) is None
+        assert sweep_member("K", state, item["deadline"], TIMELY) == []
+        assert not close_item(state, item["rework_id"])
 
     def test_redelivered_item_keeps_what_the_state_knows(self) -> None:
         """Remembering the same item again does not reopen a closed one."""
         item = open_item()
-        state, _ = remember_item(None, item)
-        closed = close_item(state, item["rework_id"])
-        again, _ = remember_item(closed, item)
-        assert again["items"][item["rework_id"]]["closed"] is True
+        state = new_member_state(b"K")
+        remember_item(state, item)
+        close_item(state, item["rework_id"])
+        assert remember_item(state, item) is None
+        entry = state.item(item["rework_id"])
+        assert entry is not None
+        assert entry["closed"] is True
+        assert next_due(state.row) is None
 
 
 class TestAgenda:
@@ -173,7 +170,9 @@ def test_a_restarted_runner_rebuilds_its_agenda_from_the_state_store() -> None:
 def test_adjudicating_another_claim_keeps_the_members_open_items() -> None:
     """The payer's update of the member state leaves the rework items the state holds."""
     item = open_item()
-    state, _ = remember_item(adjudicate(claim(**MRI), PPO, None, REFDATA).member_state, item)
+    state = adjudicate(claim(**MRI), PPO, None, REFDATA).member_state
+    remember_item(state, item)
     after = adjudicate(claim(encounter_id="E9", procedures=[procedure("80053")]), PPO, state,
                        REFDATA).member_state
-    assert after["items"] == state["items"]
+    assert after.item(item["rework_id"]) == state.item(item["rework_id"])
+    assert after.due == state.due

@@ -15,6 +15,7 @@ from pipeline.tables import SCHEMAS, build_tables, member_ref, write_tables
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK
 from processors.adjudication.rules import adjudicate, is_denial
 from processors.claims.rules import corrected_claim
+from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 
@@ -36,8 +37,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     filed = datetime.combine(answer["adjudicated_date"] + timedelta(days=5), time(13), UTC)
     replacement = corrected_claim(original.record, "7", answer["payer_claim_control_number"],
                                   filed)
-    result = adjudicate(replacement, REFDATA.payers["PPO-SIM"], pipe.state[original.key],
-                        REFDATA, 2026)
+    result = adjudicate(replacement, REFDATA.payers["PPO-SIM"],
+                        MemberState.load(pipe.state, original.key), REFDATA, 2026)
     claims.append(replacement)
     remits += result.remittances
     out = tmp_path_factory.mktemp("tables")

@@ -17,6 +17,7 @@ from processors.adjudication.rules import adjudicate
 from processors.adjudication.x12_835 import parse_835, routing_number, write_835
 from processors.claims.rules import corrected_claim
 from processors.claims.x12 import amount
+from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 from tests.x12_checks import assert_envelope, pyx12_accepts, segments
@@ -49,8 +50,9 @@ def pipeline_remittances(count: int, seed: int) -> list[Record]:
         corrected = {**corrected_claim(original, frequency, pccn[original["claim_id"]]),
                      "created_at": original["created_at"] + timedelta(days=45)}
         payer = REFDATA.payers[original["payer_id"]]
-        result = adjudicate(corrected, payer, pipe.state.get(out.key), REFDATA, 2026)
-        pipe.state[out.key] = result.member_state
+        result = adjudicate(corrected, payer, MemberState.load(pipe.state, out.key), REFDATA,
+                            2026)
+        result.member_state.commit(pipe.state)
         corrections += result.remittances
     return remits + corrections
 
