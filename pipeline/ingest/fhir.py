@@ -82,20 +82,63 @@ class _Missing(ValueError):
         self.issue = _issue(code, expression, diagnostics)
 
 
-def _index(bundle: Record) -> tuple[dict[str, Record], list[Record]]:
+@dataclass
+class _Index:
+    """A bundle's resources, looked up once so that mapping an encounter never scans the bundle.
+
+    *by_ref* resolves every reference form (fullUrl, Type/id); *names* is the reverse: the
+    forms that resolve to a resource (keyed by ``id()``); *linked* lists the Conditions
+    and Procedures by the reference in their ``encounter``, in bundle order (*position*).
+    """
+
+    by_ref: dict[str, Record]
+    ordered: list[Record]
+    names: dict[int, set[str]]
+    linked: dict[tuple[str, str], list[Record]]
+    coverages: list[Record]
+    position: dict[int, int]
+
+    def refs(self, resource: Record) -> set[str]:
+        """Every reference that names *resource* in this bundle, and its Type/id."""
+        return {_name(resource), *self.names.get(id(resource), ())}
+
+    def linked_to(self, resource_type: str, refs: set[str]) -> list[Record]:
+        """The *resource_type* resources whose ``encounter`` is one of *refs*, in bundle order."""
+        found = [r for ref in refs for r in self.linked.get((resource_type, ref), ())]
+        if len(refs) > 1:
+            found.sort(key=lambda r: self.position[id(r)])
+        return found
+
+
+def _index(bundle: Record) -> _Index:
     """Resources by every reference form (fullUrl, Type/id) and in bundle order."""
     by_ref: dict[str, Record] = {}
     ordered: list[Record] = []
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource")
-        if not isinstance(resource, dict) or "resourceType" not in resource:
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise BundleError("Bundle.entry is not an array")
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             continue
         ordered.append(resource)
-        if entry.get("fullUrl"):
+        if entry.get("fullUrl") and isinstance(entry["fullUrl"], str):
             by_ref[entry["fullUrl"]] = resource
         if resource.get("id"):
             by_ref[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return by_ref, ordered
+    names: dict[int, set[str]] = {}
+    for ref, resource in by_ref.items():
+        names.setdefault(id(resource), set()).add(ref)
+    linked: dict[tuple[str, str], list[Record]] = {}
+    for resource in ordered:
+        if resource["resourceType"] in ("Condition", "Procedure"):
+            link = resource.get("encounter")
+            target = link.get("reference") if isinstance(link, dict) else None
+            if isinstance(target, str):
+                linked.setdefault((resource["resourceType"], target), []).append(resource)
+    coverages = [r for r in ordered if r["resourceType"] == "Coverage"]
+    position = {id(r): i for i, r in enumerate(ordered)}
+    return _Index(by_ref, ordered, names, linked, coverages, position)
 
 
 def _ref(by_ref: dict[str, Record], reference: Record | None) -> Record | None:
@@ -237,11 +280,11 @@ def _procedure_entry(procedure: Record, condition_refs: list[set[str]]) -> Recor
             "diagnosis_refs": refs or [0]}
 
 
-def _coverages(patient_ref: set[str], resources: list[Record], by_ref: dict[str, Record],
-               patient: Record, on: date) -> list[Record]:
+def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date) -> list[Record]:
+    by_ref = index.by_ref
     found = []
-    for cov in resources:
-        if cov["resourceType"] != "Coverage" or cov.get("status", "active") != "active":
+    for cov in index.coverages:
+        if cov.get("status", "active") != "active":
             continue
         if (cov.get("beneficiary") or {}).get("reference") not in patient_ref:
             continue
@@ -288,34 +331,33 @@ def _coverages(patient_ref: set[str], resources: list[Record], by_ref: dict[str,
     return [c["coverage"] for c in found]
 
 
-def _encounter(encounter: Record, by_ref: dict[str, Record], resources: list[Record],
-               billing_provider: Record, received_at: datetime, source: str) -> Record:
+def _encounter(encounter: Record, index: _Index, billing_provider: Record,
+               received_at: datetime, source: str) -> Record:
+    by_ref = index.by_ref
     where = _name(encounter)
     patient_res = _ref(by_ref, encounter.get("subject"))
     if patient_res is None or patient_res["resourceType"] != "Patient":
         raise _Missing("required", f"{where}.subject",
                        f"{where} does not reference a Patient in the bundle")
     patient = _person(patient_res, "Patient")
-    patient_refs = {_name(patient_res), *(k for k, v in by_ref.items() if v is patient_res)}
+    patient_refs = index.refs(patient_res)
     period = encounter.get("period") or {}
     service_date = _date(period.get("start"))
     if service_date is None:
         raise _Missing("required", f"{where}.period.start", f"{where} has no start date")
-    enc_refs = {_name(encounter), *(k for k, v in by_ref.items() if v is encounter)}
+    enc_refs = index.refs(encounter)
 
-    conditions = [r for r in resources if r["resourceType"] == "Condition"
-                  and (r.get("encounter") or {}).get("reference") in enc_refs]
+    conditions = index.linked_to("Condition", enc_refs)
     ranked = {(_ref(by_ref, d.get("condition")) or {}).get("id"): d.get("rank", 99)
               for d in encounter.get("diagnosis") or []}
     conditions.sort(key=lambda c: ranked.get(c.get("id"), 99))
-    condition_refs = [{_name(c), *(k for k, v in by_ref.items() if v is c)} for c in conditions]
+    condition_refs = [index.refs(c) for c in conditions]
     age_days = (service_date - patient["birth_date"]).days
     diagnoses = [diagnosis_code(c, age_days) for c in conditions]
     if not diagnoses:
         raise _Missing("required", f"{where}.diagnosis",
                        f"{where} has no Condition linked to it (Condition.encounter)")
-    procedures = [r for r in resources if r["resourceType"] == "Procedure"
-                  and (r.get("encounter") or {}).get("reference") in enc_refs]
+    procedures = index.linked_to("Procedure", enc_refs)
     if not procedures:
         raise _Missing("required", f"{where}", f"{where} has no Procedure linked to it")
     lines = [_procedure_entry(p, condition_refs) for p in procedures]
@@ -341,7 +383,7 @@ def _encounter(encounter: Record, by_ref: dict[str, Record], resources: list[Rec
     org = _ref(by_ref, encounter.get("serviceProvider"))
     billing = _provider(org, "Organization", organization=True) if org else billing_provider
 
-    coverages = _coverages(patient_refs, resources, by_ref, patient, service_date)
+    coverages = _coverages(patient_refs, index, patient, service_date)
     encounter_id = next((i.get("value") for i in encounter.get("identifier") or []
                          if i.get("value")), encounter.get("id"))
     if not encounter_id:
@@ -383,24 +425,31 @@ def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime |
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BundleError("the document is not a FHIR Bundle (resourceType must be Bundle)")
     if bundle.get("type") not in ("transaction", "collection", "batch", "message", "document"):
-        raise BundleError(f"Bundle.type {bundle.get('type')!r}: use transaction or collection")
-    by_ref, resources = _index(bundle)
+        raise BundleError(f"Bundle.type {repr(bundle.get('type'))[:40]}: use transaction or "
+                          "collection")
+    index = _index(bundle)
     when = received_at or _timestamp(bundle.get("timestamp")) or datetime.now(UTC)
     out = Mapped()
-    encounters = [r for r in resources if r["resourceType"] == "Encounter"]
+    encounters = [r for r in index.ordered if r["resourceType"] == "Encounter"]
     if not encounters:
         out.issues.append(_issue("required", "Bundle.entry", "the Bundle holds no Encounter"))
     for encounter in encounters:
         try:
-            out.events.append(_encounter(encounter, by_ref, resources, billing_provider, when,
-                                         source))
+            out.events.append(_encounter(encounter, index, billing_provider, when, source))
         except _Missing as exc:
             out.issues.append(exc.issue)
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+            # An element of the wrong JSON type (an object where FHIR has an array, a
+            # number where it has a string): the encounter is not valid FHIR.
+            where = _name(encounter)
+            out.issues.append(_issue("structure", where, (
+                f"{where} or a resource it references has an element of the wrong type or "
+                f"shape ({type(exc).__name__}); check it against the FHIR R4 definitions")))
     return out
 
 
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
+def _timestamp(value: object) -> datetime | None:
+    if not value or not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
