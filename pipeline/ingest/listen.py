@@ -3,7 +3,10 @@
 Every message gets an ACK: AA once its encounter is on ehr.encounters (or its
 registration is stored), AE/AR with the error in MSA/ERR otherwise, and the
 refused message is kept on the dead-letter topic. Registrations (ADT^A04/A08)
-are kept in memory for the DFT^P03 charges that follow them.
+are kept in memory for the DFT^P03 charges that follow them. A frame left
+unfinished (``CLAIMS_MLLP_FRAME_TIMEOUT``) is answered AR when its MSH-10 arrived
+and kept on the dead-letter topic with the reason; an idle connection is closed
+after ``CLAIMS_MLLP_IDLE_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ class Hl7Handler:
         ack: str = outcome.ack
         return ack
 
+    def refuse(self, raw: bytes, reason: str, control_id: str | None) -> None:
+        """Keep an unfinished frame's bytes on the dead-letter topic with the reason."""
+        self.received += 1
+        self.sink.dead_letter("ingest:mllp", self.received, raw, reason, control_id,
+                              error_type="DECODE")
+        self.sink.producer.flush(timeout=30)
+
 
 def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record) -> int:
     """Serve MLLP on *host*:*port* until interrupted."""
@@ -54,7 +64,10 @@ def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record)
         print(f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_mllp(host, port, handler))
+            asyncio.run(serve_mllp(host, port, handler,
+                                   idle_timeout=float(settings.mllp_idle_timeout),
+                                   frame_timeout=float(settings.mllp_frame_timeout),
+                                   refuse=handler.refuse))
         print(f"received {handler.received} message(s); published {sink.sent} encounter(s), "
               f"{sink.dead} refused", file=sys.stderr)
     return 0

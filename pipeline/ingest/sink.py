@@ -3,13 +3,13 @@ dead-letter topic with its reason and its raw bytes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
 
 from pipeline.codec import codec_for
-from pipeline.config import Settings
+from pipeline.config import Settings, topic_max_message_bytes
+from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from pipeline.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS
 from processors.synthetic import member_key
 
@@ -21,8 +21,9 @@ class IngestSink:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
-                                      linger_ms=5)
+        self.producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap, acks="all", linger_ms=5,
+            max_request_size=topic_max_message_bytes(settings.max_record_bytes))
         self.sent = 0
         self.dead = 0
 
@@ -47,14 +48,16 @@ class IngestSink:
 
     def dead_letter(self, source: str, index: int, raw: bytes, error: str,
                     record_id: str | None = None, error_type: str = "VALIDATION") -> None:
-        """Keep *raw* input on pipeline.dead-letter with the reason it was refused."""
+        """Keep *raw* input on pipeline.dead-letter with the reason it was refused.
+
+        *index* (the message's place in its file or connection) stands as the offset;
+        input too large to keep beside the reason is left out, its size recorded.
+        """
+        record = dead_letter_record("ingest", error, error_type,
+                                    Source(source, offset=index, value=raw), record_id,
+                                    max_record_bytes=self.settings.max_record_bytes)
         self.producer.send(self._topic(DEAD_LETTER), key=None,
-                           value=codec_for(DEAD_LETTER.value_schema).encode({
-                               "stage": "ingest", "error": error, "error_type": error_type,
-                               "source_topic": source, "source_partition": -1,
-                               "source_offset": index, "key": None, "value": raw,
-                               "record_id": record_id, "failed_at": datetime.now(UTC),
-                           }))
+                           value=encode_dead_letter(record))
         self.dead += 1
 
     def close(self) -> None:
