@@ -1,0 +1,120 @@
+"""The stage runner: every record ends in its outputs or one dead letter, never in silence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.codec import codec_for
+from pipeline.dryrun import Failure, InProcessPipeline
+from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
+from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS
+from processors.refdata import load_refdata
+from processors.stage import Stage, StageContext
+from tests.builders import encounter, procedure
+
+REFDATA = load_refdata()
+EVENTS = codec_for(EHR_ENCOUNTERS.value_schema)
+LETTERS = codec_for(DEAD_LETTER.value_schema)
+CODING = STAGE_BY_NAME["coding"]
+
+
+def runner(**options: Any) -> StageRunner:
+    """A runner with plain contexts (no broker, no faust)."""
+    context = StageContext(REFDATA, BatchState({}))
+    return StageRunner(lambda stage: context, **options)
+
+
+def incoming(event: dict[str, Any], offset: int, key: bytes | None = b"PPO123456789") -> Incoming:
+    """*event* as read from ehr.encounters at *offset*."""
+    return Incoming(EHR_ENCOUNTERS.name, 0, offset, key, EVENTS.encode(event), 1_760_000_000_000)
+
+
+def letters(out: list[Outgoing]) -> list[dict[str, Any]]:
+    """The dead letters among *out*, decoded."""
+    return [LETTERS.decode(o.value) for o in out if o.topic == DEAD_LETTER.name]
+
+
+def huge_encounter() -> dict[str, Any]:
+    """One encounter with 8,000 lines of a code the practice does not bill (a 1.5 MB hold)."""
+    return encounter(encounter_id="ENC-HUGE",
+                     procedures=[procedure("0000T") for _ in range(8000)])
+
+
+class TestOversize:
+    def test_an_output_over_the_limit_dead_letters_its_input_and_the_batch_goes_on(self) -> None:
+        """The 8,000-line encounter among 400 good ones: one dead letter, 400 coded, none lost."""
+        good = [encounter(encounter_id=f"ENC-{i}", event_id=f"EV-{i}") for i in range(400)]
+        batch = [incoming(e, i) for i, e in enumerate(good[:200])]
+        batch.append(incoming(huge_encounter(), 200))
+        batch += [incoming(e, 201 + i) for i, e in enumerate(good[200:])]
+        run = runner()
+        out = run.process_many(CODING, batch)
+        (letter,) = letters(out)
+        assert (letter["error_type"], letter["record_id"], letter["source_offset"]) == (
+            "OVERSIZE", "ENC-HUGE", 200)
+        assert "denials.rework" in letter["error"]
+        assert "1,000,000" in letter["error"]
+        coded = [o for o in out if o.topic == "encounters.coded"]
+        assert len(coded) == 400
+        assert all(len(o.value) + len(o.key or b"") <= run.max_record_bytes for o in out)
+
+    def test_a_value_too_large_to_keep_is_dead_lettered_by_reference(self) -> None:
+        """Under a 64 KB limit the 8,000-line encounter's dead letter keeps its size and offset."""
+        run = runner(max_record_bytes=64 * 1024)
+        raw = incoming(huge_encounter(), 7)
+        assert raw.value is not None
+        assert len(raw.value) > 64 * 1024
+        (letter,) = letters(run.process(CODING, raw))
+        assert letter["value"] is None
+        assert letter["value_size"] == len(raw.value)
+        assert (letter["source_topic"], letter["source_offset"]) == (EHR_ENCOUNTERS.name, 7)
+
+
+class TestKeys:
+    def test_a_record_without_a_key_goes_back_keyed_by_its_member(self) -> None:
+        """No key: the same bytes are sent to the same topic under the member key, not coded."""
+        event = encounter()
+        (out,) = runner().process(CODING, incoming(event, 3, key=None))
+        assert (out.topic, out.key) == (EHR_ENCOUNTERS.name, b"PPO123456789")
+        assert out.value == EVENTS.encode(event)
+
+    def test_an_empty_key_is_no_key(self) -> None:
+        """An empty key is treated like a missing one."""
+        (out,) = runner().process(CODING, incoming(encounter(), 3, key=b""))
+        assert out.key == b"PPO123456789"
+
+    def test_a_record_that_names_no_member_and_has_no_key_is_dead_lettered(self) -> None:
+        """Self-pay with no person id and no key: NO_KEY, with the offset."""
+        event = encounter(coverage=None)
+        event["patient"]["person_id"] = ""
+        (letter,) = letters(runner().process(CODING, incoming(event, 9, key=None)))
+        assert (letter["error_type"], letter["source_offset"]) == ("NO_KEY", 9)
+
+
+class TestFailures:
+    def test_an_unexpected_failure_is_the_records_dead_letter(self) -> None:
+        """A handler that raises something other than a data error: INTERNAL, batch goes on."""
+        def broken(key: bytes, record: dict[str, Any], ctx: StageContext) -> list[Any]:
+            if record["encounter_id"] == "ENC-BAD":
+                raise RuntimeError("boom")
+            return CODING.handle(key, record, ctx)
+
+        stage = Stage("coding", EHR_ENCOUNTERS, broken)
+        out = runner().process_many(stage, [incoming(encounter(encounter_id="ENC-BAD"), 0),
+                                            incoming(encounter(encounter_id="ENC-OK"), 1)])
+        (letter,) = letters(out)
+        assert letter["error_type"] == "INTERNAL"
+        assert "RuntimeError: boom" in letter["error"]
+        assert [o.topic for o in out].count("encounters.coded") == 1
+
+    @pytest.mark.parametrize("fused", [False, True])
+    def test_the_dry_run_and_the_runner_refuse_the_same_records(self, fused: bool) -> None:
+        """A record the runner dead-letters is a failure in the dry run too, at the same stage."""
+        event = encounter(encounter_id="ENC-X", procedures=[])
+        (letter,) = letters(runner(fused=fused).process(CODING, incoming(event, 0)))
+        failures = [o for o in InProcessPipeline(REFDATA).run(b"PPO123456789", event)
+                    if isinstance(o, Failure)]
+        assert [(f.stage, f.record["encounter_id"]) for f in failures] == [
+            (letter["stage"], letter["record_id"])]
