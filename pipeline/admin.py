@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.config import Settings
+from pipeline.config import Settings, topic_max_message_bytes
 from pipeline.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS,
                 reports.append(TopicReport(name, False, len(found["partitions"])))
                 continue
             partitions = settings.partitions
-            wanted.append(NewTopic(name, partitions, 1, topic_configs=spec.config()))
+            config = {**spec.config(), "max.message.bytes":
+                      str(topic_max_message_bytes(settings.max_record_bytes))}
+            wanted.append(NewTopic(name, partitions, 1, topic_configs=config))
             reports.append(TopicReport(name, True, partitions))
         if wanted:
             try:
