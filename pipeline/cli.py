@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import Settings, SettingsError, load_settings
+from pipeline.faust_env import scrub_faust_env
 
 
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
@@ -535,6 +536,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``claims`` console script."""
     args = parser().parse_args(argv)
+    # faust's own variables steer neither a command nor the workers it starts
+    # (pipeline.faust_env); each one set is named in a warning.
+    scrub_faust_env()
     try:
         settings = load_settings()
     except SettingsError as exc:

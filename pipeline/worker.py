@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 
-import faust
-
-from pipeline.app import build_app
 from pipeline.config import Settings
+from pipeline.faust_env import scrub_faust_env
 
 
 def run_worker(settings: Settings) -> None:
     """Run the stage agents until SIGINT/SIGTERM. Logs at *settings.log_level* (info default).
 
-    Quieter levels than info are raised to info: faust's spinner otherwise turns
-    the root logger to DEBUG, which costs every debug call a log record.
+    faust's own environment variables are removed first, before faust is imported
+    (it reads some at import), so the worker runs on *settings* alone. Quieter levels
+    than info are raised to info: faust's spinner otherwise turns the root logger to
+    DEBUG, which costs every debug call a log record.
     """
+    scrub_faust_env()
+    import faust  # noqa: PLC0415 - imported once faust's environment variables are gone
+
+    from pipeline.app import build_app  # noqa: PLC0415 - imports faust
+
     level = settings.log_level.lower()
     if level in ("warn", "warning", "error", "critical"):
         level = "info"
