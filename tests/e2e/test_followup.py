@@ -16,7 +16,7 @@ from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
-from processors.denials.followup import GRACE_DAYS
+from processors.memberstate import GRACE_DAYS
 from processors.refdata import PAYERS_DIR, load_refdata
 from processors.synthetic import generate
 
