@@ -3,7 +3,9 @@
 :class:`DashboardState` takes records as a consumer reads them and keeps a
 snapshot: first-pass and final denial rates by payer, denials by category and
 by CARC over time, the open rework queue with its aging, dollars at stake and
-the dead-letter count. Only ids, codes and amounts; no patient data.
+the dead-letter count. Only ids, codes and amounts; no patient data. It also
+says whether its reader is following every topic (``live``) or is not yet
+(``waiting``: a topic not created, the broker out of reach) and why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ Record = dict[str, Any]
 AGING = ((0, 30, "0-30 days"), (31, 60, "31-60 days"), (61, 90, "61-90 days"),
          (91, 10**6, "over 90 days"))
 QUEUE_ROWS = 500
+LIVE, WAITING = "live", "waiting"
 
 
 def _day(value: date | datetime) -> date:
@@ -42,6 +45,17 @@ class DashboardState:
         self.actions: dict[str, Record] = {}
         self.dead_letters = 0
         self.version = 0
+        self.source = WAITING
+        self.source_reason: str | None = "connecting to the broker"
+        # Changes whenever a snapshot would: a record read or the reader's status.
+        self.revision = 0
+
+    def set_source(self, status: str, reason: str | None = None) -> None:
+        """Record whether the reader follows every topic (LIVE) or not yet (WAITING, *reason*)."""
+        with self.lock:
+            if (status, reason) != (self.source, self.source_reason):
+                self.source, self.source_reason = status, reason
+                self.revision += 1
 
     def add(self, topic: str, record: Record) -> None:
         """Take one record read from *topic* (a registry name, without prefix)."""
@@ -63,6 +77,7 @@ class DashboardState:
             else:
                 return
             self.version += 1
+            self.revision += 1
 
     def history(self, claim_id: str) -> list[Event]:
         """*claim_id*'s lineage from what has been read so far."""
@@ -136,6 +151,7 @@ class DashboardState:
             })
         return {
             "version": self.version,
+            "source": {"status": self.source, "reason": self.source_reason},
             "as_of": today.isoformat(),
             "totals": {
                 "claims_submitted": len(self.claims),

@@ -8,12 +8,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings, to_env
+from pipeline.admin import create_topics
+from pipeline.config import Settings, load_settings, to_env
 from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
@@ -34,6 +36,17 @@ def metric(browser: Browser, name: str) -> str:
     value: str = browser.evaluate(
         f"document.querySelector('[data-metric=\"{name}\"]').textContent")
     return value
+
+
+# Runs before the page's own script (DevTools injects it): keeps every policy violation.
+WATCH_CSP = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+             "(e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));")
+
+
+def watch_csp(browser: Browser) -> None:
+    """Record Content-Security-Policy violations in ``window.cspViolations`` from the next load."""
+    browser.call("Page.enable")
+    browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH_CSP)
 
 
 def get(url: str) -> int:
@@ -87,6 +100,7 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
         assert collector.wait_for(fed.sent + fed.malformed, timeout=300, progress=None,
                                   alive=pool.check_alive)
         counts = record_counts(settings, before)
+        watch_csp(browser)
         browser.open(f"http://127.0.0.1:{port}/")
         expected = str(counts["claims.remittance"])
         browser.wait_for(f"document.querySelector('[data-metric=\"remittances\"]')"
@@ -107,6 +121,9 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
         assert metric(browser, "dead-letters") == str(counts["pipeline.dead-letter"]) == "2"
         assert browser.evaluate("document.querySelectorAll('#chart-payer rect').length") >= 8
         assert browser.evaluate("document.querySelectorAll('#chart-time polyline').length") > 0
+        # Legend colours are set through the DOM, which the page's policy allows.
+        assert browser.evaluate("getComputedStyle(document.querySelector('#legend-time i'))"
+                                ".backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
 
         # More encounters: the figures change on the page that is already open.
         more = publish(settings, generate(40, 66), progress=None)
@@ -127,6 +144,7 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
                          f".includes('SUBMITTED') && document.querySelector('#lineage pre')"
                          f".textContent.includes('{claim_id}')")
         shot = browser.screenshot(ARTIFACTS / "dashboard.png")
+        assert browser.evaluate("window.cspViolations") == []
     collector.close()
     assert shot.stat().st_size > 10_000
 
@@ -154,5 +172,47 @@ def test_dashboard_beyond_localhost_requires_a_token(
             time.sleep(0.3)
         assert get(f"http://127.0.0.1:{port}/api/summary?token=s3cret-token") == 200
         assert get(f"http://127.0.0.1:{port}/api/summary?token=wrong") == 401
+    finally:
+        stop(process)
+
+
+def test_a_dashboard_started_before_its_topics_waits_then_goes_live_without_a_restart(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Before its topics exist the page says it is waiting for data and why, with no figures;
+    once they are created it goes live on its own; the page runs under its policy (script and
+    styles applied, no violation) and every answer carries the security headers."""
+    settings = load_settings({"CLAIMS_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                              "CLAIMS_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+                              "CLAIMS_DATA_DIR": str(tmp_path), "CLAIMS_PARTITIONS": "2"})
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
+        env={**os.environ, **to_env(settings)}, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while get(f"http://127.0.0.1:{port}/api/summary") != 200:
+            assert time.monotonic() < deadline, "the dashboard did not start"
+            time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+            headers = answer.headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"],
+                headers["Referrer-Policy"]) == ("nosniff", "DENY", "no-referrer")
+        with Browser() as browser:
+            watch_csp(browser)
+            browser.open(f"http://127.0.0.1:{port}/")
+            status = browser.wait_for("document.getElementById('live').textContent"
+                                      ".startsWith('waiting for data') && "
+                                      "document.getElementById('live').textContent")
+            assert f"{settings.topic_prefix}claims.remittance" in status
+            assert metric(browser, "remittances") == "-"
+            assert metric(browser, "dead-letters") == "-"
+            assert browser.evaluate("getComputedStyle(document.querySelector('header'))"
+                                    ".backgroundColor") == "rgb(29, 43, 74)"
+
+            create_topics(settings)
+            browser.wait_for("document.getElementById('live').textContent.startsWith('live')")
+            assert metric(browser, "remittances") == "0"
+            assert browser.evaluate("window.cspViolations") == []
     finally:
         stop(process)

@@ -44,3 +44,21 @@ def test_snapshot_counts_rates_queue_and_aging() -> None:
     assert sum(snap["aging"].values()) == totals["open_items"]
     watched = {"claims.submitted", "claims.remittance", "denials.rework", "rework.actions"}
     assert snap["version"] == sum(o.topic.name in watched for o in records) + 1
+
+
+def test_the_snapshot_says_whether_the_reader_is_live_and_why_not() -> None:
+    """A new state is waiting; the reader's status and reason show in the snapshot and move
+    the revision (what the event stream watches), not the record count."""
+    state = DashboardState()
+    assert state.snapshot()["source"] == {"status": "waiting",
+                                          "reason": "connecting to the broker"}
+    before = state.revision
+    state.set_source("waiting", "topics not created yet: claims.remittance")
+    state.set_source("waiting", "topics not created yet: claims.remittance")  # no change
+    assert state.revision == before + 1
+    state.set_source("live")
+    snap = state.snapshot()
+    assert snap["source"] == {"status": "live", "reason": None}
+    assert snap["version"] == 0
+    state.add("pipeline.dead-letter", {"stage": "coding"})
+    assert (state.version, state.revision) == (1, before + 3)
