@@ -10,9 +10,9 @@ the member part, :func:`member_of`):
   the claims reversed by a replacement or void, and what falls due when
   (follow-ups and reminders). It grows only with the member's pending
   follow-ups and reversals, never with the number of claims.
-- a **claim row** per adjudicated claim: the payer's recorded answer (the
-  remittances it sent), what it did to the member row, and the claim itself
-  when a later stage needs it (denied or unanswered). Written once.
+- a **claim row** per adjudicated claim: the payer's recorded answer (what
+  rebuilds the remittances it sent), what it did to the member row, and the
+  claim itself when a later stage needs it (denied or unanswered). Written once.
 - a **service row** per paid service fingerprint: the claim that paid it.
 - an **item row** per rework item with a deadline: its reminder date, and
   whether it was reminded or acted on.
@@ -308,7 +308,7 @@ def _copy_row(row: Record) -> Record:
 def _upgrade_v1(state: MemberState, old: Record) -> None:
     """Read a version 1 member row (one JSON value with every claim) into version 2 rows.
 
-    Version 1 claims have no recorded remittances: they keep the accumulators
+    Version 1 claims have no recorded effects: they keep the accumulators
     they were decided from (``before``), so a redelivered one is decided again
     from there, as version 1 did.
     """
@@ -327,7 +327,8 @@ def _upgrade_v1(state: MemberState, old: Record) -> None:
         awaiting = entry.get("awaiting")
         state.put_claim(claim_id, {
             "v": STATE_VERSION, "seq": 0, "year": year, "before": entry.get("before"),
-            "answer": answer, "remittances": None, "claim": entry.get("claim"),
+            "answer": answer, "reversal": None, "void_denied": False,
+            "claim": entry.get("claim"),
             "awaiting": awaiting, "effects": None,
         })
         if answer and entry.get("reversed_by"):

@@ -39,7 +39,6 @@ from processors.memberstate import (
     MemberState,
     follow_up_due,
     keepable,
-    recorded,
 )
 from processors.refdata import PayerProfile, RefData
 from processors.refdata.fees import FACILITY_PLACES_OF_SERVICE, NATIONAL_LOCALITY
@@ -453,11 +452,42 @@ def _negated(lines: list[Record]) -> list[Record]:
     } for ln in lines]
 
 
-def _answer_lines(row: Record) -> list[Record]:
-    """The lines a claim row's answer paid (recorded remittance, or a version 1 answer)."""
-    if row.get("remittances"):
-        return list(recorded(row["remittances"][-1]["lines"]))
-    return list(row["answer"]["lines"])
+def _kept_lines(lines: list[Record]) -> list[Record]:
+    """A copy of adjudicated lines to keep in the state (never shared with a remittance)."""
+    return [{**ln, "modifiers": list(ln["modifiers"]), "rarcs": list(ln["rarcs"]),
+             "adjustments": [dict(a) for a in ln["adjustments"]]} for ln in lines]
+
+
+def _reversal_of(claim: Record, payer: PayerProfile, original_id: str,
+                 original: Record) -> Record:
+    answer = original["answer"]
+    return _remittance(claim, payer, _negated(answer["lines"]), REVERSAL, [],
+                       claim_id=original_id, frequency=answer["frequency"], pccn=answer["pccn"])
+
+
+def _void_denial(claim: Record, payer: PayerProfile) -> Record:
+    lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-NO-PAYMENT-ON-FILE", ("MA130",)))
+             for ln in claim["lines"]]
+    return _remittance(claim, payer, lines, DENIED, ["MA130"])
+
+
+def recorded_answer(claim: Record, payer: PayerProfile, state: MemberState,
+                    row: Record) -> list[Record]:
+    """The remittances the payer sent for *claim*, rebuilt from its claim row."""
+    out: list[Record] = []
+    original_id = row.get("reversal")
+    if original_id:
+        original = state.claim(original_id, forgotten_too=True)
+        if original is not None and original.get("answer"):
+            out.append(_reversal_of(claim, payer, original_id, original))
+    if row.get("void_denied"):
+        out.append(_void_denial(claim, payer))
+    answer = row.get("answer")
+    if answer is not None:
+        out.append(_remittance(claim, payer, _kept_lines(answer["lines"]), answer["status"],
+                               list(answer["rarcs"]),
+                               original_pccn=answer.get("original_pccn")))
+    return out
 
 
 def _reverse(claim: Record, payer: PayerProfile, state: MemberState,
@@ -494,8 +524,7 @@ def _reverse(claim: Record, payer: PayerProfile, state: MemberState,
         if state.service(answer["fingerprint"]) == original_id:
             state.drop_service(answer["fingerprint"])
             effects["services_dropped"].append(answer["fingerprint"])
-    return _remittance(claim, payer, _negated(_answer_lines(original)), REVERSAL, [],
-                       claim_id=original_id, frequency=answer["frequency"], pccn=answer["pccn"])
+    return _reversal_of(claim, payer, original_id, original)
 
 
 def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudication:
@@ -524,17 +553,21 @@ def _apply_effects(state: MemberState, row: Record) -> None:
     state.advance(int(row["seq"]))
 
 
-def _record(state: MemberState, claim: Record, out: list[Record], effects: Record, *,
-            year: str, answer: Record | None, keep_claim: bool,
-            awaiting: Record | None = None) -> None:
-    """Keep the payer's answer to *claim* as its claim row, and count it in the member row."""
+def _record(state: MemberState, claim: Record, effects: Record, *, year: str,
+            answer: Record | None, keep_claim: bool, reversal: str | None,
+            void_denied: bool = False, awaiting: Record | None = None) -> None:
+    """Keep the payer's answer to *claim* as its claim row, and count it in the member row.
+
+    The row holds what rebuilds the remittances (:func:`recorded_answer`): the
+    answer's lines and status, the claim reversed, whether a void was denied.
+    """
     seq = state.seq + 1
     first_year = int(year) - KEPT_PLAN_YEARS + 1
     if state.row["first_year"] is None or first_year > int(state.row["first_year"]):
         effects["first_year"] = first_year
     state.put_claim(claim["claim_id"], {
         "v": STATE_VERSION, "seq": seq, "claim_id": claim["claim_id"], "year": year,
-        "answer": answer, "remittances": keepable(out),
+        "answer": answer, "reversal": reversal, "void_denied": void_denied,
         "claim": keepable(claim) if keep_claim else None, "awaiting": awaiting,
         "effects": effects,
     })
@@ -554,10 +587,10 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
     if payer.self_pay:
         return _self_pay(claim, payer, state)
     previous = state.claim(claim["claim_id"], forgotten_too=True)
-    if previous is not None and previous.get("remittances") is not None:
+    if previous is not None and previous.get("effects") is not None:
         if int(previous["seq"]) > state.seq:
             _apply_effects(state, previous)
-        return Adjudication(recorded(previous["remittances"]), state)
+        return Adjudication(recorded_answer(claim, payer, state, previous), state)
     if previous is not None:  # decided by version 1: again from what it started from
         again = _decide(claim, payer, state.fork(), refdata, seed, previous["before"],
                         record=False)
@@ -570,19 +603,19 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
     effects: Record = {"years": {}, "reversed": [], "services_dropped": [], "service": None,
                        "due": {}, "first_year": None}
     out: list[Record] = []
+    reversed_id: str | None = None
     if claim["frequency_code"] in (REPLACEMENT, VOID):
         reversal = _reverse(claim, payer, state, effects)
         if reversal is not None:
             out.append(reversal)
+            reversed_id = reversal["claim_id"]
         if claim["frequency_code"] == VOID:
             if reversal is None:  # no payment on file to take back
-                lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-NO-PAYMENT-ON-FILE",
-                                                   ("MA130",)))
-                         for ln in claim["lines"]]
-                out.append(_remittance(claim, payer, lines, DENIED, ["MA130"]))
+                out.append(_void_denial(claim, payer))
             if record:
-                _record(state, claim, out, effects, year=str(claim["service_date_from"].year),
-                        answer=None, keep_claim=False)
+                _record(state, claim, effects, year=str(claim["service_date_from"].year),
+                        answer=None, keep_claim=False, reversal=reversed_id,
+                        void_denied=reversal is None)
             return Adjudication(out, state)
 
     service_date: date = claim["service_date_from"]
@@ -600,8 +633,8 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
             effects["due"][DUE_CLAIM + claim["claim_id"]] = follow_up_due(awaiting).isoformat()
             state.set_due(DUE_CLAIM + claim["claim_id"],
                           effects["due"][DUE_CLAIM + claim["claim_id"]])
-            _record(state, claim, out, effects, year=year_key, answer=None, keep_claim=True,
-                    awaiting=awaiting)
+            _record(state, claim, effects, year=year_key, answer=None, keep_claim=True,
+                    reversal=reversed_id, awaiting=awaiting)
         return Adjudication(out, state)
     fingerprint = service_fingerprint(claim)
     denial = claim_denial(claim, payer, state.service(fingerprint), noise, seed)
@@ -649,10 +682,11 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
         effects["service"] = [fingerprint, year_key]
     answer = {"year": year_key, "applied": applied, "fingerprint": fingerprint,
               "pccn": remittance["payer_claim_control_number"], "status": status,
-              "frequency": claim["frequency_code"]}
+              "frequency": claim["frequency_code"], "lines": _kept_lines(lines),
+              "rarcs": claim_rarcs, "original_pccn": original_pccn}
     # A denied claim is kept so the rework stage can correct and resubmit it.
-    _record(state, claim, out, effects, year=year_key, answer=answer,
-            keep_claim=is_denial(remittance))
+    _record(state, claim, effects, year=year_key, answer=answer,
+            keep_claim=is_denial(remittance), reversal=reversed_id)
     return Adjudication(out, state)
 
 
