@@ -32,7 +32,7 @@ from tests.builders import encounter
 pytestmark = pytest.mark.integration
 
 
-def send(settings: Settings, spec: TopicSpec, items: list[tuple[bytes, bytes]]) -> None:
+def send(settings: Settings, spec: TopicSpec, items: list[tuple[bytes | None, bytes]]) -> None:
     """Send raw (key, value) pairs to *spec*'s topic."""
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
     for key, value in items:
@@ -206,3 +206,34 @@ def test_member_accumulators_survive_a_worker_restart(
     expected = adjudicate(claim_for("E2", "85025"), ppo, uninterrupted.member_state, refdata,
                           settings.seed)
     assert second == expected.remittance
+
+
+def test_an_oversized_output_is_dead_lettered_and_every_good_record_comes_through(
+        settings_factory: Callable[..., Settings]) -> None:
+    """8,000 lines of an unknown code (a 1.5 MB hold) among 400 encounters: 400 coded, 1 letter."""
+    from tests.builders import procedure
+
+    settings = settings_factory()
+    codec = codec_for(EHR_ENCOUNTERS.value_schema)
+    good = [(b"PPO123456789", codec.encode(encounter(encounter_id=f"ENC-{i}", event_id=f"EV-{i}")))
+            for i in range(400)]
+    huge = encounter(encounter_id="ENC-HUGE", procedures=[procedure("0000T")] * 8000)
+    send(settings, EHR_ENCOUNTERS, [*good[:200], (b"PPO123456789", codec.encode(huge)),
+                                    *good[200:]])
+    send(settings, EHR_ENCOUNTERS, [(None, codec.encode(encounter(encounter_id="ENC-NOKEY",
+                                                                  event_id="EV-NOKEY")))])
+    run_app_until(settings, counted(settings, ENCOUNTERS_CODED, 401))
+    coded = read(settings, ENCOUNTERS_CODED, 401)
+    ids = sorted(c["encounter"]["encounter_id"] for c in coded)
+    assert ids == sorted([f"ENC-{i}" for i in range(400)] + ["ENC-NOKEY"])
+    (letter,) = read(settings, DEAD_LETTER, 1)
+    assert (letter["error_type"], letter["record_id"]) == ("OVERSIZE", "ENC-HUGE")
+    assert letter["value"] is not None, "the 88 KB input fits beside the reason"
+    assert topic_records(settings, DEAD_LETTER) == 1
+
+
+def topic_records(settings: Settings, spec: TopicSpec) -> int:
+    """How many records *spec*'s topic holds."""
+    from pipeline.admin import topic_count
+
+    return int(topic_count(settings, spec.full_name(settings.topic_prefix)))
