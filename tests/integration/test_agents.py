@@ -237,3 +237,45 @@ def topic_records(settings: Settings, spec: TopicSpec) -> int:
     from pipeline.admin import topic_count
 
     return int(topic_count(settings, spec.full_name(settings.topic_prefix)))
+
+
+def test_a_member_with_5000_claims_keeps_every_state_record_small(
+        settings_factory: Callable[..., Settings]) -> None:
+    """5,000 claims of one member: all answered, no worker crash, state records stay small."""
+    from datetime import UTC, date, datetime, timedelta
+    from datetime import time as time_of_day
+
+    from pipeline.app import app_id
+    from tests.builders import built_claim, coverage, procedure
+
+    settings = settings_factory()
+    base = built_claim(procedures=[procedure("99213"), procedure("80053")],
+                       coverage=coverage(effective=date(2025, 1, 1)))
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    items: list[tuple[bytes | None, bytes]] = []
+    for i in range(5000):
+        day = date(2026, 1, 1) + timedelta(days=i % 360)
+        claim = {**base, "claim_id": f"C{i:016d}", "encounter_id": f"E{i:08d}",
+                 "service_date_from": day, "service_date_to": day,
+                 "created_at": datetime.combine(day + timedelta(days=1), time_of_day(9), UTC),
+                 "lines": [{**ln, "service_date": day} for ln in base["lines"]]}
+        items.append((b"PPO123456789", codec.encode(claim)))
+    send(settings, CLAIMS_SUBMITTED, items)
+    run_app_until(settings, counted(settings, CLAIMS_REMITTANCE, 5000), timeout=240)
+    changelog = f"{app_id(settings)}-member-accumulators-changelog"
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap)
+    parts = [TopicPartition(changelog, p) for p in consumer.partitions_for_topic(changelog) or []]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    sizes: dict[bytes, int] = {}
+    deadline = time.monotonic() + 60
+    while any(consumer.position(p) < ends[p] for p in parts):
+        assert time.monotonic() < deadline, "the changelog could not be read in time"
+        for records in consumer.poll(timeout_ms=500).values():
+            for r in records:
+                sizes[r.key] = max(sizes.get(r.key, 0), len(r.value or b""))
+    consumer.close()
+    assert sizes[b"PPO123456789"] < 4096, "the member row does not grow with its claims"
+    assert max(sizes.values()) < 64 * 1024
+    assert topic_records(settings, DEAD_LETTER) == 0
