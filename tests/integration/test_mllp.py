@@ -86,12 +86,18 @@ def listener() -> Iterator[Listener]:
             started.set()
             await task
 
+        async def settle() -> None:
+            """Let the cancelled connection handlers finish before the loop closes."""
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            await asyncio.gather(*others, return_exceptions=True)
+
         def run() -> None:
             try:
                 loop.run_until_complete(main())
             except asyncio.CancelledError:
                 pass
             finally:
+                loop.run_until_complete(settle())
                 loop.close()
 
         thread = threading.Thread(target=run, daemon=True)
