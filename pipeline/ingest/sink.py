@@ -30,21 +30,32 @@ class IngestSink:
     def _topic(self, spec: Any) -> str:
         return str(spec.full_name(self.settings.topic_prefix))
 
+    def _publish(self, spec: Any, key: bytes, value: bytes, record_id: str) -> None:
+        """Send one record, or dead-letter it when it is over the record size limit."""
+        size = len(key) + len(value)
+        if size > self.settings.max_record_bytes:
+            self.dead_letter(
+                f"ingest:{spec.name}", -1, value,
+                f"{record_id} would be a {size:,}-byte record on {spec.name}, over the "
+                f"{self.settings.max_record_bytes:,}-byte limit (CLAIMS_MAX_RECORD_BYTES); "
+                "split it or raise the limit", record_id, "OVERSIZE")
+            return
+        self.producer.send(self._topic(spec), key=key, value=value)
+        self.sent += 1
+
     def encounters(self, events: list[Record]) -> None:
         """Publish EncounterEvents to ehr.encounters, keyed by member."""
         codec = codec_for(EHR_ENCOUNTERS.value_schema)
         for event in events:
-            self.producer.send(self._topic(EHR_ENCOUNTERS), key=member_key(event).encode(),
-                               value=codec.encode(event))
-            self.sent += 1
+            self._publish(EHR_ENCOUNTERS, member_key(event).encode(), codec.encode(event),
+                          str(event["encounter_id"]))
 
     def remittances(self, records: list[Record]) -> None:
         """Publish Remittances to claims.remittance, keyed by member."""
         codec = codec_for(CLAIMS_REMITTANCE.value_schema)
         for record in records:
-            self.producer.send(self._topic(CLAIMS_REMITTANCE),
-                               key=record["member_key"].encode(), value=codec.encode(record))
-            self.sent += 1
+            self._publish(CLAIMS_REMITTANCE, record["member_key"].encode(),
+                          codec.encode(record), str(record["remittance_id"]))
 
     def dead_letter(self, source: str, index: int, raw: bytes, error: str,
                     record_id: str | None = None, error_type: str = "VALIDATION") -> None:
