@@ -21,6 +21,7 @@ import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.serializers import codecs
 
+from pipeline import faust_fixes
 from pipeline.config import Settings, topic_max_message_bytes
 from pipeline.metrics import Metrics
 from pipeline.runtime import (
@@ -91,6 +92,7 @@ def app_id(settings: Settings) -> str:
 
 def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     """The faust app for *settings*, with its agents and state table registered."""
+    faust_fixes.apply()
     datadir = settings.data_dir / "faust" / (group_id or app_id(settings))
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

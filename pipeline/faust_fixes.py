@@ -1,0 +1,90 @@
+"""Two corrections to faust-streaming's offset bookkeeping, so a committed offset is processed.
+
+faust-streaming 0.15.3 can commit an offset past a record that was never
+processed, and a worker killed after that commit skips the record for good
+(the crash-injection harness, ``claims chaos``, lost one encounter in two runs
+of five this way, always around a rebalance):
+
+1. A stream that receives a record while flow control is suspended (during a
+   rebalance or a table recovery) or from an earlier group generation skips it
+   *and acknowledges it*. The record is fetched again after the seek to the
+   committed offset, but its acknowledgement already counts: the next commit
+   can go past it before it is processed. Here a record no stream took up
+   (never tracked) is not acknowledged.
+2. ``Consumer._new_offset`` treats a single missing offset at the head of the
+   acknowledged run as a gap it may skip (``min(acked) - committed > 1``), so
+   a record still in flight at the committed offset is committed over
+   (faust-streaming issue #606, fix proposed in pull request #707). Here the
+   commit never passes the committed offset while the record there is not
+   acknowledged, nor any record a stream is still processing.
+
+:func:`apply` installs both on faust's consumer class; it is idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.types.tuples import ack_lock
+from faust.utils.functional import consecutive_numbers
+
+_APPLIED = "_claims_offset_fixes"
+
+
+def _ack(original: Any) -> Any:
+    def ack(self: Consumer, message: Any) -> bool:
+        """Acknowledge *message*, unless no stream took it up (it is fetched again)."""
+        with ack_lock:
+            if not message.tracked:
+                return False
+        return bool(original(self, message))
+
+    return ack
+
+
+def _in_flight_floor(consumer: Consumer, tp: Any) -> int | None:
+    """The lowest offset of *tp* a stream has taken up and not acknowledged yet."""
+    offsets = [m.offset for m in list(consumer._unacked_messages)
+               if m.tp == tp and not m.acked]
+    return min(offsets, default=None)
+
+
+def new_offset(self: Consumer, tp: Any) -> int | None:
+    """The offset to commit for *tp*: one past the acknowledged run that starts at the head."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        # Offsets a compacted or transactional topic never delivers count as acknowledged.
+        max_offset = max(acked)
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            filled: list[int] = []
+            for entry in candidates:
+                filled.extend(range(entry.begin, entry.end))
+            acked.extend(filled)
+            gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
+    acked.sort()
+    committed = self._committed_offset[tp]
+    if committed is not None and acked[0] > committed:
+        return None  # the record at the committed offset is not acknowledged yet
+    batch = next(consecutive_numbers(acked))
+    floor = _in_flight_floor(self, tp)
+    if floor is not None and batch[-1] >= floor:
+        batch = [offset for offset in batch if offset < floor]
+        if not batch:
+            return None
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return int(batch[-1]) + 1
+
+
+def apply() -> None:
+    """Install the corrections on faust's consumer class (once per process)."""
+    if getattr(Consumer, _APPLIED, False):
+        return
+    Consumer.ack = _ack(Consumer.ack)  # type: ignore[method-assign]
+    Consumer._new_offset = new_offset  # type: ignore[method-assign]
+    setattr(Consumer, _APPLIED, True)

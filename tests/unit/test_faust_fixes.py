@@ -1,0 +1,77 @@
+"""faust's offset bookkeeping, corrected: a committed offset is one every record before was done."""
+
+from __future__ import annotations
+
+import faust
+import pytest
+from faust.types import TP, ConsumerMessage
+
+from pipeline import faust_fixes
+
+TOPIC = TP("claims.submitted", 0)
+
+
+@pytest.fixture
+def consumer() -> faust.types.transports.ConsumerT:
+    """faust's consumer object, with the corrections installed (not connected)."""
+    faust_fixes.apply()
+    app = faust.App("offsets-test", broker="kafka://127.0.0.1:1", env={})
+    app.topics._acking_topics.add(TOPIC.topic)  # as an agent subscribed to it would
+    return app.consumer
+
+
+def message(offset: int, *, tracked: bool = True) -> ConsumerMessage:
+    """A record at *offset*; *tracked* when a stream has taken it up."""
+    msg = ConsumerMessage(TOPIC.topic, TOPIC.partition, offset, 0.0, 0, None, b"k", b"v", None)
+    msg.tracked = tracked
+    return msg
+
+
+def take(consumer: faust.types.transports.ConsumerT, msg: ConsumerMessage) -> ConsumerMessage:
+    """Track *msg* as a stream does when it takes it up."""
+    consumer._unacked_messages.add(msg)
+    return msg
+
+
+def test_the_record_at_the_committed_offset_unacknowledged_holds_the_commit(consumer) -> None:
+    """Committed 2585, 2586-2589 done, 2585 still in flight: nothing to commit (faust #606)."""
+    consumer._committed_offset[TOPIC] = 2585
+    take(consumer, message(2585))
+    for offset in range(2586, 2590):
+        assert consumer.ack(take(consumer, message(offset)))
+    assert consumer._new_offset(TOPIC) is None
+
+
+def test_the_commit_follows_once_the_head_is_acknowledged(consumer) -> None:
+    """When 2585 is done too, the commit covers 2585-2589."""
+    consumer._committed_offset[TOPIC] = 2585
+    head = take(consumer, message(2585))
+    for offset in range(2586, 2590):
+        consumer.ack(take(consumer, message(offset)))
+    consumer.ack(head)
+    assert consumer._new_offset(TOPIC) == 2590
+
+
+def test_no_commit_passes_a_record_still_in_flight(consumer) -> None:
+    """With no committed offset yet, 10 done, 11 in flight, 12-13 done: commit up to 11."""
+    for offset in (10, 12, 13):
+        consumer.ack(take(consumer, message(offset)))
+    take(consumer, message(11))
+    assert consumer._new_offset(TOPIC) == 11
+
+
+def test_a_record_no_stream_took_up_is_not_acknowledged(consumer) -> None:
+    """A record skipped during a rebalance (never tracked) does not count as done."""
+    consumer._committed_offset[TOPIC] = 40
+    skipped = message(40, tracked=False)
+    assert not consumer.ack(skipped)
+    assert not skipped.acked
+    assert consumer._new_offset(TOPIC) is None
+
+
+def test_applying_twice_wraps_once(consumer) -> None:
+    """apply() is idempotent: acknowledging still works after a second call."""
+    faust_fixes.apply()
+    consumer._committed_offset[TOPIC] = 5
+    assert consumer.ack(take(consumer, message(5)))
+    assert consumer._new_offset(TOPIC) == 6
