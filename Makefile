@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 BIN     = $(VENV)/bin
 
-.PHONY: help setup lint test test-unit run bench broker-start broker-stop broker-status clean
+.PHONY: help setup lint test test-unit run bench chaos broker-start broker-stop broker-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ run: setup  ## the main job: broker, topics, workers, 2,000 synthetic encounters
 
 bench: setup  ## throughput and latency benchmark (JSON on stdout)
 	$(BIN)/claims bench
+
+chaos: setup  ## crash injection: 10,000 encounters, 20 worker kills + a broker kill per topology, against a reference run
+	$(BIN)/claims chaos --encounters 10000 --kills 20 --topology both --out out/chaos
 
 broker-start: setup  ## start the local Kafka broker
 	$(BIN)/claims broker start

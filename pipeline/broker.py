@@ -267,6 +267,27 @@ class LocalBroker:
         with _locked(self.home / ".lock"):
             return self._stop_locked(timeout)
 
+    def kill(self, timeout: float = 10) -> int:
+        """SIGKILL the broker, as a crash would (no controlled shutdown, no flush); its pid.
+
+        :meth:`start` brings it back on the same storage, recovering the logs the
+        crash left unclean.
+        """
+        if not self.home.is_dir():
+            raise BrokerError(f"no broker has run in {self.home}; nothing to kill")
+        with _locked(self.home / ".lock"):
+            process = self._our_process()
+            if process is None:
+                raise BrokerError(f"no broker of {self.home} is running; nothing to kill")
+            log.info("killing kafka broker (pid %s) with SIGKILL", process.pid)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+            if not self._wait_exit(process, timeout):
+                raise BrokerError(f"kafka broker (pid {process.pid}) did not exit on SIGKILL")
+            self.pid_file.unlink(missing_ok=True)
+            self._child = None
+            return int(process.pid)
+
     def is_running(self) -> bool:
         """True when the pid file names a live broker process of this data folder."""
         return self._our_process() is not None
@@ -521,6 +542,17 @@ def _tcp_unreachable(bootstrap: str, timeout: float) -> str | None:
 
 def _attempt_timeout(remaining: float) -> float:
     return max(0.5, min(5.0, remaining))
+
+
+def free_port_pair() -> int:
+    """A port free on 127.0.0.1 together with the port above it (a broker and its controller)."""
+    for _ in range(50):
+        with socket.socket() as low:
+            low.bind((LISTEN_HOST, 0))
+            port: int = low.getsockname()[1]
+            if port < 65535 and _port_free(port + 1):
+                return port
+    raise BrokerError(f"no two adjacent free ports on {LISTEN_HOST}")
 
 
 def _port_free(port: int) -> bool:

@@ -172,6 +172,31 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _chaos(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.broker import BrokerError  # noqa: PLC0415
+    from pipeline.chaos import ChaosError, ChaosOptions, print_report, run_chaos  # noqa: PLC0415
+    from pipeline.processes import WorkerDied  # noqa: PLC0415
+
+    _interrupt_on_sigterm()
+    topologies = ("staged", "fused") if args.topology == "both" else (args.topology,)
+    options = ChaosOptions(encounters=args.encounters, kills=args.kills, workers=args.workers,
+                           topologies=topologies, broker_kill=args.broker_kill, seed=args.seed,
+                           rate=args.rate, malformed=args.malformed)
+    out = Path(args.out) if args.out else None
+    try:
+        report = run_chaos(settings, options, out)
+    except (ChaosError, BrokerError, WorkerDied, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; stopped what the harness started", file=sys.stderr)
+        return 130
+    print_report(report, sys.stdout)
+    if out is not None:
+        print(f"\nWrote {out / 'chaos.json'}")
+    return 0 if report["ok"] else 1
+
+
 def _rework(settings: Settings, args: argparse.Namespace) -> int:
     import getpass  # noqa: PLC0415
 
@@ -443,6 +468,21 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--only", choices=["coding", "adjudication"],
                     help="benchmark only one pure stage function on one core (no broker)")
     be.set_defaults(func=_bench)
+
+    ca = sub.add_parser("chaos", help="kill workers and the broker mid-stream and compare every "
+                        "topic with an uninterrupted run of the same input")
+    ca.add_argument("--encounters", type=int, default=2000)
+    ca.add_argument("--kills", type=int, default=3, help="worker SIGKILLs per topology")
+    ca.add_argument("--workers", type=int, default=2)
+    ca.add_argument("--topology", choices=["staged", "fused", "both"], default="both")
+    ca.add_argument("--broker-kill", action=argparse.BooleanOptionalAction, default=True,
+                    help="also kill -9 the broker once, mid-run, and restart it (default: yes)")
+    ca.add_argument("--seed", type=int, default=7, help="seed of the feed and of the kill plan")
+    ca.add_argument("--rate", type=float, default=300.0, help="input records per second")
+    ca.add_argument("--malformed", type=int, default=8,
+                    help="malformed records mixed into the input (compared as dead letters)")
+    ca.add_argument("--out", help="folder for chaos.json and the worker logs")
+    ca.set_defaults(func=_chaos)
 
     r = sub.add_parser("rework", help="list, show or resolve rework items")
     rsub = r.add_subparsers(dest="action", required=True)

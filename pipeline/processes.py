@@ -1,8 +1,10 @@
 """Worker processes: start N pipeline workers as subprocesses and stop them all.
 
-Used by the demo, the benchmark and the end-to-end tests. Stopping sends
-SIGTERM (faust shuts down cleanly and commits), then SIGKILL after a grace
-period, so nothing this module started outlives it.
+Used by the demo, the benchmark, the crash-injection harness and the
+end-to-end tests. Stopping sends SIGTERM (faust shuts down cleanly and
+commits), then SIGKILL after a grace period, so nothing this module started
+outlives it. A worker can also be killed and replaced on its own, as a
+supervisor restarts a crashed process.
 """
 
 from __future__ import annotations
@@ -37,16 +39,45 @@ class WorkerPool:
     def start(self) -> WorkerPool:
         """Start the workers (they join the consumer group in the background)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **to_env(self.settings)}
         for i in range(self.count):
             log = self.log_dir / f"worker-{i + 1}.log"
             self.logs.append(log)
-            with log.open("wb") as out:
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "pipeline.cli", "worker"],
-                    stdout=out, stderr=subprocess.STDOUT, env=env,
-                ))
+            self.procs.append(self._spawn(log, "wb"))
         return self
+
+    def _spawn(self, log: Path, mode: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **to_env(self.settings)}
+        with log.open(mode) as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker"],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
+            )
+
+    def kill_and_restart(self, index: int, timeout: float = 10.0) -> tuple[int, int]:
+        """SIGKILL worker *index* (a crash) and start its replacement at once, as a supervisor
+        would; returns (old pid, new pid). The replacement appends to the same log."""
+        proc = self.procs[index]
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=timeout)
+        return proc.pid, self._replace(index, f"killed pid {proc.pid} with SIGKILL").pid
+
+    def restart_exited(self) -> list[tuple[int, int, int]]:
+        """Replace every worker that exited on its own; (index, old pid, exit code) of each."""
+        replaced = []
+        for index, proc in enumerate(self.procs):
+            code = proc.poll()
+            if code is not None:
+                self._replace(index, f"pid {proc.pid} exited with {code}")
+                replaced.append((index, proc.pid, code))
+        return replaced
+
+    def _replace(self, index: int, why: str) -> subprocess.Popen[bytes]:
+        log = self.logs[index]
+        with log.open("ab") as out:
+            out.write(f"\n--- {why}; replacement started ---\n".encode())
+        self.procs[index] = self._spawn(log, "ab")
+        return self.procs[index]
 
     def check_alive(self) -> None:
         """Raise WorkerDied when a worker has exited."""

@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.broker import LocalBroker, wait_for_kafka
+from pipeline.broker import LocalBroker, free_port_pair, wait_for_kafka
 from pipeline.config import PROJECT_ROOT
 
-
-def free_port_pair() -> int:
-    """A port free on 127.0.0.1 together with the port above it (broker + controller)."""
-    for _ in range(50):
-        with socket.socket() as low:
-            low.bind(("127.0.0.1", 0))
-            port: int = low.getsockname()[1]
-            with socket.socket() as high:
-                try:
-                    high.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+__all__ = ["docker_answers", "free_port_pair", "kafka_cluster"]
 
 
 def docker_answers() -> bool:
