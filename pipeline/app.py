@@ -31,6 +31,7 @@ from pipeline.runtime import (
     Incoming,
     Outgoing,
     StageRunner,
+    clock_partition,
     partition_for,
 )
 from processors.memberstate import member_of
@@ -64,6 +65,9 @@ class MemberTable(faust.Table):  # type: ignore[type-arg]
         self.pending: list[Any] = []
 
     def partition_for_key(self, key: Any) -> int | None:
+        clock = clock_partition(key)
+        if clock is not None:
+            return clock
         return partition_for(member_of(key), int(self.partitions or 1))
 
     def on_key_set(self, key: Any, value: Any) -> None:

@@ -35,7 +35,7 @@ from pipeline.topics import (
 from processors.adjudication.stage import STAGE as ADJUDICATION
 from processors.claims.stage import STAGE as CLAIMS
 from processors.coding.stage import STAGE as CODING
-from processors.denials.followup import sweep_member
+from processors.denials.followup import mark_made, sweep_member
 from processors.denials.resubmit import STAGE as REWORK
 from processors.denials.stage import STAGE as DENIALS
 from processors.memberstate import MemberState, is_member_row, next_due, stale_rows
@@ -262,6 +262,12 @@ class StageRunner:
         # Business time per partition: the latest date its records carry (co-partitioned
         # topics share partition numbers, so one clock per number).
         self.watermarks: dict[int, date] = {}
+        self._clock_moved: set[int] = set()
+        # Follow-ups and reminders made but not yet delivered, by batch ticket; per member,
+        # the due tokens they stand for (not made twice meanwhile).
+        self.ticket = 0
+        self._swept: dict[int, list[tuple[int, bytes, list[str]]]] = {}
+        self._in_flight: dict[bytes, set[str]] = {}
         # Rows found stale at one housekeeping pass are removed at the next one.
         self._housekeeping_at: float | None = None
         self._stale: list[bytes] = []
@@ -328,9 +334,7 @@ class StageRunner:
         context = self.contexts(stage)
         context.partition = incoming.partition
         if incoming.partition >= 0:
-            seen = event_date(record)
-            if seen is not None and seen > self.watermarks.get(incoming.partition, seen - ONE_DAY):
-                self.watermarks[incoming.partition] = seen
+            self._advance_clock(incoming.partition, event_date(record))
         state = self._state(stage, context)
         if state is not None:
             state.checkpoint()
@@ -377,8 +381,23 @@ class StageRunner:
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained
 
+    def _advance_clock(self, partition: int, seen: date | None) -> None:
+        """Move *partition*'s business time to *seen* if it is later (restored after a restart)."""
+        if partition not in self.watermarks:
+            stored = self.contexts(STATEFUL).state.get(clock_key(partition))
+            if stored is not None:
+                self.watermarks[partition] = date.fromisoformat(stored["date"])
+        if seen is not None and seen > self.watermarks.get(partition, seen - ONE_DAY):
+            self.watermarks[partition] = seen
+            self._clock_moved.add(partition)
+
     def process_many(self, stage: Stage, batch: Iterable[Incoming]) -> list[Outgoing]:
-        """Process a batch, in order, then sweep the follow-ups its business time made due."""
+        """Process a batch, in order, then sweep the follow-ups its business time made due.
+
+        What the batch publishes carries the ticket :attr:`ticket`; once it is
+        delivered, :meth:`delivered` lets the state record the sweep's items as made.
+        """
+        self.ticket += 1
         out: list[Outgoing] = []
         partitions: set[int] = set()
         for incoming in batch:
@@ -386,11 +405,42 @@ class StageRunner:
             partitions.add(incoming.partition)
         for partition in sorted(p for p in partitions if p >= 0):
             out.extend(self.sweep(partition))
+        store = self.contexts(STATEFUL).state
+        for partition in sorted(self._clock_moved):
+            store[clock_key(partition)] = {"date": self.watermarks[partition].isoformat()}
+        self._clock_moved.clear()
         self.housekeep()
         return out
 
+    def delivered(self, ticket: int) -> None:
+        """Everything batch *ticket* published is on the broker: record its follow-ups.
+
+        The member states record the follow-ups and reminders the batch made
+        (the caller writes the state store out). Until then the state still has
+        them due, so a worker that dies before its items reach the broker leaves
+        them for the next worker to make again.
+        """
+        context = self.contexts(STATEFUL)
+        for partition, key, tokens in self._swept.pop(ticket, []):
+            state = MemberState.load(context.state, key)
+            mark_made(state, tokens)
+            state.commit(context.state)
+            pending = self._in_flight.get(key, set()) - set(tokens)
+            if pending:
+                self._in_flight[key] = pending
+            else:
+                self._in_flight.pop(key, None)
+            due = next_due({"due": {t: d for t, d in state.due.items() if t not in pending}})
+            if due is not None and self.agenda is not None:
+                self.agenda.add(partition, key, due)
+
     def sweep(self, partition: int) -> list[Outgoing]:
-        """Follow-ups and reminders of *partition*'s members due by its business date."""
+        """Follow-ups and reminders of *partition*'s members due by its business date.
+
+        The items are made from a copy of the state: the state records them only
+        once they are delivered (:meth:`delivered`), and until then they are not
+        made again.
+        """
         today = self.watermarks.get(partition)
         if self.agenda is None or today is None:
             return []
@@ -399,15 +449,22 @@ class StageRunner:
             self._load_agenda(partition, context)
         out: list[Outgoing] = []
         for key in self.agenda.pop_due(partition, today):
-            state = MemberState.load(context.state, key)
-            items = sweep_member(key.decode(), state, today, context.refdata.timely_filing_days)
-            state.commit(context.state)
+            trial = MemberState.load(context.state, key)
+            in_flight = self._in_flight.get(key, set())
+            for token in in_flight:
+                trial.clear_due(token)
+            before = set(trial.due)
+            items = sweep_member(key.decode(), trial, today, context.refdata.timely_filing_days)
+            made = sorted(before - set(trial.due))
+            if made:
+                self._in_flight[key] = in_flight | set(made)
+                self._swept.setdefault(self.ticket, []).append((partition, key, made))
             for item in items:
                 out.append(Outgoing(DENIALS_REWORK.full_name(self.prefix), key,
                                     self.codecs[DENIALS_REWORK].encode(item)))
                 if self.metrics is not None:
                     self.metrics.rework_item(item)
-            due = next_due(state.row)
+            due = next_due(trial.row)
             if due is not None:
                 self.agenda.add(partition, key, due)
         return out
@@ -463,6 +520,21 @@ def failure_reason(exc: Exception) -> tuple[str, str]:
 ONE_DAY = timedelta(days=1)
 STATEFUL = ADJUDICATION
 HOUSEKEEPING_S = 600.0
+# Business time of each partition is kept in the state store under these keys, so a
+# worker that takes a partition over (after a crash) goes on from where it was.
+CLOCK_PREFIX = b"\x00clock\x00"
+
+
+def clock_key(partition: int) -> bytes:
+    """The state-store key of *partition*'s business date."""
+    return CLOCK_PREFIX + str(partition).encode()
+
+
+def clock_partition(key: bytes) -> int | None:
+    """The partition a business-date key belongs to; None for any other key."""
+    if key.startswith(CLOCK_PREFIX):
+        return int(key[len(CLOCK_PREFIX):])
+    return None
 
 
 def event_date(record: dict[str, Any]) -> date | None:

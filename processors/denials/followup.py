@@ -160,3 +160,13 @@ def sweep_member(key: str, state: MemberState, today: date,
         out.append(reminder_item(ident, entry, key))
         state.put_item(ident, {**entry, "reminded": True})
     return out
+
+
+def mark_made(state: MemberState, tokens: list[str]) -> None:
+    """Record in *state* that the follow-ups and reminders behind *tokens* were made."""
+    for token in tokens:
+        if token.startswith(DUE_ITEM):
+            entry = state.item(token[len(DUE_ITEM):])
+            if entry is not None and not entry["reminded"]:
+                state.put_item(token[len(DUE_ITEM):], {**entry, "reminded": True})
+        state.clear_due(token)

@@ -176,3 +176,51 @@ def test_adjudicating_another_claim_keeps_the_members_open_items() -> None:
                        REFDATA).member_state
     assert after.item(item["rework_id"]) == state.item(item["rework_id"])
     assert after.due == state.due
+
+
+def follow_ups(out: list[Any]) -> list[str]:
+    """The kinds of the rework items among a batch's outputs."""
+    return [codec_for("claims.ReworkItem").decode(o.value)["kind"] for o in out
+            if o.topic == "denials.rework"]
+
+
+def test_a_follow_up_lost_before_delivery_is_made_again_and_once_delivered_never() -> None:
+    """The state records a follow-up only once its batch is delivered; a crash before, again."""
+    refdata = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": SILENT})
+    state: dict[bytes, Any] = {}
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    adjudication = STAGE_BY_NAME["adjudication"]
+    first = claim()
+    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
+                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    later["member_id"] = "PPO000000001"
+    runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
+    batch = [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000001", codec.encode(later), 0)]
+
+    crashed = runner(refdata, state)
+    assert follow_ups(crashed.process_many(adjudication, batch)) == ["FOLLOW_UP"]
+    # The worker dies before the batch is delivered: the next one makes the follow-up again.
+    survivor = runner(refdata, state)
+    assert follow_ups(survivor.process_many(adjudication, batch)) == ["FOLLOW_UP"]
+    assert follow_ups(survivor.process_many(adjudication, batch)) == [], "not twice in flight"
+    survivor.delivered(survivor.ticket - 1)
+    assert follow_ups(runner(refdata, state).process_many(adjudication, batch)) == []
+
+
+def test_a_worker_taking_a_partition_over_goes_on_from_its_business_date() -> None:
+    """The partition's business date is kept: a new runner seeing only older records sweeps."""
+    refdata = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": SILENT})
+    state: dict[bytes, Any] = {}
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    adjudication = STAGE_BY_NAME["adjudication"]
+    late = claim(encounter_id="E9", service_date=date(2026, 4, 20),
+                 received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    late["member_id"] = "PPO000000009"
+    runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000009", codec.encode(late), 0)])
+    # A claim filed 2026-03-03 (due for a status inquiry on 2026-03-28) reaches a new worker:
+    # by the partition's own records that date has not come, by the partition's clock it has.
+    out = runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)])
+    assert follow_ups(out) == ["FOLLOW_UP"]
