@@ -237,6 +237,23 @@ async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
         _undelivered(stage, exc)
 
 
+_COMMITS: set[asyncio.Task[Any]] = set()
+
+
+def _commit_soon(app: faust.App) -> None:
+    """Commit the acknowledged offsets once the running agent step has acknowledged its batch."""
+    async def commit() -> None:
+        try:
+            await app.consumer.commit()
+        except Exception:  # the commit timer tries again
+            log.warning("committing after a batch failed; the commit timer tries again",
+                        exc_info=True)
+
+    task = asyncio.ensure_future(commit())
+    _COMMITS.add(task)
+    task.add_done_callback(_COMMITS.discard)
+
+
 def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
                     batch_state: BatchState, table: MemberTable) -> None:
     topic = app.topic(

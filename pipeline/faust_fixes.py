@@ -7,10 +7,12 @@ of five this way, always around a rebalance):
 
 1. A stream that receives a record while flow control is suspended (during a
    rebalance or a table recovery) or from an earlier group generation skips it
-   *and acknowledges it*. The record is fetched again after the seek to the
-   committed offset, but its acknowledgement already counts: the next commit
-   can go past it before it is processed. Here a record no stream took up
-   (never tracked) is not acknowledged.
+   *and acknowledges it*. Usually the record is fetched again after the seek
+   to the committed offset, but its acknowledgement already counts, so the next
+   commit can go past it before it is processed; and when the seek came before
+   the skip, the record is never fetched again. Here a record no stream took up
+   (never tracked) is not acknowledged, and its partition is sought back to it
+   if the consumer has read past it.
 2. ``Consumer._new_offset`` treats a single missing offset at the head of the
    acknowledged run as a gap it may skip (``min(acked) - committed > 1``), so
    a record still in flight at the committed offset is committed over
@@ -23,6 +25,8 @@ of five this way, always around a rebalance):
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -30,17 +34,56 @@ from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 
 _APPLIED = "_claims_offset_fixes"
+log = logging.getLogger(__name__)
+
+
+RESEEK_DELAY_S = 0.2
 
 
 def _ack(original: Any) -> Any:
     def ack(self: Consumer, message: Any) -> bool:
-        """Acknowledge *message*, unless no stream took it up (it is fetched again)."""
+        """Acknowledge *message*, unless no stream took it up: then it is read again."""
         with ack_lock:
             if not message.tracked:
+                _read_again(self, message.tp, message.offset)
                 return False
         return bool(original(self, message))
 
     return ack
+
+
+def _read_again(consumer: Consumer, tp: Any, offset: int) -> None:
+    """Have *tp* read again from *offset*, the lowest record a stream skipped, once idle."""
+    floors: dict[Any, int] = consumer.__dict__.setdefault("_claims_skipped", {})
+    floors[tp] = min(offset, floors.get(tp, offset))
+    if consumer.__dict__.get("_claims_reseek") is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not consuming: nothing to seek
+            return
+        consumer.__dict__["_claims_reseek"] = loop.create_task(_reseek(consumer))
+
+
+async def _reseek(consumer: Consumer) -> None:
+    """Seek back each partition whose skipped records the consumer has already read past.
+
+    Seeking back to the lowest skipped record never passes a record not yet
+    read; what is read twice is processed twice (at-least-once), never lost.
+    """
+    try:
+        await asyncio.sleep(RESEEK_DELAY_S)
+        floors: dict[Any, int] = consumer.__dict__.pop("_claims_skipped", {})
+        assigned = consumer.assignment()
+        for tp, offset in floors.items():
+            read = consumer._read_offset.get(tp)
+            if tp in assigned and read is not None and read >= offset:
+                log.info("reading %s[%d] again from %d: a stream skipped it during a "
+                         "rebalance", tp.topic, tp.partition, offset)
+                await consumer.seek(tp, offset)
+    except Exception:  # the record is read again at the next rebalance or restart
+        log.warning("could not seek back to a skipped record", exc_info=True)
+    finally:
+        consumer.__dict__["_claims_reseek"] = None
 
 
 def _in_flight_floor(consumer: Consumer, tp: Any) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 import pytest
 from faust.types import TP, ConsumerMessage
@@ -75,3 +77,42 @@ def test_applying_twice_wraps_once(consumer) -> None:
     consumer._committed_offset[TOPIC] = 5
     assert consumer.ack(take(consumer, message(5)))
     assert consumer._new_offset(TOPIC) == 6
+
+
+def test_a_partition_read_past_a_skipped_record_is_sought_back_to_it(consumer) -> None:
+    """Skipped at 438 with 439-441 read: the partition is read again from 438, once."""
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    consumer.assignment = lambda: {TOPIC}
+    consumer.seek = seek
+    consumer._read_offset[TOPIC] = 441
+
+    async def skip_then_wait() -> None:
+        consumer.ack(message(439, tracked=False))
+        consumer.ack(message(438, tracked=False))
+        await asyncio.sleep(faust_fixes.RESEEK_DELAY_S * 3)
+
+    asyncio.run(skip_then_wait())
+    assert sought == [(TOPIC, 438)]
+
+
+def test_a_partition_not_yet_read_to_the_skipped_record_is_left_alone(consumer) -> None:
+    """After a seek back to the committed offset 400, a record skipped at 438 comes again."""
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    consumer.assignment = lambda: {TOPIC}
+    consumer.seek = seek
+    consumer._read_offset[TOPIC] = 400
+
+    async def skip_then_wait() -> None:
+        consumer.ack(message(438, tracked=False))
+        await asyncio.sleep(faust_fixes.RESEEK_DELAY_S * 3)
+
+    asyncio.run(skip_then_wait())
+    assert sought == []
