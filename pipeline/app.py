@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.05
 # Offsets are committed this often (and every BATCH_SIZE records), so a worker killed
-# mid-stream redelivers about one batch per partition.
-COMMIT_INTERVAL_S = 0.5
+# mid-stream redelivers about the batch in hand. (A commit started from an agent can
+# deadlock with a rebalance, which waits for it while it waits for the rebalance.)
+COMMIT_INTERVAL_S = 0.2
 # Exit status of a worker that could not deliver a batch: a supervisor restarts it and the
 # batch, never acknowledged, is processed again.
 EXIT_UNDELIVERED = 70
@@ -158,6 +159,13 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
     runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused, agenda=agenda,
                          partitions=settings.partitions, metrics=metrics,
                          max_record_bytes=settings.max_record_bytes)
+
+    async def reset_runner(*_: Any, **__: Any) -> None:
+        # Another worker may have changed these partitions' member states meanwhile.
+        runner.reset_partitions()
+
+    app.on_partitions_assigned.connect(reset_runner)
+
     stages = ENTRY_STAGES if fused else STAGES
     if metrics is not None:
         metrics.serve(settings, group_id or app_id(settings),
@@ -237,23 +245,6 @@ async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
         _undelivered(stage, exc)
 
 
-_COMMITS: set[asyncio.Task[Any]] = set()
-
-
-def _commit_soon(app: faust.App) -> None:
-    """Commit the acknowledged offsets once the running agent step has acknowledged its batch."""
-    async def commit() -> None:
-        try:
-            await app.consumer.commit()
-        except Exception:  # the commit timer tries again
-            log.warning("committing after a batch failed; the commit timer tries again",
-                        exc_info=True)
-
-    task = asyncio.ensure_future(commit())
-    _COMMITS.add(task)
-    task.add_done_callback(_COMMITS.discard)
-
-
 def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
                     batch_state: BatchState, table: MemberTable) -> None:
     topic = app.topic(
@@ -278,12 +269,21 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
                     for ev in events
                 ]
                 outgoing = runner.process_many(stage, batch)
+                ticket = runner.ticket
                 batch_state.flush()
                 changelog = table.take_pending()
             except Exception as exc:
                 log.exception("stage %s failed on a batch", stage.name)
                 _undelivered(stage.name, exc)
             await _deliver(app, stage.name, outgoing, changelog)
+            try:
+                runner.delivered(ticket)
+                batch_state.flush()
+                # Not awaited: if these writes are lost, the follow-ups are made again.
+                table.take_pending()
+            except Exception as exc:
+                log.exception("stage %s failed recording a delivered batch", stage.name)
+                _undelivered(stage.name, exc)
 
     name = f"fused-{stage.name}" if settings.topology == "fused" else stage.name
     run_stage.__name__ = f"stage_{name}"

@@ -30,6 +30,11 @@ Environment variables (all optional):
     ``max.message.bytes`` and producers with a ``max_request_size`` derived
     from it (:func:`topic_max_message_bytes`), so one number sets every limit;
     a larger record is refused before it is sent and its input dead-lettered.
+``CLAIMS_WORKER_ID``
+    A name for this worker, unique in its pipeline and the same across its
+    restarts (e.g. ``1``, ``2``). When set, the worker is a static member of
+    the consumer group: restarted within the session timeout, it gets its
+    partitions back without a rebalance.
 ``CLAIMS_HTTP_MAX_BYTES``
     Largest request body ``POST /fhir`` reads (default 33,554,432, 32 MiB: real
     Synthea bundles run to several MB); a larger one is answered 413.

@@ -77,7 +77,7 @@ async def _reseek(consumer: Consumer) -> None:
         for tp, offset in floors.items():
             read = consumer._read_offset.get(tp)
             if tp in assigned and read is not None and read >= offset:
-                log.info("reading %s[%d] again from %d: a stream skipped it during a "
+                log.warning("reading %s[%d] again from %d: a stream skipped it during a "
                          "rebalance", tp.topic, tp.partition, offset)
                 await consumer.seek(tp, offset)
     except Exception:  # the record is read again at the next rebalance or restart

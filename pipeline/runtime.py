@@ -412,6 +412,20 @@ class StageRunner:
         self.housekeep()
         return out
 
+    def reset_partitions(self) -> None:
+        """Forget what this runner knows per partition: the group's assignment changed.
+
+        Another worker may have changed the partitions' states meanwhile, so the
+        agenda and the business dates are read again from the state store at the
+        next batch; follow-ups made but not yet recorded are made again.
+        """
+        if self.agenda is not None:
+            self.agenda.clear()
+        self.watermarks.clear()
+        self._clock_moved.clear()
+        self._swept.clear()
+        self._in_flight.clear()
+
     def delivered(self, ticket: int) -> None:
         """Everything batch *ticket* published is on the broker: record its follow-ups.
 

@@ -54,6 +54,12 @@ class Agenda:
             members[key] = when
             heapq.heappush(self._heaps.setdefault(partition, []), (when, key))
 
+    def clear(self) -> None:
+        """Forget everything (it is read again from the state store)."""
+        self.due.clear()
+        self._heaps.clear()
+        self.loaded.clear()
+
     def pop_due(self, partition: int, today: date) -> list[bytes]:
         """Members of *partition* with something due by *today*, forgotten until re-added."""
         members = self.due.get(partition, {})

@@ -224,3 +224,26 @@ def test_a_worker_taking_a_partition_over_goes_on_from_its_business_date() -> No
     out = runner(refdata, state).process_many(adjudication, [
         Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)])
     assert follow_ups(out) == ["FOLLOW_UP"]
+
+
+def test_a_partition_given_back_is_swept_with_what_another_worker_remembered() -> None:
+    """After a reassignment the runner reads its agenda again: another worker's item is due."""
+    refdata = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": SILENT})
+    state: dict[bytes, Any] = {}
+    codec = codec_for(CLAIMS_SUBMITTED.value_schema)
+    adjudication = STAGE_BY_NAME["adjudication"]
+    mine = runner(refdata, state)
+    other = claim(encounter_id="E0")
+    other["member_id"] = "PPO000000003"
+    mine.process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000003", codec.encode(other), 0)])
+    # Meanwhile another worker had the partition and adjudicated this member's claim.
+    runner(refdata, state).process_many(adjudication, [
+        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)])
+    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
+                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    later["member_id"] = "PPO000000001"
+    batch = [Incoming(CLAIMS_SUBMITTED.name, 0, 2, b"PPO000000001", codec.encode(later), 0)]
+    mine.reset_partitions()
+    kinds = follow_ups(mine.process_many(adjudication, batch))
+    assert kinds.count("FOLLOW_UP") == 2, "the other worker's member is followed up too"
