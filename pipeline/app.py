@@ -114,11 +114,11 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
-        broker_session_timeout=10.0,
+        # A crashed worker's partitions wait this long before they move to another worker.
+        broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=COMMIT_INTERVAL_S,
         broker_commit_every=BATCH_SIZE,
-        consumer_group_instance_id=_instance_id(settings, group_id),
         stream_wait_empty=False,
         producer_max_batch_size=65536,
         producer_linger_ms=5,
@@ -209,14 +209,6 @@ async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:
     ]
     if pending:
         await asyncio.gather(*pending)
-
-
-def _instance_id(settings: Settings, group_id: str | None) -> str | None:
-    """Static group membership for a worker with an id: a restart gets its partitions back
-    without a rebalance (the partitions wait for it up to the session timeout)."""
-    if not settings.worker_id:
-        return None
-    return f"{group_id or app_id(settings)}-{settings.worker_id}"
 
 
 def _undelivered(stage: str, exc: BaseException) -> NoReturn:

@@ -30,11 +30,6 @@ Environment variables (all optional):
     ``max.message.bytes`` and producers with a ``max_request_size`` derived
     from it (:func:`topic_max_message_bytes`), so one number sets every limit;
     a larger record is refused before it is sent and its input dead-lettered.
-``CLAIMS_WORKER_ID``
-    A name for this worker, unique in its pipeline and the same across its
-    restarts (e.g. ``1``, ``2``). When set, the worker is a static member of
-    the consumer group: restarted within the session timeout, it gets its
-    partitions back without a rebalance.
 ``CLAIMS_HTTP_MAX_BYTES``
     Largest request body ``POST /fhir`` reads (default 33,554,432, 32 MiB: real
     Synthea bundles run to several MB); a larger one is answered 413.
@@ -103,7 +98,6 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     http_max_bytes: int = DEFAULT_HTTP_MAX_BYTES
     http_max_entries: int = DEFAULT_HTTP_MAX_ENTRIES
-    worker_id: str = ""
     http_ack_timeout: int = 30
     mllp_idle_timeout: int = 300
     mllp_frame_timeout: int = 30
@@ -169,7 +163,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_ack_timeout=_int(env, "CLAIMS_HTTP_ACK_TIMEOUT", 30, minimum=1),
         mllp_idle_timeout=_int(env, "CLAIMS_MLLP_IDLE_TIMEOUT", 300, minimum=1),
         mllp_frame_timeout=_int(env, "CLAIMS_MLLP_FRAME_TIMEOUT", 30, minimum=1),
-        worker_id=env.get("CLAIMS_WORKER_ID", ""),
     )
 
 
@@ -201,6 +194,4 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_HTTP_HOST"] = settings.http_host
     if settings.metrics_port:
         env["CLAIMS_METRICS_PORT"] = str(settings.metrics_port)
-    if settings.worker_id:
-        env["CLAIMS_WORKER_ID"] = settings.worker_id
     return env

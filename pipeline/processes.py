@@ -42,13 +42,11 @@ class WorkerPool:
         for i in range(self.count):
             log = self.log_dir / f"worker-{i + 1}.log"
             self.logs.append(log)
-            self.procs.append(self._spawn(i, log, "wb"))
+            self.procs.append(self._spawn(log, "wb"))
         return self
 
-    def _spawn(self, index: int, log: Path, mode: str) -> subprocess.Popen[bytes]:
-        # Worker n keeps its name across restarts: a static member of the consumer group,
-        # a replacement takes its partitions back without a rebalance.
-        env = {**os.environ, **to_env(self.settings.with_changes(worker_id=str(index + 1)))}
+    def _spawn(self, log: Path, mode: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **to_env(self.settings)}
         with log.open(mode) as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "pipeline.cli", "worker"],
@@ -78,7 +76,7 @@ class WorkerPool:
         log = self.logs[index]
         with log.open("ab") as out:
             out.write(f"\n--- {why}; replacement started ---\n".encode())
-        self.procs[index] = self._spawn(index, log, "ab")
+        self.procs[index] = self._spawn(log, "ab")
         return self.procs[index]
 
     def check_alive(self) -> None:
