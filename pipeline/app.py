@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.serializers import codecs
+from faust.types import TP
 
 from pipeline import faust_fixes
 from pipeline.config import Settings, topic_max_message_bytes
@@ -164,7 +165,12 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         # Another worker may have changed these partitions' member states meanwhile.
         runner.reset_partitions()
 
+    async def forget_delivered(*args: Any, **__: Any) -> None:
+        # args: the app, then the revoked partitions
+        faust_fixes.delivered(app.consumer).forget(args[1] if len(args) > 1 else ())
+
     app.on_partitions_assigned.connect(reset_runner)
+    app.on_partitions_revoked.connect(forget_delivered)
 
     stages = ENTRY_STAGES if fused else STAGES
     if metrics is not None:
@@ -239,6 +245,7 @@ async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
 
 def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
                     batch_state: BatchState, table: MemberTable) -> None:
+    faust_fixes.delivered(app.consumer).topics.add(stage.input.full_name(settings.topic_prefix))
     topic = app.topic(
         stage.input.full_name(settings.topic_prefix),
         key_type=bytes,
@@ -268,6 +275,10 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
                 log.exception("stage %s failed on a batch", stage.name)
                 _undelivered(stage.name, exc)
             await _deliver(app, stage.name, outgoing, changelog)
+            done: dict[TP, list[int]] = {}
+            for record in batch:
+                done.setdefault(TP(record.topic, record.partition), []).append(record.offset)
+            faust_fixes.delivered(app.consumer).record(app.consumer, done)
             try:
                 runner.delivered(ticket)
                 batch_state.flush()

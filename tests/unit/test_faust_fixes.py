@@ -116,3 +116,28 @@ def test_a_partition_not_yet_read_to_the_skipped_record_is_left_alone(consumer) 
 
     asyncio.run(skip_then_wait())
     assert sought == []
+
+
+def test_a_commit_never_passes_a_record_whose_outputs_were_not_delivered(consumer) -> None:
+    """380-532 acknowledged, 387-532 delivered: nothing commits until 380-386 are delivered."""
+    record = faust_fixes.delivered(consumer)
+    record.topics.add(TOPIC.topic)
+    consumer._committed_offset[TOPIC] = 380
+    for offset in range(380, 533):
+        consumer.ack(take(consumer, message(offset)))
+    record.record(consumer, {TOPIC: list(range(387, 533))})
+    assert consumer._new_offset(TOPIC) is None
+    record.record(consumer, {TOPIC: list(range(380, 387))})
+    assert consumer._new_offset(TOPIC) == 533
+
+
+def test_after_a_revocation_delivery_counts_from_the_committed_offset(consumer) -> None:
+    """Forgotten on revocation, the record starts again at the new committed offset."""
+    record = faust_fixes.delivered(consumer)
+    record.topics.add(TOPIC.topic)
+    consumer._committed_offset[TOPIC] = 10
+    record.record(consumer, {TOPIC: [10, 11]})
+    record.forget([TOPIC])
+    consumer._committed_offset[TOPIC] = 40
+    record.record(consumer, {TOPIC: [40, 41, 42]})
+    assert record.limit(TOPIC) == 43
