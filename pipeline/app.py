@@ -47,6 +47,8 @@ BATCH_WINDOW_S = 0.05
 # mid-stream redelivers about the batch in hand. (A commit started from an agent can
 # deadlock with a rebalance, which waits for it while it waits for the rebalance.)
 COMMIT_INTERVAL_S = 0.2
+# A crashed worker's partitions wait this long before they move to another worker.
+SESSION_TIMEOUT_S = 6.0
 # Exit status of a worker that could not deliver a batch: a supervisor restarts it and the
 # batch, never acknowledged, is processed again.
 EXIT_UNDELIVERED = 70
@@ -115,8 +117,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
-        # A crashed worker's partitions wait this long before they move to another worker.
-        broker_session_timeout=6.0,
+        broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=COMMIT_INTERVAL_S,
         broker_commit_every=BATCH_SIZE,
