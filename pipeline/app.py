@@ -168,7 +168,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
 
     async def forget_delivered(*args: Any, **__: Any) -> None:
         # args: the app, then the revoked partitions
-        faust_fixes.delivered(app.consumer).forget(args[1] if len(args) > 1 else ())
+        faust_fixes.delivered(app).forget(args[1] if len(args) > 1 else ())
 
     app.on_partitions_assigned.connect(reset_runner)
     app.on_partitions_revoked.connect(forget_delivered)
@@ -246,7 +246,7 @@ async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
 
 def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
                     batch_state: BatchState, table: MemberTable) -> None:
-    faust_fixes.delivered(app.consumer).topics.add(stage.input.full_name(settings.topic_prefix))
+    faust_fixes.delivered(app).topics.add(stage.input.full_name(settings.topic_prefix))
     topic = app.topic(
         stage.input.full_name(settings.topic_prefix),
         key_type=bytes,
@@ -279,7 +279,7 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
             done: dict[TP, list[int]] = {}
             for record in batch:
                 done.setdefault(TP(record.topic, record.partition), []).append(record.offset)
-            faust_fixes.delivered(app.consumer).record(app.consumer, done)
+            faust_fixes.delivered(app).record(app.consumer, done)
             try:
                 runner.delivered(ticket)
                 batch_state.flush()

@@ -138,11 +138,16 @@ class Delivered:
         return self.next.get(tp, -1)
 
 
-def delivered(consumer: Any) -> Delivered:
-    """The delivery record of *consumer*'s agents."""
-    found = consumer.__dict__.get("_claims_delivered")
+def delivered(app: Any) -> Delivered:
+    """The delivery record of *app*'s agents (kept on the app, not its consumer).
+
+    Naming ``app.consumer`` before the app runs would build the consumer, and its
+    thread, on whatever event loop is current then rather than the one the app
+    starts on.
+    """
+    found = app.__dict__.get("_claims_delivered")
     if found is None:
-        found = consumer.__dict__["_claims_delivered"] = Delivered()
+        found = app.__dict__["_claims_delivered"] = Delivered()
     return cast(Delivered, found)
 
 
@@ -168,7 +173,7 @@ def new_offset(self: Consumer, tp: Any) -> int | None:
         return None  # the record at the committed offset is not acknowledged yet
     batch = next(consecutive_numbers(acked))
     floor = _in_flight_floor(self, tp)
-    limit = delivered(self).limit(tp)
+    limit = delivered(self.app).limit(tp)
     if limit is not None:
         floor = limit if floor is None else min(floor, limit)
     if floor is not None and batch[-1] >= floor:

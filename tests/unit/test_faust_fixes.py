@@ -120,7 +120,7 @@ def test_a_partition_not_yet_read_to_the_skipped_record_is_left_alone(consumer) 
 
 def test_a_commit_never_passes_a_record_whose_outputs_were_not_delivered(consumer) -> None:
     """380-532 acknowledged, 387-532 delivered: nothing commits until 380-386 are delivered."""
-    record = faust_fixes.delivered(consumer)
+    record = faust_fixes.delivered(consumer.app)
     record.topics.add(TOPIC.topic)
     consumer._committed_offset[TOPIC] = 380
     for offset in range(380, 533):
@@ -133,7 +133,7 @@ def test_a_commit_never_passes_a_record_whose_outputs_were_not_delivered(consume
 
 def test_after_a_revocation_delivery_counts_from_the_committed_offset(consumer) -> None:
     """Forgotten on revocation, the record starts again at the new committed offset."""
-    record = faust_fixes.delivered(consumer)
+    record = faust_fixes.delivered(consumer.app)
     record.topics.add(TOPIC.topic)
     consumer._committed_offset[TOPIC] = 10
     record.record(consumer, {TOPIC: [10, 11]})
