@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from typing import Any, NoReturn
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.serializers import codecs
 from faust.types import TP
+from mode.utils.logging import cry
 
 from pipeline import faust_fixes
 from pipeline.config import Settings, topic_max_message_bytes
@@ -52,6 +54,10 @@ SESSION_TIMEOUT_S = 6.0
 # Exit status of a worker that could not deliver a batch: a supervisor restarts it and the
 # batch, never acknowledged, is processed again.
 EXIT_UNDELIVERED = 70
+# A batch whose outputs and state writes are not all acknowledged in this time is taken as
+# undelivered (the worker exits as above) rather than waited for without end: the
+# producer's own retries end well before it, and a broker restart takes seconds.
+DELIVERY_TIMEOUT_S = 120.0
 
 
 class MemberTable(faust.Table):  # type: ignore[type-arg]
@@ -234,12 +240,21 @@ def _undelivered(stage: str, exc: BaseException) -> NoReturn:
 async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
                    changelog: list[Any]) -> None:
     """Send *outgoing* and wait for it and the batch's state writes, or stop the worker."""
-    try:
+    async def send() -> None:
         await _send_all(app, outgoing)
         if changelog:
             await asyncio.gather(*changelog)
+
+    try:
+        await asyncio.wait_for(send(), DELIVERY_TIMEOUT_S)
     except asyncio.CancelledError:
         raise
+    except TimeoutError:
+        # Where every thread and task stands, for the log: what was it waiting for?
+        cry(file=sys.stderr)
+        _undelivered(stage, TimeoutError(
+            f"{len(outgoing)} records and {len(changelog)} state writes not acknowledged "
+            f"within {DELIVERY_TIMEOUT_S:g} s"))
     except Exception as exc:
         _undelivered(stage, exc)
 

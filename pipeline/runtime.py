@@ -374,8 +374,13 @@ class StageRunner:
             nxt = STAGE_BY_INPUT.get(out.topic.name)
             # Only records of the same member continue in this process: another member's
             # state may live in another worker's partition, so theirs go through Kafka. An
-            # entry stage's input is consumed from Kafka in this topology, so never chained.
-            if nxt is not None and out.key == key and nxt not in ENTRY_STAGES:
+            # entry stage's input is consumed from Kafka in this topology; what the stage
+            # takes at once (a member's own automatic correction, sent right after its
+            # denial so the member's claims are decided in one order whatever the timing)
+            # is chained too, and found done when it is read back from the topic.
+            if (nxt is not None and out.key == key
+                    and (nxt not in ENTRY_STAGES
+                         or (nxt.at_once is not None and nxt.at_once(key, out.record)))):
                 hop = Incoming(enc.topic, incoming.partition, -1, out.key, enc.value,
                                incoming.timestamp_ms)
                 chained.extend(self.process_record(nxt, hop, out.record))

@@ -111,6 +111,10 @@ class Stage:
     input: TopicSpec
     handle: Handler
     stateful: bool = False
+    # For a stage whose input also comes from outside (read from Kafka in the fused
+    # topology): which records an earlier stage makes for it are handled at once, in the
+    # same process and order, rather than read back from the topic.
+    at_once: Callable[[bytes, Record], bool] | None = None
 
 
 def lifecycle(claim_id: str, encounter_id: str, status: str, stage: str, at: Any,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +15,40 @@ import pytest
 from pipeline.admin import create_topics
 from pipeline.config import Settings, load_settings
 from tests.kafka_cluster import kafka_cluster
+
+STRAY_THREAD_GRACE_S = 10.0
+
+
+EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name the threads a failed test left running, and end the run without them.
+
+    faust's consumer runs in a non-daemon thread; one left behind by a test that
+    failed mid-start would keep the interpreter from ever exiting.
+    """
+    deadline = time.monotonic() + STRAY_THREAD_GRACE_S
+    stray = _stray_threads()
+    while stray and time.monotonic() < deadline:
+        stray[0].join(timeout=0.5)
+        stray = _stray_threads()
+    if stray:
+        names = ", ".join(sorted(t.name for t in stray))
+        sys.stderr.write(f"\nthreads still running after the tests: {names}; not waiting\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(config.stash.get(EXIT_STATUS, 1) or 1)
+
+
+def _stray_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()]
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,13 @@ A RESUBMIT action carries the corrected claim, built by an automatic correction
 or by a person with ``claims rework resolve --resubmit``; this stage sends it to
 the payer. Appeals, write-offs and patient billing are recorded in the claim's
 status. Any action closes its item in the member's state, so no reminder
-follows it.
+follows it. A RESUBMIT of a claim id the payer has already decided is not sent
+again.
 """
 
 from __future__ import annotations
+
+import logging
 
 from pipeline.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
 from processors.denials.followup import close_item
@@ -19,6 +22,8 @@ STATUS_OF_ACTION = {
     "WRITE_OFF": "WRITTEN_OFF",
     "BILL_PATIENT": "BILLED_TO_PATIENT",
 }
+
+log = logging.getLogger(__name__)
 
 
 class ActionWithoutClaim(ValueError):
@@ -46,6 +51,14 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
         member = claim["member_id"].encode()
         if member != key:
             return [Output(REWORK_ACTIONS, member, action)]
+        if state.claim(claim["claim_id"], forgotten_too=True) is not None:
+            # The payer has decided this claim id already: this action was applied before
+            # (the fused topology applies an automatic correction as it is made, then reads
+            # it back from the topic), or it was sent twice. Sending it again would only
+            # repeat the payer's answer.
+            log.info("action %s: claim %s was already sent and decided; not sent again",
+                     action["action_id"], claim["claim_id"])
+            return []
         return [
             Output(CLAIMS_SUBMITTED, member, claim),
             lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED", "rework", at,
@@ -61,4 +74,11 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
                       detail=action.get("note"))]
 
 
-STAGE = Stage("rework", REWORK_ACTIONS, handle, stateful=True)
+def sent_from_here(key: bytes, action: Record) -> bool:
+    """True for a RESUBMIT of a claim of *key*'s own member (sent from this partition)."""
+    claim = action.get("claim")
+    return (action["action"] == "RESUBMIT" and claim is not None
+            and str(claim["member_id"]).encode() == key)
+
+
+STAGE = Stage("rework", REWORK_ACTIONS, handle, stateful=True, at_once=sent_from_here)

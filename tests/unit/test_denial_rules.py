@@ -292,6 +292,18 @@ class TestResubmitStage:
         (out,) = resubmit(b"PPO1", record, StageContext(REFDATA))
         assert (out.record["claim_id"], out.record["status"]) == ("C1", status)
 
+    def test_a_claim_the_payer_has_decided_is_not_sent_again(self) -> None:
+        """The same RESUBMIT twice: the corrected claim goes once; the second finds it decided."""
+        fixed = claim(encounter_id="E-FIXED")
+        record = {"action_id": "A1", "rework_id": "W1", "claim_id": "C1", "encounter_id": "E1",
+                  "member_key": "PPO123456789", "action": "RESUBMIT", "changes": [],
+                  "claim": fixed, "note": None, "actor": "jdoe", "at": AT}
+        key = b"PPO123456789"
+        (sent, _status) = resubmit(key, record, StageContext(REFDATA))
+        assert sent.topic.name == "claims.submitted"
+        _, store = answered(sent.record)
+        assert resubmit(key, record, StageContext(REFDATA, store)) == []
+
     def test_resubmit_without_a_claim_is_refused(self) -> None:
         """A RESUBMIT must carry the corrected claim; otherwise it is a dead letter."""
         record = {"action_id": "A1", "rework_id": "W1", "claim_id": "C1", "encounter_id": "E1",

@@ -363,9 +363,13 @@ class TestBrokerTrouble:
 
 
 class TestEventLoop:
-    def _max_gap_while_posting(self, body: bytes) -> tuple[float, int, Record]:
-        """POST *body* while a ticker runs on the same loop; (longest gap, status, answer)."""
-        async def scenario() -> tuple[float, int, Record]:
+    def _max_gap_while_posting(self, body: bytes) -> tuple[float, float, int, Record]:
+        """POST *body* while a ticker runs on the same loop.
+
+        Returns the longest gap between ticks, the request's whole time, the status
+        and the answer.
+        """
+        async def scenario() -> tuple[float, float, int, Record]:
             ticks: list[float] = []
             done = asyncio.Event()
 
@@ -375,11 +379,13 @@ class TestEventLoop:
                     await asyncio.sleep(0.01)
 
             task = asyncio.create_task(ticker())
+            started = time.monotonic()
             status, _, answer = await _post(build_web_app(Broker(), PRACTICE), body)
+            took = time.monotonic() - started
             done.set()
             await task
             gaps = [b - a for a, b in itertools.pairwise(ticks)]
-            return max(gaps), status, answer
+            return max(gaps), took, status, answer
 
         return asyncio.run(scenario())
 
@@ -390,22 +396,29 @@ class TestEventLoop:
             return map_bundle(*args, **kwargs)
 
         monkeypatch.setattr(http, "map_bundle", slow_map)
-        gap, status, _ = self._max_gap_while_posting(OFFICE_VISIT)
+        gap, _, status, _ = self._max_gap_while_posting(OFFICE_VISIT)
         assert status == 202
         assert gap < 0.3
 
     def test_a_5000_entry_bundle_keeps_the_loop_responsive(self) -> None:
-        """While a 5,000-entry bundle is read, mapped and encoded the loop never stalls 0.5 s."""
-        gap, status, answer = self._max_gap_while_posting(json.dumps(visits(1000)).encode())
+        """While a 5,000-entry bundle is read, mapped and encoded the loop keeps running: no
+        stall takes a third of the request (done on the loop, one stall would be all of it)."""
+        gap, took, status, answer = self._max_gap_while_posting(
+            json.dumps(visits(1000)).encode())
         assert status == 202
         assert len(answer["event_ids"]) == 1000
-        assert gap < 0.5
+        assert gap < took / 3
 
     def test_mapping_time_grows_linearly_with_the_bundle(self) -> None:
-        """A 20,000-entry bundle maps in seconds, not minutes (no scan of the bundle per
-        encounter)."""
-        bundle = visits(4000)
-        started = time.monotonic()
-        mapped = map_bundle(bundle, PRACTICE)
-        assert len(mapped.events) == 4000
-        assert time.monotonic() - started < 5
+        """Four times the encounters take about four times as long, not sixteen (no scan of
+        the bundle per encounter): 20,000 entries against 5,000, in this process."""
+        def mapping_time(count: int) -> float:
+            bundle = visits(count)
+            started = time.monotonic()
+            mapped = map_bundle(bundle, PRACTICE)
+            assert len(mapped.events) == count
+            return time.monotonic() - started
+
+        small = min(mapping_time(1000) for _ in range(2))
+        large = mapping_time(4000)
+        assert large < small * 8

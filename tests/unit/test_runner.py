@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,14 +10,22 @@ import pytest
 from pipeline.codec import codec_for
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
-from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS
+from pipeline.topics import (
+    CLAIMS_REMITTANCE,
+    CLAIMS_SUBMITTED,
+    DEAD_LETTER,
+    EHR_ENCOUNTERS,
+    REWORK_ACTIONS,
+)
 from processors.refdata import load_refdata
 from processors.stage import Stage, StageContext
-from tests.builders import encounter, procedure
+from tests.builders import built_claim, encounter, procedure
 
 REFDATA = load_refdata()
 EVENTS = codec_for(EHR_ENCOUNTERS.value_schema)
 LETTERS = codec_for(DEAD_LETTER.value_schema)
+CLAIMS = codec_for(CLAIMS_SUBMITTED.value_schema)
+REMITS = codec_for(CLAIMS_REMITTANCE.value_schema)
 CODING = STAGE_BY_NAME["coding"]
 
 
@@ -118,3 +127,28 @@ class TestFailures:
                     if isinstance(o, Failure)]
         assert [(f.stage, f.record["encounter_id"]) for f in failures] == [
             (letter["stage"], letter["record_id"])]
+
+
+class TestFusedChain:
+    def test_a_members_own_correction_is_decided_right_after_its_denial(self) -> None:
+        """Fused: CO-97 on a line for its own problem -> 59 added and the replacement decided
+        in the same pass; the action read back from rework.actions sends nothing again."""
+        payers = {pid: dataclasses.replace(p, denial_rates={}) for pid, p in REFDATA.payers.items()}
+        refdata = dataclasses.replace(REFDATA, payers=payers)
+        context = StageContext(refdata, BatchState({}))
+        fused = StageRunner(lambda stage: context, fused=True)
+        c = built_claim(procedures=[procedure("12001", refs=[0]),
+                                    procedure("96372", refs=[1], modifiers=["XS"])],
+                        diagnoses=["S61411A", "J4521"])
+        c["lines"][1]["modifiers"] = []
+        key = c["member_id"].encode()
+        submitted = Incoming(CLAIMS_SUBMITTED.name, 0, 0, key, CLAIMS.encode(c), 1_760_000_000_000)
+        out = fused.process(STAGE_BY_NAME["adjudication"], submitted)
+        remits = [REMITS.decode(o.value) for o in out if o.topic == CLAIMS_REMITTANCE.name]
+        sent = [CLAIMS.decode(o.value) for o in out if o.topic == CLAIMS_SUBMITTED.name]
+        (action,) = [o for o in out if o.topic == REWORK_ACTIONS.name]
+        assert [s["frequency_code"] for s in sent] == ["7"]
+        assert sent[0]["lines"][1]["modifiers"] == ["59"]
+        assert [r["claim_id"] for r in remits][-1] == sent[0]["claim_id"]
+        back = Incoming(REWORK_ACTIONS.name, 0, 0, action.key, action.value, 1_760_000_000_000)
+        assert fused.process(STAGE_BY_NAME["rework"], back) == []
