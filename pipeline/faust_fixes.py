@@ -1,4 +1,4 @@
-"""Two corrections to faust-streaming's offset bookkeeping, so a committed offset is processed.
+"""Corrections to faust-streaming's offset bookkeeping, so a committed offset is processed.
 
 faust-streaming 0.15.3 can commit an offset past a record that was never
 processed, and a worker killed after that commit skips the record for good
