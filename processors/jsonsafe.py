@@ -14,8 +14,19 @@ DATE_TAG = "$date"
 TIME_TAG = "$time"
 
 
+# Values JSON holds as they are; the common case, so tested first and not recursed into.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """*value* with every date and datetime replaced by a tagged ISO string."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else to_json(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else to_json(v) for v in value]
+    if kind in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return {TIME_TAG: value.isoformat()}
     if isinstance(value, date):
