@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-lint: setup  ## ruff and mypy
+lint: setup  ## ruff, mypy and the import contracts (pyproject.toml)
 	$(BIN)/ruff check pipeline processors tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint  ## the whole suite: lint, types, unit, integration and end-to-end on a real broker
 	$(PY) -m pytest

@@ -15,7 +15,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.config import Settings, topic_max_message_bytes
-from pipeline.topics import ALL_TOPICS, TopicSpec
+from processors.contracts.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -195,7 +195,7 @@ def _register_http(app: faust.App, settings: Settings) -> None:
     from aiohttp import web  # noqa: PLC0415
 
     from pipeline.ingest.http import Limits, build_web_app  # noqa: PLC0415
-    from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS  # noqa: PLC0415
+    from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS  # noqa: PLC0415
     from processors.synthetic import practice_record  # noqa: PLC0415
 
     events_topic = EHR_ENCOUNTERS.full_name(settings.topic_prefix)

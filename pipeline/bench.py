@@ -38,7 +38,7 @@ from pipeline.config import Settings
 from pipeline.feed import producer, publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import (
+from processors.contracts.topics import (
     ALL_TOPICS,
     CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,

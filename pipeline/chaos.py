@@ -69,7 +69,7 @@ from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
 from pipeline.feed import malformed_records, producer
 from pipeline.processes import WorkerPool
-from pipeline.topics import (
+from processors.contracts.topics import (
     ALL_TOPICS,
     CLAIMS_LIFECYCLE,
     DEAD_LETTER,

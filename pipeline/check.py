@@ -19,14 +19,14 @@ from typing import Any, TextIO
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.outcomes import jsonable
-from pipeline.topics import (
+from processors.contracts.remittance import denies_money
+from processors.contracts.topics import (
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,
     DENIALS_REWORK,
     ENCOUNTERS_CODED,
     PATIENT_STATEMENTS,
 )
-from processors.adjudication.rules import denies_money
 from processors.refdata import RefData
 from processors.stage import Output
 

@@ -72,7 +72,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 def _schemas(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.codec import SchemaRegistry  # noqa: PLC0415
-    from pipeline.topics import ALL_TOPICS  # noqa: PLC0415
+    from processors.contracts.topics import ALL_TOPICS  # noqa: PLC0415
 
     registry = SchemaRegistry()
     if args.action == "register":

@@ -36,7 +36,7 @@ from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
 from pipeline.dashboard_state import LIVE, WAITING, DashboardState
 from pipeline.outcomes import jsonable
-from pipeline.topics import (
+from processors.contracts.topics import (
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,
     DEAD_LETTER,

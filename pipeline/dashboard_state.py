@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pipeline.outcomes import Outcomes
-from processors.adjudication.rules import is_denial
+from processors.contracts.remittance import is_denial
 from processors.denials.queue import Event, history, open_items
 
 Record = dict[str, Any]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.codec import AvroCodec, codec_for
-from pipeline.topics import DEAD_LETTER
+from processors.contracts.topics import DEAD_LETTER
 
 # What a DeadLetter needs besides the key and value: the reason, ids, topic name.
 ENVELOPE_BYTES = 8 * 1024

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.runtime import STAGE_BY_INPUT, STAGES
-from pipeline.topics import EHR_ENCOUNTERS
+from processors.contracts.topics import EHR_ENCOUNTERS
 from processors.refdata import RefData
 from processors.stage import Output, Record, Stage, StageContext
 

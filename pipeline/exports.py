@@ -15,11 +15,16 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.outcomes import Offsets, read_topic
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK, TopicSpec
 from processors.adjudication import x12_835
 from processors.claims.fhir import to_fhir_claim
-from processors.claims.rules import SELF_PAY_ID
 from processors.claims.x12 import Envelope, interchange
+from processors.contracts.claim import SELF_PAY_ID
+from processors.contracts.topics import (
+    CLAIMS_REMITTANCE,
+    CLAIMS_SUBMITTED,
+    DENIALS_REWORK,
+    TopicSpec,
+)
 from processors.refdata import RefData, load_refdata
 
 SENDER_ID = "CLAIMSPIPE"

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 
 from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.topics import EHR_ENCOUNTERS
+from processors.contracts.topics import EHR_ENCOUNTERS
 
 
 @dataclass

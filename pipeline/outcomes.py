@@ -24,7 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
-from pipeline.topics import (
+from processors.contracts.remittance import is_denial, is_reversal
+from processors.contracts.topics import (
     ALL_TOPICS,
     CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,
@@ -32,7 +33,6 @@ from pipeline.topics import (
     DENIALS_REWORK,
     TopicSpec,
 )
-from processors.adjudication.rules import is_denial, is_reversal
 from processors.denials.stage import remittance_status
 
 OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER, CLAIMS_LIFECYCLE)

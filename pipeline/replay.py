@@ -23,8 +23,8 @@ from pipeline.config import Settings
 from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, EHR_ENCOUNTERS
-from processors.adjudication.rules import denies_money, is_denial, is_reversal
+from processors.contracts.remittance import denies_money, is_denial, is_reversal
+from processors.contracts.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, EHR_ENCOUNTERS
 from processors.refdata import RULESET_VERSION
 from processors.synthetic import member_key
 

@@ -19,7 +19,12 @@ from pipeline.codec import codec_for
 from pipeline.config import Settings
 from pipeline.exports import submitted_claims
 from pipeline.outcomes import read_topic
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK, REWORK_ACTIONS
+from processors.contracts.topics import (
+    CLAIMS_REMITTANCE,
+    CLAIMS_SUBMITTED,
+    DENIALS_REWORK,
+    REWORK_ACTIONS,
+)
 from processors.denials.queue import (
     Event,
     history,

@@ -23,7 +23,10 @@ from pipeline.codec import AvroCodec, DecodeError, SchemaRegistry, default_regis
 from pipeline.config import DEFAULT_MAX_RECORD_BYTES
 from pipeline.deadletters import Source, dead_letter_record
 from pipeline.metrics import Metrics
-from pipeline.topics import (
+from processors.adjudication.stage import STAGE as ADJUDICATION
+from processors.claims.stage import STAGE as CLAIMS
+from processors.coding.stage import STAGE as CODING
+from processors.contracts.topics import (
     ALL_TOPICS,
     CLAIMS_SUBMITTED,
     DEAD_LETTER,
@@ -32,9 +35,6 @@ from pipeline.topics import (
     ENCOUNTERS_CODED,
     TopicSpec,
 )
-from processors.adjudication.stage import STAGE as ADJUDICATION
-from processors.claims.stage import STAGE as CLAIMS
-from processors.coding.stage import STAGE as CODING
 from processors.denials.followup import mark_made, sweep_member
 from processors.denials.resubmit import STAGE as REWORK
 from processors.denials.stage import STAGE as DENIALS

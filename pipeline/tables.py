@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from processors.adjudication.rules import denies_money, is_denial, is_reversal
+from processors.contracts.remittance import denies_money, is_denial, is_reversal
 from processors.denials.stage import remittance_status
 from processors.ids import stable_id
 

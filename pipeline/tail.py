@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pipeline.codec import DecodeError, codec_for
 from pipeline.config import Settings
 from pipeline.outcomes import jsonable
-from pipeline.topics import DENIALS_REWORK
+from processors.contracts.topics import DENIALS_REWORK
 from processors.denials.queue import matches as queue_matches
 
 Record = dict[str, Any]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pipeline.topics import CLAIMS_LIFECYCLE, TopicSpec
+from processors.contracts.topics import CLAIMS_LIFECYCLE, TopicSpec
 from processors.memberstate import MemberState, next_due
 from processors.refdata import RefData
 

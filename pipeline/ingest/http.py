@@ -48,7 +48,7 @@ from pipeline.config import (
 )
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from pipeline.ingest.fhir import BundleError, map_bundle
-from pipeline.topics import EHR_ENCOUNTERS
+from processors.contracts.topics import EHR_ENCOUNTERS
 from processors.synthetic import member_key
 
 Record = dict[str, Any]

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from pipeline.codec import codec_for
 from pipeline.config import Settings, topic_max_message_bytes
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
-from pipeline.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS
+from processors.contracts.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS
 from processors.synthetic import member_key
 
 Record = dict[str, Any]

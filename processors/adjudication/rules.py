@@ -30,7 +30,12 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from processors.coding.rules import ptp_conflicts
+from processors.contracts.remittance import (
+    DENIED,
+    PROCESSED_PRIMARY,
+    REVERSAL,
+    is_denial,
+)
 from processors.ids import stable_id, unit_draw
 from processors.memberstate import (
     DUE_CLAIM,
@@ -42,12 +47,10 @@ from processors.memberstate import (
 )
 from processors.refdata import PayerProfile, RefData
 from processors.refdata.fees import FACILITY_PLACES_OF_SERVICE, NATIONAL_LOCALITY
+from processors.refdata.ncci import ptp_conflicts
 
 Record = dict[str, Any]
 
-PROCESSED_PRIMARY = "1"
-DENIED = "4"
-REVERSAL = "22"
 REPLACEMENT = "7"
 VOID = "8"
 SIMULATOR_VERSION = "adjudication-2"
@@ -689,28 +692,4 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
             keep_claim=is_denial(remittance), reversal=reversed_id)
     return Adjudication(out, state)
 
-
-def is_reversal(remittance: Record) -> bool:
-    """True for a CLP02 22 record that takes back an earlier payment."""
-    return bool(remittance["claim_status_code"] == REVERSAL)
-
-
-def is_denial(remittance: Record) -> bool:
-    """True when any money was denied: a denied claim or a line adjusted other than CO-45/PR.
-
-    A reversal (CLP02 22) takes back an earlier payment; it is not a denial.
-    """
-    if is_reversal(remittance):
-        return False
-    if remittance["claim_status_code"] == DENIED:
-        return True
-    return any(
-        denies_money(adj) for line in remittance["lines"] for adj in line["adjustments"]
-    )
-
-
-def denies_money(adjustment: Record) -> bool:
-    """True for an adjustment that withholds money: neither patient share (PR) nor CO-45."""
-    group = adjustment["group_code"]
-    return group != "PR" and not (group == "CO" and adjustment["carc"] == "45")
 

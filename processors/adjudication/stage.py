@@ -7,8 +7,8 @@ that changes them.
 
 from __future__ import annotations
 
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
+from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.memberstate import MemberState
 from processors.stage import Output, Record, Stage, StageContext
 

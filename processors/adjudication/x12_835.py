@@ -35,8 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from processors.claims.rules import SELF_PAY_ID
-from processors.claims.x12 import (
+from processors.contracts.claim import SELF_PAY_ID
+from processors.contracts.x12 import (
     COMPONENT,
     REPETITION,
     SEGMENT,

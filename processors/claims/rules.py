@@ -9,18 +9,17 @@ scrubber edit is held for the billing queue and never submitted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from processors.coding.rules import HARD, finding
-from processors.ids import claim_id_for, stable_id
+from processors.contracts.claim import SELF_PAY_ID
+from processors.contracts.findings import HARD, finding
+from processors.ids import claim_id_for
 from processors.npi import is_valid_npi
 from processors.refdata import PROCEDURE_CODES_VERSION, RefData
 
 Record = dict[str, Any]
 
 SCRUBBER_VERSION = "scrubber-1"
-SELF_PAY_ID = "SELFPAY"
 MAX_LINES = 50  # service lines per 837P claim (loop 2400 repeats at most 50 times)
 
 
@@ -252,22 +251,3 @@ def split_claim(claim: Record) -> list[Record]:
     return parts
 
 
-def corrected_claim(original: Record, frequency_code: str, payer_claim_control_number: str,
-                    created_at: datetime | None = None) -> Record:
-    """A replacement (7) or void (8) of *original*, referencing the payer's control number.
-
-    Its id is derived from the claim it corrects, so a chain of corrections (and
-    the parts of a split claim) never share an id; *created_at* is when it is
-    filed (the original's filing time when not given).
-    """
-    if frequency_code not in ("7", "8"):
-        raise ValueError(f"frequency {frequency_code!r}: a corrected claim is 7 or 8")
-    return {
-        **original,
-        "claim_id": stable_id("C", original["claim_id"], frequency_code),
-        "frequency_code": frequency_code,
-        "original_claim_id": original["claim_id"],
-        "payer_claim_control_number": payer_claim_control_number,
-        "created_at": created_at or original["created_at"],
-        "resubmission": original.get("resubmission", 0) + 1,
-    }

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
 from processors.claims.rules import build_claim
-from processors.coding.rules import hard_edit_ids
-from processors.denials.rules import hold_item
+from processors.contracts.findings import hard_edit_ids
+from processors.contracts.rework import hold_item
+from processors.contracts.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 

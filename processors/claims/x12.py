@@ -10,15 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
+
+from processors.contracts.x12 import (
+    COMPONENT,
+    ELEMENT,
+    REPETITION,
+    SEGMENT,
+    amount,
+    clean,
+    d8,
+    parse_cents,
+    parse_d8,
+    seg,
+)
 
 Record = dict[str, Any]
 
-SEGMENT = "~"
-ELEMENT = "*"
-COMPONENT = ":"
-REPETITION = "^"
 VERSION = "005010X222A1"
 
 
@@ -35,37 +44,6 @@ class Envelope:
     submitter_contact: str = "BILLING OFFICE"
     submitter_phone: str = "8005550100"
     usage: str = "T"  # T test, P production
-
-
-def amount(cents: int) -> str:
-    """X12 decimal from cents: 17500 -> "175", 1250 -> "12.5"."""
-    whole, frac = divmod(abs(cents), 100)
-    sign = "-" if cents < 0 else ""
-    if frac == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{frac:02d}".rstrip("0")
-
-
-def d8(day: date) -> str:
-    """CCYYMMDD."""
-    return day.strftime("%Y%m%d")
-
-
-def clean(text: str | None) -> str:
-    """Text safe inside an element: no delimiters, upper case, trimmed."""
-    if not text:
-        return ""
-    for ch in (SEGMENT, ELEMENT, COMPONENT, REPETITION):
-        text = text.replace(ch, " ")
-    return " ".join(text.upper().split())
-
-
-def seg(*elements: object) -> str:
-    """One segment, trailing empty elements dropped."""
-    items = ["" if e is None else str(e) for e in elements]
-    while items and items[-1] == "":
-        items.pop()
-    return ELEMENT.join(items)
 
 
 def _name(code: str, provider: Record) -> str:
@@ -192,16 +170,6 @@ def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 
     segments.append(seg("GE", count, env.group_control))
     segments.append(seg("IEA", "1", f"{env.interchange_control:09d}"))
     return SEGMENT.join(segments) + SEGMENT + "\n"
-
-
-def parse_d8(text: str) -> date:
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
-def parse_cents(text: str) -> int:
-    whole, _, frac = text.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole or "0")) * 100 + int((frac + "00")[:2]))
 
 
 def parse_837p(text: str) -> list[Record]:

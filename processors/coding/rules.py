@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from processors.contracts.findings import HARD, SOFT, finding
 from processors.refdata import (
     AGE_SEX_VERSION,
     EM_VERSION,
@@ -24,9 +25,13 @@ from processors.refdata import (
     MUE_VERSION,
     NCCI_VERSION,
     PROCEDURE_CODES_VERSION,
-    PtpEdit,
     RefData,
     matches,
+)
+from processors.refdata.ncci import (
+    E_AND_M,
+    PREVENTIVE,
+    ptp_conflicts,
 )
 
 Record = dict[str, Any]
@@ -39,21 +44,10 @@ SEX_LISTS = {"male": "M", "female": "F"}
 # CPT Category I (5 digits), II (4 digits + F), III (4 digits + T); HCPCS Level II (letter + 4).
 PROCEDURE_FORMAT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FT]|[A-V][0-9]{4})$")
 MINOR_PROCEDURE = "minor_procedure"
-E_AND_M = ("office_visit_new", "office_visit_established")
-PREVENTIVE = "preventive_visit"
-# NCCI lets an E/M through a PTP edit with 25 (or 57) only; 59 and X{EPSU} never apply to it.
-EM_NCCI_MODIFIERS = frozenset({"25", "57"})
-HARD = "HARD"
-SOFT = "SOFT"
 
 
 class InvalidEncounter(ValueError):
     """The event is readable but lacks data no coder can supply; it is dead-lettered."""
-
-
-def hard_edit_ids(findings: list[Record]) -> str:
-    """The distinct hard edit ids among *findings*, comma-separated (lifecycle detail)."""
-    return ",".join(sorted({f["edit_id"] for f in findings if f["severity"] == HARD}))
 
 
 @dataclass(frozen=True)
@@ -67,17 +61,6 @@ class CodingResult:
     def held(self) -> bool:
         """True when a hard finding holds the encounter for a coder."""
         return any(f["severity"] == HARD for f in self.findings)
-
-
-def finding(edit_id: str, severity: str, code: str | None, message: str, edition: str) -> Record:
-    """A CodingFinding record."""
-    return {
-        "edit_id": edit_id,
-        "severity": severity,
-        "code": code,
-        "message": message,
-        "refdata_version": edition,
-    }
 
 
 def validate_encounter(event: Record) -> None:
@@ -315,37 +298,6 @@ def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
                 "only with records showing medical necessity.",
                 MUE_VERSION,
             ))
-    return out
-
-
-def ncci_bypass_modifiers(column2_category: str, refdata: RefData) -> frozenset[str]:
-    """Modifiers that let a column 2 code through a modifier-indicator-1 edit."""
-    if column2_category in (*E_AND_M, PREVENTIVE):
-        return EM_NCCI_MODIFIERS
-    return refdata.distinct_service_modifiers
-
-
-def ptp_conflicts(procedures: list[Record], service_date: date, refdata: RefData,
-                  categories: dict[str, str]) -> list[tuple[int, int, PtpEdit]]:
-    """(column 1 index, column 2 index, edit) for each PTP edit the lines break.
-
-    An edit holds when it is active on *service_date* and its modifier indicator
-    is 0, or 1 without a bypass modifier on the column 2 line; indicator 9 never
-    holds.
-    """
-    out: list[tuple[int, int, PtpEdit]] = []
-    for i, first in enumerate(procedures):
-        for j, second in enumerate(procedures):
-            if i == j or first["code"] == second["code"]:
-                continue
-            for edit in refdata.ptp.get((first["code"], second["code"]), ()):
-                if not edit.active_on(service_date) or edit.modifier_indicator == "9":
-                    continue
-                if edit.modifier_indicator == "1":
-                    bypass = ncci_bypass_modifiers(categories.get(second["code"], ""), refdata)
-                    if set(second.get("modifiers", [])) & bypass:
-                        continue
-                out.append((i, j, edit))
     return out
 
 

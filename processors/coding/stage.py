@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.topics import DENIALS_REWORK, EHR_ENCOUNTERS, ENCOUNTERS_CODED
-from processors.coding.rules import code_encounter, hard_edit_ids
-from processors.denials.rules import hold_item
+from processors.coding.rules import code_encounter
+from processors.contracts.findings import hard_edit_ids
+from processors.contracts.rework import hold_item
+from processors.contracts.topics import DENIALS_REWORK, EHR_ENCOUNTERS, ENCOUNTERS_CODED
 from processors.ids import claim_id_for
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from processors.adjudication.rules import denies_money
-from processors.claims.rules import corrected_claim
+from processors.contracts.claim import corrected_claim
+from processors.contracts.remittance import denies_money
 from processors.ids import stable_id
 from processors.refdata import RefData
 

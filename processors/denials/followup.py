@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from processors.denials.rules import priority, rework_item, routing_table
+from processors.contracts.rework import priority, rework_item
+from processors.denials.rules import routing_table
 from processors.ids import stable_id
 from processors.jsonsafe import from_json
 from processors.memberstate import DUE_CLAIM, DUE_ITEM, MemberState, follow_up_due

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from processors.adjudication.rules import is_denial
-from processors.claims.rules import corrected_claim
+from processors.contracts.claim import corrected_claim
+from processors.contracts.remittance import is_denial
 from processors.denials.stage import remittance_status
 from processors.ids import stable_id
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
+from processors.contracts.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
 from processors.denials.followup import close_item
 from processors.memberstate import MemberState
 from processors.stage import Output, Record, Stage, StageContext, lifecycle

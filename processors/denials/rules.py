@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from processors.adjudication.rules import denies_money, is_denial
+from processors.contracts.remittance import denies_money, is_denial
+from processors.contracts.rework import item_reason, priority, rework_item
 from processors.ids import stable_id
 from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, PayerProfile, RefData
 
@@ -25,8 +26,6 @@ Record = dict[str, Any]
 
 ROUTING_VERSION = "routing-2"
 TRIAGE = "triage"
-# Days before a deadline at which the priority starts to rise (up to double on the day).
-URGENT_DAYS = 30
 STATEMENT_DUE_DAYS = 30
 # Actions that end in a corrected claim; their deadline is the payer's filing limit.
 CORRECTION_ACTIONS = ("correct_and_resubmit", "verify_eligibility", "fix_coding")
@@ -88,20 +87,6 @@ def classify(group: str, carc: str, rarcs: list[str], refdata: RefData) -> Route
     return table.get(category, table[TRIAGE])
 
 
-def priority(amount_cents: int, recovery_percent: int, days_left: int | None) -> int:
-    """Dollars at stake x likelihood of recovery x urgency (up to 2x as the deadline nears).
-
-    Past its deadline an item can rarely be recovered: it keeps the lowest priority.
-    """
-    if days_left is not None and days_left < 0:
-        return 1
-    dollars = amount_cents * recovery_percent / 100 / 100
-    urgency = 1.0
-    if days_left is not None:
-        urgency += (URGENT_DAYS - min(days_left, URGENT_DAYS)) / URGENT_DAYS
-    return max(int(dollars * urgency), 1)
-
-
 def deadline_for(action: str, service_date: date | None, remitted: date,
                  payer: PayerProfile | None) -> tuple[date | None, str | None]:
     """The last day to act, and what for: an appeal, or a corrected claim."""
@@ -113,25 +98,6 @@ def deadline_for(action: str, service_date: date | None, remitted: date,
         # Corrected and rebilled claims must still meet the payer's filing limit.
         return service_date + timedelta(days=payer.timely_filing_days), "corrected_claim"
     return None, None
-
-
-# ReworkItem fields most items leave at their default.
-ITEM_DEFAULTS: Record = {
-    "deadline": None, "status": "OPEN", "remittance_id": None,
-    "payer_claim_control_number": None, "service_date": None, "deadline_kind": None,
-    "correction": None, "resubmitted_claim_id": None, "related_rework_id": None,
-}
-
-
-def rework_item(fields: Record) -> Record:
-    """A ReworkItem record: *fields*, with the optional ones defaulted."""
-    return {**ITEM_DEFAULTS, **fields}
-
-
-def _reason(code: str, group: str | None, line: int | None, message: str,
-            rule_id: str) -> Record:
-    return {"code": code, "group_code": group, "line_number": line, "message": message,
-            "rule_id": rule_id}
 
 
 def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile | None,
@@ -152,15 +118,15 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
             money[route] = money.get(route, 0) + adj["amount_cents"]
             at_stake += adj["amount_cents"]
             wording = refdata.carc.get(adj["carc"], (TRIAGE, "Unknown adjustment code."))[1]
-            reasons.append(_reason(adj["carc"], adj["group_code"], line["line_number"],
+            reasons.append(item_reason(adj["carc"], adj["group_code"], line["line_number"],
                                    wording, adj["rule_id"]))
         reasons.extend(
-            _reason(rarc, None, line["line_number"],
+            item_reason(rarc, None, line["line_number"],
                     refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
             for rarc in line["rarcs"]
         )
     reasons.extend(
-        _reason(rarc, None, None, refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
+        item_reason(rarc, None, None, refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
         for rarc in claim_rarcs
     )
     # The route with the most money denied leads; ties keep claim order.
@@ -191,39 +157,6 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
         "payer_claim_control_number": remittance["payer_claim_control_number"],
         "service_date": service_date,
         "deadline_kind": deadline_kind,
-    })
-
-
-def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Record],
-              member_key: str, ruleset_version: str) -> Record:
-    """The rework item for a coding hold (no claim yet) or a scrubber hold."""
-    hard = [f for f in findings if f["severity"] == "HARD"]
-    queue, category = ("coding", "coding") if kind == "CODING_HOLD" else ("billing",
-                                                                           "missing_information")
-    at_stake = claim["total_charge_cents"] if claim else 0
-    return rework_item({
-        "rework_id": stable_id("W", kind, event["encounter_id"], *(f["edit_id"] for f in hard)),
-        "kind": kind,
-        "encounter_id": event["encounter_id"],
-        "claim_id": claim["claim_id"] if claim else None,
-        "payer_id": claim["payer_id"] if claim else (
-            (event.get("coverage") or {}).get("payer_id")
-        ),
-        "member_key": member_key,
-        "category": category,
-        "action": "fix_coding" if kind == "CODING_HOLD" else "correct_and_resubmit",
-        "queue": queue,
-        "priority": priority(at_stake, 90, None),
-        "amount_at_stake_cents": at_stake,
-        "reasons": [
-            _reason(f["edit_id"], None, None, f["message"],
-                    f"{f['edit_id']}@{f['refdata_version']}")
-            for f in hard
-        ],
-        "suggested_fix": " ".join(f["message"] for f in hard),
-        "created_at": event["received_at"],
-        "ruleset_version": ruleset_version,
-        "service_date": event.get("service_date"),
     })
 
 

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from pipeline.topics import CLAIMS_REMITTANCE, DENIALS_REWORK, PATIENT_STATEMENTS, REWORK_ACTIONS
-from processors.adjudication.rules import DENIED, is_reversal
+from processors.contracts.remittance import DENIED, is_reversal
+from processors.contracts.topics import (
+    CLAIMS_REMITTANCE,
+    DENIALS_REWORK,
+    PATIENT_STATEMENTS,
+    REWORK_ACTIONS,
+)
 from processors.denials.corrections import auto_correct, resubmit_action
 from processors.denials.followup import remember_item
 from processors.denials.rules import patient_statement, route_remittance

@@ -19,7 +19,7 @@ from pipeline.config import Settings, load_settings, to_env
 from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import DENIALS_REWORK, REWORK_ACTIONS
+from processors.contracts.topics import DENIALS_REWORK, REWORK_ACTIONS
 from processors.denials.queue import open_items
 from processors.synthetic import generate
 from tests.browser import Browser

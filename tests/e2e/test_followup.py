@@ -15,7 +15,7 @@ from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.memberstate import GRACE_DAYS
 from processors.refdata import PAYERS_DIR, load_refdata
 from processors.synthetic import generate

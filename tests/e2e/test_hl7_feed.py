@@ -17,7 +17,7 @@ from pipeline.config import Settings, to_env
 from pipeline.ingest.mllp import send_mllp
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS
+from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, wait_for_encounters
 
 pytestmark = pytest.mark.e2e

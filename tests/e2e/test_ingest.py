@@ -17,8 +17,8 @@ from pipeline.config import Settings, to_env
 from pipeline.exports import export_835
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
-from pipeline.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOUNTERS
-from processors.adjudication.rules import is_denial
+from processors.contracts.remittance import is_denial
+from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, run_flow, wait_for_encounters
 from tests.fhir_bundles import FIXTURES
 

@@ -11,7 +11,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.exports import export_837p
 from pipeline.outcomes import paid_rates
-from processors.adjudication.rules import is_denial
+from processors.contracts.remittance import is_denial
 from tests.e2e.flow import run_flow
 from tests.x12_checks import pyx12_accepts
 

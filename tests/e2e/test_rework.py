@@ -14,7 +14,7 @@ from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from pipeline.rework import Queue, claim_history, resolve
-from pipeline.topics import CLAIMS_LIFECYCLE
+from processors.contracts.topics import CLAIMS_LIFECYCLE
 from processors.synthetic import generate
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,9 @@ from pipeline.app import build_app
 from pipeline.codec import codec_for
 from pipeline.config import Settings
 from pipeline.runtime import STAGE_BY_NAME
-from pipeline.topics import (
+from processors.claims.rules import build_claim
+from processors.coding.rules import code_encounter
+from processors.contracts.topics import (
     CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,
@@ -24,8 +26,6 @@ from pipeline.topics import (
     ENCOUNTERS_CODED,
     TopicSpec,
 )
-from processors.claims.rules import build_claim
-from processors.coding.rules import code_encounter
 from processors.refdata import load_refdata
 from tests.builders import encounter
 

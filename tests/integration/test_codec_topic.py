@@ -9,7 +9,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.topics import EHR_ENCOUNTERS
+from processors.contracts.topics import EHR_ENCOUNTERS
 from tests.builders import encounter
 
 pytestmark = pytest.mark.integration

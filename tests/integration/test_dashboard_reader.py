@@ -17,7 +17,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.dashboard import follow_topics
 from pipeline.dashboard_state import DashboardState
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
-from pipeline.topics import DEAD_LETTER
+from processors.contracts.topics import DEAD_LETTER
 
 pytestmark = pytest.mark.integration
 

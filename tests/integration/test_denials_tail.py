@@ -14,11 +14,12 @@ from kafka import KafkaProducer
 from pipeline.codec import codec_for
 from pipeline.config import Settings
 from pipeline.tail import tail
-from pipeline.topics import DENIALS_REWORK
 from processors.adjudication.rules import adjudicate
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
-from processors.denials.rules import hold_item, route_remittance
+from processors.contracts.rework import hold_item
+from processors.contracts.topics import DENIALS_REWORK
+from processors.denials.rules import route_remittance
 from processors.refdata import load_refdata
 from tests.builders import coverage, encounter
 

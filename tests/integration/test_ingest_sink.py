@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.ingest.sink import IngestSink
-from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS
+from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.builders import encounter, procedure
 from tests.integration.test_agents import read
 

@@ -22,7 +22,7 @@ from pipeline.ingest import mllp
 from pipeline.ingest.hl7 import Store, map_message
 from pipeline.ingest.mllp import END_BLOCK, START_BLOCK, send_mllp, serve_mllp
 from pipeline.outcomes import read_topic
-from pipeline.topics import DEAD_LETTER
+from processors.contracts.topics import DEAD_LETTER
 from tests.builders import encounter
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"

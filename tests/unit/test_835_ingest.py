@@ -11,8 +11,8 @@ import pytest
 from pipeline.codec import codec_for
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.ingest.remit835 import remittances_from_835
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.x12_835 import write_835
+from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 

@@ -8,9 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.adjudication.rules import DENIED, REVERSAL, adjudicate, new_member_state
-from processors.claims.rules import build_claim, corrected_claim
+from processors.adjudication.rules import adjudicate, new_member_state
+from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
+from processors.contracts.claim import corrected_claim
+from processors.contracts.remittance import DENIED, REVERSAL
 from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from tests.builders import encounter

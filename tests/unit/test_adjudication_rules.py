@@ -13,16 +13,13 @@ from typing import Any
 import pytest
 
 from processors.adjudication.rules import (
-    DENIED,
-    PROCESSED_PRIMARY,
-    REVERSAL,
     adjudicate,
-    is_denial,
     new_member_state,
     noise_category,
     service_fingerprint,
 )
-from processors.claims.rules import corrected_claim
+from processors.contracts.claim import corrected_claim
+from processors.contracts.remittance import DENIED, PROCESSED_PRIMARY, REVERSAL, is_denial
 from processors.ids import claim_id_for
 from processors.refdata import (
     DENIAL_CATEGORIES,

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from pipeline.dryrun import Failure, InProcessPipeline
-from pipeline.topics import CLAIMS_REMITTANCE
-from processors.adjudication.rules import denies_money, is_denial
+from processors.contracts.remittance import denies_money, is_denial
+from processors.contracts.topics import CLAIMS_REMITTANCE
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 

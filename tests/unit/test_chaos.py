@@ -16,7 +16,7 @@ from pipeline.chaos import (
     measure_recovery,
 )
 from pipeline.codec import codec_for
-from pipeline.topics import CLAIMS_LIFECYCLE, CLAIMS_REMITTANCE, DEAD_LETTER
+from processors.contracts.topics import CLAIMS_LIFECYCLE, CLAIMS_REMITTANCE, DEAD_LETTER
 
 
 def contents(**copies: list[bytes]) -> TopicContents:

@@ -163,7 +163,7 @@ class TestSplitting:
 
 def test_corrected_claims_get_their_own_id_and_reference_the_original() -> None:
     """A replacement and a void of one claim have distinct deterministic ids and the PCN."""
-    from processors.claims.rules import corrected_claim
+    from processors.contracts.claim import corrected_claim
 
     original = claim_for().claim
     seven = corrected_claim(original, "7", "PCN123")

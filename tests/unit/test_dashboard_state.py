@@ -6,7 +6,7 @@ from collections import Counter
 
 from pipeline.dashboard_state import DashboardState
 from pipeline.dryrun import Failure, InProcessPipeline
-from processors.adjudication.rules import is_denial
+from processors.contracts.remittance import is_denial
 from processors.refdata import load_refdata
 from processors.synthetic import generate
 

@@ -10,6 +10,7 @@ import pytest
 
 from processors.adjudication.rules import adjudicate
 from processors.coding.rules import code_encounter
+from processors.contracts.rework import hold_item, priority
 from processors.denials.corrections import (
     auto_correct,
     distinct_service_modifier,
@@ -19,9 +20,7 @@ from processors.denials.resubmit import handle as resubmit
 from processors.denials.rules import (
     classify,
     denial_rules,
-    hold_item,
     patient_statement,
-    priority,
     route_remittance,
     routing_table,
 )

@@ -19,7 +19,7 @@ from pipeline.codec import codec_for
 from pipeline.ingest import http
 from pipeline.ingest.fhir import map_bundle
 from pipeline.ingest.http import Limits, build_web_app, nested_deeper_than, read_bundle
-from pipeline.topics import DEAD_LETTER, EHR_ENCOUNTERS
+from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from processors.synthetic import member_key, practice_record
 from tests import fhir_bundles as fb
 from tests.fhir_bundles import FIXTURES

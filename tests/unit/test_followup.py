@@ -8,8 +8,8 @@ from typing import Any
 
 from pipeline.codec import codec_for
 from pipeline.runtime import STAGE_BY_NAME, Incoming, StageRunner
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate, new_member_state
+from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.denials.followup import REMINDER_DAYS, close_item, remember_item, sweep_member
 from processors.denials.rules import route_remittance
 from processors.memberstate import GRACE_DAYS, MemberState, next_due

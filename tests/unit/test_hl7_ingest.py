@@ -19,7 +19,8 @@ from pipeline.ingest.hl7 import (
     map_stream,
     split_messages,
 )
-from processors.coding.rules import HARD, code_encounter
+from processors.coding.rules import code_encounter
+from processors.contracts.findings import HARD
 from processors.refdata import load_refdata
 from tests.builders import encounter
 

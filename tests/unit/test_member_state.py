@@ -10,9 +10,9 @@ from typing import Any
 
 from pipeline.codec import codec_for
 from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, StageRunner
-from pipeline.topics import CLAIMS_SUBMITTED, DEAD_LETTER
 from processors.adjudication.rules import adjudicate, service_fingerprint
-from processors.claims.rules import corrected_claim
+from processors.contracts.claim import corrected_claim
+from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER
 from processors.memberstate import (
     STATE_VERSION,
     MemberState,

@@ -10,7 +10,7 @@ import pytest
 from pipeline.codec import codec_for
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
-from pipeline.topics import (
+from processors.contracts.topics import (
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,
     DEAD_LETTER,

@@ -12,7 +12,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from pipeline.codec import SCHEMAS_DIR, SchemaRegistry, load_expanded
-from pipeline.topics import ALL_TOPICS
+from processors.contracts.topics import ALL_TOPICS
 
 # A deliberate incompatible change is listed here with the reason; the test then names it.
 KNOWN_BREAKS: dict[tuple[str, int], str] = {}

@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.codec import load_expanded
 from processors.claims.rules import build_claim
-from processors.coding.rules import HARD, PROCEDURE_FORMAT, code_encounter
+from processors.coding.rules import PROCEDURE_FORMAT, code_encounter
+from processors.contracts.findings import HARD
 from processors.npi import is_valid_npi
 from processors.refdata import RefData, load_payers, load_refdata, matches
 from processors.synthetic import (

@@ -12,11 +12,11 @@ import pytest
 
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.exports import write_835 as export_835_files
-from pipeline.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.adjudication.rules import adjudicate
 from processors.adjudication.x12_835 import parse_835, routing_number, write_835
-from processors.claims.rules import corrected_claim
-from processors.claims.x12 import amount
+from processors.contracts.claim import corrected_claim
+from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
+from processors.contracts.x12 import amount
 from processors.memberstate import MemberState
 from processors.refdata import load_refdata
 from processors.synthetic import generate
