@@ -4,12 +4,15 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 BIN     = $(VENV)/bin
 
-.PHONY: help setup lint test test-unit run bench chaos broker-start broker-stop broker-status clean
+.PHONY: help system setup lint test test-unit run bench chaos broker-start broker-stop broker-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv and install the project with its dev tools
+system:  ## install Java 17 and Maven if missing (apt on Debian/Ubuntu, as root or with sudo)
+	infra/system-packages.sh
+
+setup: system $(VENV)/.installed  ## create .venv and install the project with its dev tools
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +26,7 @@ lint: setup  ## ruff, mypy and the import contracts (pyproject.toml)
 	$(BIN)/lint-imports
 
 test: lint  ## the whole suite: lint, types, unit, integration and end-to-end on a real broker
+	infra/system-packages.sh --tests
 	$(PY) -m pytest
 
 test-unit: setup  ## unit tests only (no broker)
