@@ -38,7 +38,6 @@ from pipeline.runtime import (
     partition_for,
 )
 from processors.memberstate import member_of
-from processors.refdata import load_refdata
 from processors.stage import Agenda, Stage, StageContext
 
 log = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         with contextlib.suppress(KeyError):
             app.sensors.remove(app.monitor)
 
-    refdata = load_refdata(settings.payers_dir) if settings.payers_dir else load_refdata()
+    refdata = settings.refdata()
     table = MemberTable(
         app,
         name="member-accumulators",
@@ -209,7 +208,8 @@ def _register_http(app: faust.App, settings: Settings) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def serve_fhir() -> None:
         limits = Limits.from_settings(settings)
-        runner = web.AppRunner(build_web_app(publish, practice_record(), limits))
+        runner = web.AppRunner(build_web_app(publish, practice_record(), limits,
+                                             payers=settings.refdata().payers))
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         log.info("accepting FHIR bundles on http://%s:%d/fhir", settings.http_host,

@@ -10,7 +10,7 @@ the resource or segment and field at fault.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from processors.contracts.topics import (
     ENCOUNTERS_CODED,
     PATIENT_STATEMENTS,
 )
-from processors.refdata import RefData
+from processors.refdata import PayerProfile, RefData
 from processors.stage import Output
 
 Record = dict[str, Any]
@@ -117,8 +117,9 @@ def run_check(events: list[tuple[str, Record]], refdata: RefData, seed: int) -> 
 
 
 def fhir_events(paths: list[Path], billing_provider: Record,
-                received_at: datetime | None = None) -> tuple[list[tuple[str, Record]],
-                                                              list[Record]]:
+                received_at: datetime | None = None, *,
+                payers: Mapping[str, PayerProfile] | None = None,
+                ) -> tuple[list[tuple[str, Record]], list[Record]]:
     """EncounterEvents from FHIR bundle files (JSON, or NDJSON of bundles), and problems."""
     events: list[tuple[str, Record]] = []
     problems: list[Record] = []
@@ -132,7 +133,8 @@ def fhir_events(paths: list[Path], billing_provider: Record,
         for n, doc in enumerate(docs, start=1):
             source = f"{path.name}#{n}"
             try:
-                mapped = map_bundle(doc, billing_provider, received_at, source="fhir")
+                mapped = map_bundle(doc, billing_provider, received_at, source="fhir",
+                                    payers=payers)
             except BundleError as exc:
                 problems.append({"source": source, "issue": str(exc)})
                 continue

@@ -293,11 +293,13 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
             if args.format == "fhir":
                 from pipeline.ingest.files import ingest_fhir  # noqa: PLC0415
 
-                problems = ingest_fhir(paths, sink, _billing_provider(args.billing_provider))
+                problems = ingest_fhir(paths, sink, _billing_provider(args.billing_provider),
+                                       payers=settings.refdata().payers)
             elif args.format == "hl7":
                 from pipeline.ingest.files import ingest_hl7  # noqa: PLC0415
 
-                problems = ingest_hl7(paths, sink, _billing_provider(args.billing_provider))
+                problems = ingest_hl7(paths, sink, _billing_provider(args.billing_provider),
+                                      payers=settings.refdata().payers)
             else:
                 from pipeline.ingest.files import ingest_835  # noqa: PLC0415
 
@@ -310,7 +312,6 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline import check  # noqa: PLC0415
-    from processors.refdata import load_refdata  # noqa: PLC0415
 
     try:
         paths = _paths(args.paths, (".json", ".ndjson", ".hl7", ".txt"))
@@ -321,12 +322,12 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     fmt = args.format or ("hl7" if all(p.suffix.lower() in (".hl7", ".txt") for p in paths)
                           else "fhir")
     if fmt == "fhir":
-        events, problems = check.fhir_events(paths, provider)
+        events, problems = check.fhir_events(paths, provider, payers=settings.refdata().payers)
     else:
         from pipeline.ingest.files import hl7_events  # noqa: PLC0415
 
-        events, problems = hl7_events(paths, provider)
-    refdata = load_refdata(settings.payers_dir) if settings.payers_dir else load_refdata()
+        events, problems = hl7_events(paths, provider, payers=settings.refdata().payers)
+    refdata = settings.refdata()
     result = check.run_check(events, refdata, settings.seed)
     result.problems = problems
     if args.json:

@@ -55,6 +55,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from processors.refdata import RefData
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +115,13 @@ class Settings:
     def bootstrap(self) -> str:
         """The address clients connect to: the named cluster or the local broker."""
         return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    def refdata(self) -> RefData:
+        """The reference data every entry point uses: the shipped tables, with the payer
+        profiles of ``CLAIMS_PAYERS_DIR`` when it is set (loaded once per process)."""
+        from processors.refdata import PAYERS_DIR, load_refdata  # noqa: PLC0415
+
+        return load_refdata(self.payers_dir or PAYERS_DIR)
 
     def with_changes(self, **changes: object) -> Settings:
         """A copy with some values replaced (tests, benchmarks, replays)."""

@@ -27,7 +27,6 @@ from pipeline.outcomes import (
     write_jsonl,
 )
 from pipeline.processes import WorkerDied, WorkerPool
-from processors.refdata import load_refdata
 from processors.synthetic import generate
 
 
@@ -123,7 +122,7 @@ def _run(settings: Settings, *, encounters: int, seed: int, out: Path, workers: 
     interchanges = write_837p(claims, out / "x12" / "837p")
     summary["x12_837p_files"] = [str(p.relative_to(out)) for p in interchanges]
     advices = write_835(list(collector.outcomes.remittances.values()), out / "x12" / "835",
-                        load_refdata())
+                        settings.refdata())
     summary["x12_835_files"] = [str(p.relative_to(out)) for p in advices]
     summary["fhir_claims"] = write_fhir_ndjson(claims, out / "fhir" / "claims.ndjson")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -25,7 +25,7 @@ from processors.contracts.topics import (
     DENIALS_REWORK,
     TopicSpec,
 )
-from processors.refdata import RefData, load_refdata
+from processors.refdata import RefData
 
 SENDER_ID = "CLAIMSPIPE"
 
@@ -108,7 +108,7 @@ def remittances(settings: Settings, start: Offsets | None = None) -> list[dict[s
 def export_835(settings: Settings, out: Path, start: Offsets | None = None,
                first_control: int = 1) -> list[Path]:
     """Export the remittances on claims.remittance as 835 interchanges under *out*."""
-    return write_835(remittances(settings, start), out, load_refdata(), first_control)
+    return write_835(remittances(settings, start), out, settings.refdata(), first_control)
 
 
 def write_fhir_ndjson(claims: list[dict[str, Any]], path: Path) -> int:

@@ -14,6 +14,7 @@ encounter ids, so nothing downstream is billed twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
@@ -44,8 +45,8 @@ SEX = {"male": "M", "female": "F"}
 
 
 @cache
-def payers() -> dict[str, PayerProfile]:
-    """The shipped payer profiles, to fill in what a Coverage does not carry."""
+def shipped_payers() -> dict[str, PayerProfile]:
+    """The shipped payer profiles: what a Coverage does not carry, when none are given."""
     return load_payers()
 
 
@@ -280,7 +281,8 @@ def _procedure_entry(procedure: Record, condition_refs: list[set[str]]) -> Recor
             "diagnosis_refs": refs or [0]}
 
 
-def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date) -> list[Record]:
+def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date,
+               profiles: Mapping[str, PayerProfile]) -> list[Record]:
     by_ref = index.by_ref
     found = []
     for cov in index.coverages:
@@ -313,7 +315,7 @@ def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date) 
                           ).get("code") == "group"), None)
         period = cov.get("period") or {}
         start, end = _date(period.get("start")), _date(period.get("end"))
-        profile = payers().get(payer_id)
+        profile = profiles.get(payer_id)
         payer_name = (payor or {}).get("name") or (profile.name if profile else payer_id)
         found.append({
             "order": cov.get("order", 99),
@@ -332,7 +334,8 @@ def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date) 
 
 
 def _encounter(encounter: Record, index: _Index, billing_provider: Record,
-               received_at: datetime, source: str) -> Record:
+               received_at: datetime, source: str,
+               profiles: Mapping[str, PayerProfile]) -> Record:
     by_ref = index.by_ref
     where = _name(encounter)
     patient_res = _ref(by_ref, encounter.get("subject"))
@@ -383,7 +386,7 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
     org = _ref(by_ref, encounter.get("serviceProvider"))
     billing = _provider(org, "Organization", organization=True) if org else billing_provider
 
-    coverages = _coverages(patient_refs, index, patient, service_date)
+    coverages = _coverages(patient_refs, index, patient, service_date, profiles)
     encounter_id = next((i.get("value") for i in encounter.get("identifier") or []
                          if i.get("value")), encounter.get("id"))
     if not encounter_id:
@@ -415,13 +418,16 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
 
 
 def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime | None = None,
-               source: str = "fhir") -> Mapped:
+               source: str = "fhir", *,
+               payers: Mapping[str, PayerProfile] | None = None) -> Mapped:
     """EncounterEvents for every billable Encounter of a FHIR R4 *bundle*.
 
     *billing_provider* is the practice billing the claims, used when an
     Encounter names no serviceProvider. *received_at* defaults to the bundle's
-    timestamp.
+    timestamp. *payers* are the payer profiles (the settings' reference data;
+    the shipped ones when not given) that fill in what a Coverage lacks.
     """
+    profiles = payers if payers is not None else shipped_payers()
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BundleError("the document is not a FHIR Bundle (resourceType must be Bundle)")
     if bundle.get("type") not in ("transaction", "collection", "batch", "message", "document"):
@@ -435,7 +441,8 @@ def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime |
         out.issues.append(_issue("required", "Bundle.entry", "the Bundle holds no Encounter"))
     for encounter in encounters:
         try:
-            out.events.append(_encounter(encounter, index, billing_provider, when, source))
+            out.events.append(_encounter(encounter, index, billing_provider, when, source,
+                                         profiles))
         except _Missing as exc:
             out.issues.append(exc.issue)
         except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:

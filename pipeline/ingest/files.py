@@ -7,6 +7,7 @@ through. The same file twice publishes the same ids.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,17 @@ from pipeline.config import Settings
 from pipeline.exports import submitted_claims
 from pipeline.ingest.remit835 import remittances_from_835
 from pipeline.ingest.sink import IngestSink
+from processors.refdata import PayerProfile
 
 Record = dict[str, Any]
 
 
-def ingest_fhir(paths: list[Path], sink: IngestSink, billing_provider: Record) -> list[str]:
+def ingest_fhir(paths: list[Path], sink: IngestSink, billing_provider: Record, *,
+                payers: Mapping[str, PayerProfile] | None = None) -> list[str]:
     """Publish every billable Encounter of the bundles; returns the problems found."""
     problems: list[str] = []
     for path in paths:
-        events, issues = fhir_events([path], billing_provider)
+        events, issues = fhir_events([path], billing_provider, payers=payers)
         sink.encounters([e for _, e in events])
         for issue in issues:
             where = f" at {issue['where']}" if issue.get("where") else ""
@@ -59,8 +62,9 @@ def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[
 
 
 def hl7_events(paths: list[Path], billing_provider: Record,
-               received_at: datetime | None = None) -> tuple[list[tuple[str, Record]],
-                                                             list[Record]]:
+               received_at: datetime | None = None, *,
+               payers: Mapping[str, PayerProfile] | None = None,
+               ) -> tuple[list[tuple[str, Record]], list[Record]]:
     """EncounterEvents from HL7 v2 message files (ADT registrations first), and problems."""
     from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
 
@@ -70,7 +74,8 @@ def hl7_events(paths: list[Path], billing_provider: Record,
     for path in paths:
         for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
                                                billing_provider,
-                                               received_at or datetime.now(UTC), store=store),
+                                               received_at or datetime.now(UTC), store=store,
+                                               payers=payers),
                                     start=1):
             store = outcome.store
             source = f"{path.name}#{n}"
@@ -79,7 +84,8 @@ def hl7_events(paths: list[Path], billing_provider: Record,
     return events, problems
 
 
-def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record) -> list[str]:
+def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record, *,
+               payers: Mapping[str, PayerProfile] | None = None) -> list[str]:
     """Publish the encounters of HL7 v2 message files; bad messages go to the dead letters."""
     from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
 
@@ -88,7 +94,7 @@ def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record) ->
     for path in paths:
         for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
                                                billing_provider, datetime.now(UTC),
-                                               store=store), start=1):
+                                               store=store, payers=payers), start=1):
             store = outcome.store
             sink.encounters(outcome.events)
             if outcome.errors:

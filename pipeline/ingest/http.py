@@ -33,7 +33,7 @@ import json
 import logging
 import re
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ from pipeline.config import (
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from pipeline.ingest.fhir import BundleError, map_bundle
 from processors.contracts.topics import EHR_ENCOUNTERS
+from processors.refdata import PayerProfile
 from processors.synthetic import member_key
 
 Record = dict[str, Any]
@@ -134,7 +135,8 @@ def _refused(raw: bytes, error: str, error_type: str, limits: Limits) -> Answer:
                   dead_letters=[_dead_letter(raw, error, error_type, limits)])
 
 
-def read_bundle(raw: bytes, billing_provider: Record, limits: Limits) -> Answer:
+def read_bundle(raw: bytes, billing_provider: Record, limits: Limits, *,
+                payers: Mapping[str, PayerProfile] | None = None) -> Answer:
     """The answer to a request body *raw*: pure work, run off the event loop.
 
     Never raises for bad input: what cannot be read is a 400 with its dead letter.
@@ -159,7 +161,7 @@ def read_bundle(raw: bytes, billing_provider: Record, limits: Limits) -> Answer:
             f"the Bundle holds {len(entries):,} entries, more than the {limits.max_entries:,} "
             "this endpoint takes in one request (CLAIMS_HTTP_MAX_ENTRIES); split it")))
     try:
-        return _map(raw, bundle, billing_provider, limits)
+        return _map(raw, bundle, billing_provider, limits, payers)
     except BundleError as exc:
         return _refused(raw, str(exc), "VALIDATION", limits)
     except Exception as exc:  # bad input must never become a 500
@@ -170,8 +172,9 @@ def read_bundle(raw: bytes, billing_provider: Record, limits: Limits) -> Answer:
                         "INTERNAL", limits)
 
 
-def _map(raw: bytes, bundle: Any, billing_provider: Record, limits: Limits) -> Answer:
-    mapped = map_bundle(bundle, billing_provider, source="fhir-http")
+def _map(raw: bytes, bundle: Any, billing_provider: Record, limits: Limits,
+         payers: Mapping[str, PayerProfile] | None) -> Answer:
+    mapped = map_bundle(bundle, billing_provider, source="fhir-http", payers=payers)
     dead = [_dead_letter(raw, f"{i['expression'][0]}: {i['diagnostics']}", "VALIDATION", limits,
                          i["expression"][0].split(".")[0]) for i in mapped.issues]
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
@@ -212,8 +215,12 @@ def _too_large(limits: Limits) -> web.Response:
 
 
 def build_web_app(publish: Publish, billing_provider: Record,
-                  limits: Limits | None = None) -> web.Application:
-    """The aiohttp application; *publish* sends events and dead letters and awaits their acks."""
+                  limits: Limits | None = None, *,
+                  payers: Mapping[str, PayerProfile] | None = None) -> web.Application:
+    """The aiohttp application; *publish* sends events and dead letters and awaits their acks.
+
+    *payers* are the settings' payer profiles (the shipped ones when not given).
+    """
     limits = limits or Limits()
     gate = asyncio.Semaphore(CONCURRENT_BUNDLES)
 
@@ -231,7 +238,8 @@ def build_web_app(publish: Publish, billing_provider: Record,
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limits)
         async with gate:
-            answer = await asyncio.to_thread(read_bundle, raw, billing_provider, limits)
+            answer = await asyncio.to_thread(read_bundle, raw, billing_provider, limits,
+                                             payers=payers)
         if answer.events or answer.dead_letters:
             try:
                 await asyncio.wait_for(publish(answer.events, answer.dead_letters),

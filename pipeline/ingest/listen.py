@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.ingest.sink import IngestSink
+from processors.refdata import PayerProfile
 
 Record = dict[str, Any]
 
@@ -26,9 +28,11 @@ Record = dict[str, Any]
 class Hl7Handler:
     """Maps one message at a time, publishes it and answers with the ACK."""
 
-    def __init__(self, sink: IngestSink, billing_provider: Record) -> None:
+    def __init__(self, sink: IngestSink, billing_provider: Record, *,
+                 payers: Mapping[str, PayerProfile] | None = None) -> None:
         self.sink = sink
         self.billing_provider = billing_provider
+        self.payers = payers
         self.store: dict[str, Any] = {}
         self.received = 0
 
@@ -36,7 +40,8 @@ class Hl7Handler:
         from pipeline.ingest.hl7 import map_message  # noqa: PLC0415
 
         self.received += 1
-        outcome = map_message(text, self.store, self.billing_provider, datetime.now(UTC))
+        outcome = map_message(text, self.store, self.billing_provider, datetime.now(UTC),
+                              payers=self.payers)
         self.store = outcome.store
         if outcome.errors:
             self.sink.dead_letter("ingest:mllp", self.received, text.encode(),
@@ -60,7 +65,7 @@ def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record)
     from pipeline.ingest.mllp import serve_mllp  # noqa: PLC0415
 
     with IngestSink(settings) as sink:
-        handler = Hl7Handler(sink, billing_provider)
+        handler = Hl7Handler(sink, billing_provider, payers=settings.refdata().payers)
         print(f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -1,0 +1,47 @@
+"""The 835 export names the payer as the settings' payer profiles do (CLAIMS_PAYERS_DIR)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from pipeline.codec import codec_for
+from pipeline.config import Settings
+from pipeline.exports import export_835
+from processors.adjudication.rules import adjudicate
+from processors.contracts.topics import CLAIMS_REMITTANCE
+from processors.refdata import PAYERS_DIR, load_refdata
+from tests.builders import built_claim, coverage
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_835_of_a_payer_of_the_payers_folder_names_it(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    """A remittance from ACME-HEALTH, a payer only CLAIMS_PAYERS_DIR holds: its 835 is
+    written, N1*PR carrying the profile's name."""
+    folder = tmp_path / "payers"
+    shutil.copytree(PAYERS_DIR, folder)
+    profile = json.loads((folder / "commercial-ppo.json").read_text())
+    profile.update(payer_id="ACME-HEALTH", name="Acme Health Indemnity",
+                   member_id_pattern="^ACM[0-9]{9}$", denial_rates={})
+    (folder / "acme.json").write_text(json.dumps(profile))
+    settings = settings_factory(payers_dir=folder)
+
+    claim = built_claim(coverage=coverage("ACME-HEALTH", "ACM000111222"))
+    acme = load_refdata(folder).payers["ACME-HEALTH"]
+    remittance = adjudicate(claim, acme, None, load_refdata(folder)).remittance
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
+    producer.send(CLAIMS_REMITTANCE.full_name(settings.topic_prefix),
+                  key=claim["member_id"].encode(),
+                  value=codec_for(CLAIMS_REMITTANCE.value_schema).encode(remittance))
+    producer.flush()
+    producer.close()
+
+    (path,) = export_835(settings, tmp_path / "835")
+    assert "N1*PR*ACME HEALTH INDEMNITY" in path.read_text()
