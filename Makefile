@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 BIN     = $(VENV)/bin
 
-.PHONY: help system setup lint test test-unit run bench chaos broker-start broker-stop broker-status clean
+.PHONY: help system setup format lint test test-unit run bench chaos broker-start broker-stop broker-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-lint: setup  ## ruff, mypy and the import contracts (pyproject.toml)
+format: setup  ## format the code (ruff format) and apply ruff's safe fixes
+	$(BIN)/ruff format pipeline processors tests
+	$(BIN)/ruff check --fix pipeline processors tests
+
+lint: setup  ## ruff (lint and format check), mypy and the import contracts (pyproject.toml)
 	$(BIN)/ruff check pipeline processors tests
+	$(BIN)/ruff format --check pipeline processors tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -38,8 +38,9 @@ def admin_client(settings: Settings) -> KafkaAdminClient:
     )
 
 
-def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS,
-                  prefix: str | None = None) -> list[TopicReport]:
+def create_topics(
+    settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS, prefix: str | None = None
+) -> list[TopicReport]:
     """Create every topic in *specs* that does not exist yet; idempotent."""
     prefix = settings.topic_prefix if prefix is None else prefix
     admin = admin_client(settings)
@@ -54,8 +55,10 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS,
                 reports.append(TopicReport(name, False, len(found["partitions"])))
                 continue
             partitions = settings.partitions
-            config = {**spec.config(), "max.message.bytes":
-                      str(topic_max_message_bytes(settings.max_record_bytes))}
+            config = {
+                **spec.config(),
+                "max.message.bytes": str(topic_max_message_bytes(settings.max_record_bytes)),
+            }
             wanted.append(NewTopic(name, partitions, 1, topic_configs=config))
             reports.append(TopicReport(name, True, partitions))
         if wanted:
@@ -111,8 +114,13 @@ def group_state(settings: Settings, group_id: str) -> tuple[str, int]:
     return str(info.get("group_state", "Unknown")), len(info.get("members") or [])
 
 
-def wait_for_group(settings: Settings, group_id: str, members: int, timeout: float,
-                   alive: Callable[[], None] | None = None) -> None:
+def wait_for_group(
+    settings: Settings,
+    group_id: str,
+    members: int,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+) -> None:
     """Wait until *group_id* is Stable with *members* members (workers joined and assigned).
 
     Feeding before then works too, but a member joining mid-stream triggers a

@@ -84,8 +84,11 @@ class MemberTable(faust.Table):  # type: ignore[type-arg]
         self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: Any) -> None:
-        self.pending.append(self.send_changelog(self.partition_for_key(key), key, value=None,
-                                                value_serializer="raw"))
+        self.pending.append(
+            self.send_changelog(
+                self.partition_for_key(key), key, value=None, value_serializer="raw"
+            )
+        )
         self._sensor_on_del(self, key)
 
     def take_pending(self) -> list[Any]:
@@ -148,24 +151,35 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         partitions=settings.partitions,
         key_type=bytes,  # raw row-key bytes; values are JSON
         extra_topic_configs={
-            "max.message.bytes": str(topic_max_message_bytes(settings.max_record_bytes))},
+            "max.message.bytes": str(topic_max_message_bytes(settings.max_record_bytes))
+        },
     )
     app.tables.add(table)
     fused = settings.topology == "fused"
     batch_state = BatchState(table, settings.max_record_bytes, _row_size)
     plain = StageContext(refdata=refdata)
     agenda = Agenda()
-    stateful = StageContext(refdata=refdata, state=batch_state, seed=settings.seed,
-                            max_auto_resubmissions=settings.max_auto_resubmissions,
-                            agenda=agenda)
+    stateful = StageContext(
+        refdata=refdata,
+        state=batch_state,
+        seed=settings.seed,
+        max_auto_resubmissions=settings.max_auto_resubmissions,
+        agenda=agenda,
+    )
 
     def context(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain
 
     metrics = Metrics() if settings.metrics_port else None
-    runner = StageRunner(context, prefix=settings.topic_prefix, fused=fused, agenda=agenda,
-                         partitions=settings.partitions, metrics=metrics,
-                         max_record_bytes=settings.max_record_bytes)
+    runner = StageRunner(
+        context,
+        prefix=settings.topic_prefix,
+        fused=fused,
+        agenda=agenda,
+        partitions=settings.partitions,
+        metrics=metrics,
+        max_record_bytes=settings.max_record_bytes,
+    )
 
     async def reset_runner(*_: Any, **__: Any) -> None:
         # Another worker may have changed these partitions' member states meanwhile.
@@ -180,8 +194,11 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
 
     stages = ENTRY_STAGES if fused else STAGES
     if metrics is not None:
-        metrics.serve(settings, group_id or app_id(settings),
-                      [s.input.full_name(settings.topic_prefix) for s in stages])
+        metrics.serve(
+            settings,
+            group_id or app_id(settings),
+            [s.input.full_name(settings.topic_prefix) for s in stages],
+        )
     for stage in stages:
         _register_agent(app, settings, runner, stage, batch_state, table)
     if settings.http_port:
@@ -202,24 +219,27 @@ def _register_http(app: faust.App, settings: Settings) -> None:
 
     async def publish(events: list[tuple[bytes, bytes]], dead_letters: list[bytes]) -> None:
         # Returns once the broker has acknowledged every record: only then is a bundle accepted.
-        await _send_all(app, [Outgoing(events_topic, key, value) for key, value in events]
-                        + [Outgoing(dead_topic, None, value) for value in dead_letters])
+        await _send_all(
+            app,
+            [Outgoing(events_topic, key, value) for key, value in events]
+            + [Outgoing(dead_topic, None, value) for value in dead_letters],
+        )
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_fhir() -> None:
         limits = Limits.from_settings(settings)
-        runner = web.AppRunner(build_web_app(publish, practice_record(), limits,
-                                             payers=settings.refdata().payers))
+        runner = web.AppRunner(
+            build_web_app(publish, practice_record(), limits, payers=settings.refdata().payers)
+        )
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-        log.info("accepting FHIR bundles on http://%s:%d/fhir", settings.http_host,
-                 settings.http_port)
+        log.info(
+            "accepting FHIR bundles on http://%s:%d/fhir", settings.http_host, settings.http_port
+        )
 
 
 async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:
-    pending = [
-        await app.producer.send(o.topic, o.key, o.value, None, None, None) for o in outgoing
-    ]
+    pending = [await app.producer.send(o.topic, o.key, o.value, None, None, None) for o in outgoing]
     if pending:
         await asyncio.gather(*pending)
 
@@ -228,18 +248,27 @@ def _undelivered(stage: str, exc: BaseException) -> NoReturn:
     """Stop the process without acknowledging the batch: it is processed again on restart."""
     hint = ""
     if isinstance(exc, MessageSizeTooLargeError):
-        hint = (" The broker refused a record as too large: set CLAIMS_MAX_RECORD_BYTES no "
-                "higher than the cluster's message.max.bytes.")
-    log.critical("stage %s could not deliver a batch (%s: %s); exiting without committing it "
-                 "so that it is processed again when the worker restarts.%s", stage,
-                 type(exc).__name__, exc, hint)
+        hint = (
+            " The broker refused a record as too large: set CLAIMS_MAX_RECORD_BYTES no "
+            "higher than the cluster's message.max.bytes."
+        )
+    log.critical(
+        "stage %s could not deliver a batch (%s: %s); exiting without committing it "
+        "so that it is processed again when the worker restarts.%s",
+        stage,
+        type(exc).__name__,
+        exc,
+        hint,
+    )
     logging.shutdown()
     os._exit(EXIT_UNDELIVERED)
 
 
-async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
-                   changelog: list[Any]) -> None:
+async def _deliver(
+    app: faust.App, stage: str, outgoing: list[Outgoing], changelog: list[Any]
+) -> None:
     """Send *outgoing* and wait for it and the batch's state writes, or stop the worker."""
+
     async def send() -> None:
         await _send_all(app, outgoing)
         if changelog:
@@ -252,15 +281,25 @@ async def _deliver(app: faust.App, stage: str, outgoing: list[Outgoing],
     except TimeoutError:
         # Where every thread and task stands, for the log: what was it waiting for?
         cry(file=sys.stderr)
-        _undelivered(stage, TimeoutError(
-            f"{len(outgoing)} records and {len(changelog)} state writes not acknowledged "
-            f"within {DELIVERY_TIMEOUT_S:g} s"))
+        _undelivered(
+            stage,
+            TimeoutError(
+                f"{len(outgoing)} records and {len(changelog)} state writes not acknowledged "
+                f"within {DELIVERY_TIMEOUT_S:g} s"
+            ),
+        )
     except Exception as exc:
         _undelivered(stage, exc)
 
 
-def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, stage: Stage,
-                    batch_state: BatchState, table: MemberTable) -> None:
+def _register_agent(
+    app: faust.App,
+    settings: Settings,
+    runner: StageRunner,
+    stage: Stage,
+    batch_state: BatchState,
+    table: MemberTable,
+) -> None:
     faust_fixes.delivered(app).topics.add(stage.input.full_name(settings.topic_prefix))
     topic = app.topic(
         stage.input.full_name(settings.topic_prefix),
@@ -278,8 +317,12 @@ def _register_agent(app: faust.App, settings: Settings, runner: StageRunner, sta
             try:
                 batch = [
                     Incoming(
-                        ev.message.topic, ev.message.partition, ev.message.offset,
-                        ev.message.key, ev.message.value, int(ev.message.timestamp * 1000),
+                        ev.message.topic,
+                        ev.message.partition,
+                        ev.message.offset,
+                        ev.message.key,
+                        ev.message.value,
+                        int(ev.message.timestamp * 1000),
                     )
                     for ev in events
                 ]

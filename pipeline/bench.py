@@ -87,11 +87,13 @@ class MemorySampler:
         self.peak = max([self.peak, *self.pool.peak_rss_bytes()])
 
 
-def run_topology(settings: Settings, topology: str, encounters: int, seed: int, workers: int,
-                 log_dir: Path) -> dict[str, Any]:
+def run_topology(
+    settings: Settings, topology: str, encounters: int, seed: int, workers: int, log_dir: Path
+) -> dict[str, Any]:
     """Throughput, per-stage rates, latency and memory for one topology."""
-    settings = settings.with_changes(topology=topology,
-                                     topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    settings = settings.with_changes(
+        topology=topology, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}."
+    )
     create_topics(settings)
     try:
         before = snapshot_offsets(settings)
@@ -101,8 +103,7 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
             pool.wait_ready()
             say(f"[{topology}] feeding {encounters} encounters to {workers} worker(s) ...")
             fed = publish(settings, generate(encounters, seed), progress=None)
-            ok = collector.wait_for(fed.sent, timeout=900, progress=None,
-                                    alive=sampler.check)
+            ok = collector.wait_for(fed.sent, timeout=900, progress=None, alive=sampler.check)
             if not ok:
                 raise RuntimeError(f"{topology}: backlog not drained; see {log_dir}")
             drained_at_ms = int(time.time() * 1000)
@@ -111,8 +112,9 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
             rate, count = 250, min(2500, encounters)
             say(f"[{topology}] paced feed of {count} at {rate}/s for latency ...")
             paced = paced_feed(settings, count, seed + 1, rate)
-            ok = collector.wait_for(fed.sent + paced, timeout=600, progress=None,
-                                    alive=sampler.check)
+            ok = collector.wait_for(
+                fed.sent + paced, timeout=600, progress=None, alive=sampler.check
+            )
             if not ok:
                 raise RuntimeError(f"{topology}: paced feed not drained; see {log_dir}")
         collector.close()
@@ -122,8 +124,9 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
             name: [(ts, v) for ts, v in lifecycle if v and v["stage"] == name]
             for name in ("coding", "claims", "denials")
         }
-        outputs["adjudication"] = read_topic(settings, CLAIMS_REMITTANCE,
-                                                  before[CLAIMS_REMITTANCE.name])
+        outputs["adjudication"] = read_topic(
+            settings, CLAIMS_REMITTANCE, before[CLAIMS_REMITTANCE.name]
+        )
         holds = read_topic(settings, DENIALS_REWORK, before[DENIALS_REWORK.name])
         backlog = [ts for recs in outputs.values() for ts, _ in recs if ts <= drained_at_ms]
         end_of_backlog = max(backlog)
@@ -132,8 +135,9 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
         for name, recs in outputs.items():
             stamps = sorted(ts for ts, _ in recs if ts <= end_of_backlog)
             if len(stamps) > 1:
-                per_stage[name] = round(len(stamps) / max((stamps[-1] - stamps[0]) / 1000,
-                                                          0.001), 1)
+                per_stage[name] = round(
+                    len(stamps) / max((stamps[-1] - stamps[0]) / 1000, 0.001), 1
+                )
         latencies = latency_ms(settings, backlog_end, outputs["adjudication"], holds)
         return {
             "topology": topology,
@@ -155,9 +159,12 @@ def run_topology(settings: Settings, topology: str, encounters: int, seed: int, 
         delete_topics(settings, [t.full_name(settings.topic_prefix) for t in ALL_TOPICS])
 
 
-def latency_ms(settings: Settings, backlog_end: dict[str, dict[int, int]],
-               remittances: list[tuple[int, dict[str, Any] | None]],
-               holds: list[tuple[int, dict[str, Any] | None]]) -> list[float]:
+def latency_ms(
+    settings: Settings,
+    backlog_end: dict[str, dict[int, int]],
+    remittances: list[tuple[int, dict[str, Any] | None]],
+    holds: list[tuple[int, dict[str, Any] | None]],
+) -> list[float]:
     """Feed-to-outcome latency of each paced encounter, in milliseconds."""
     fed = read_topic(settings, EHR_ENCOUNTERS, backlog_end[EHR_ENCOUNTERS.name])
     fed_at = {v["encounter_id"]: ts for ts, v in fed if v}
@@ -182,10 +189,10 @@ def paced_feed(settings: Settings, count: int, seed: int, rate: int) -> int:
     prod = producer(settings)  # one connection for the whole paced feed
     try:
         for i in range(0, len(events), chunk):
-            for key, event in events[i:i + chunk]:
+            for key, event in events[i : i + chunk]:
                 prod.send(topic, key=key.encode(), value=codec.encode(event))
             prod.flush()
-            sent += len(events[i:i + chunk])
+            sent += len(events[i : i + chunk])
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
@@ -196,14 +203,20 @@ def paced_feed(settings: Settings, count: int, seed: int, rate: int) -> int:
 
 async def _baseline(settings: Settings, prefix: str, count: int) -> float:
     """Move *count* records through four hops with plain aiokafka; records/s end to end."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5,
-                                max_batch_size=65536)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, max_batch_size=65536
+    )
     await producer.start()
     try:
+
         async def hop(src: str, dst: str) -> None:
-            consumer = AIOKafkaConsumer(f"{prefix}{src}", bootstrap_servers=settings.bootstrap,
-                                        group_id=f"{prefix}baseline-{src}",
-                                        auto_offset_reset="earliest", max_poll_records=500)
+            consumer = AIOKafkaConsumer(
+                f"{prefix}{src}",
+                bootstrap_servers=settings.bootstrap,
+                group_id=f"{prefix}baseline-{src}",
+                auto_offset_reset="earliest",
+                max_poll_records=500,
+            )
             await consumer.start()
             moved = 0
             try:
@@ -211,7 +224,8 @@ async def _baseline(settings: Settings, prefix: str, count: int) -> float:
                     batch = await consumer.getmany(timeout_ms=200, max_records=500)
                     futures = [
                         await producer.send(f"{prefix}{dst}", r.value, key=r.key)
-                        for records in batch.values() for r in records
+                        for records in batch.values()
+                        for r in records
                     ]
                     if futures:
                         await asyncio.gather(*futures)
@@ -243,25 +257,30 @@ def run_baseline(settings: Settings, encounters: int, seed: int) -> dict[str, An
         prod.flush()
         prod.close()
         rate = asyncio.run(_baseline(base, prefix, encounters))
-        return {"records_per_s": round(rate, 1), "hops": len(HOPS) - 1,
-                "what": "aiokafka consume+produce of the same bytes, no decode, no rules"}
+        return {
+            "records_per_s": round(rate, 1),
+            "hops": len(HOPS) - 1,
+            "what": "aiokafka consume+produce of the same bytes, no decode, no rules",
+        }
     finally:
         delete_topics(settings, [f"{prefix}{h}" for h in HOPS])
 
 
-def run_bench(settings: Settings, *, encounters: int, seed: int, workers: int,
-              topologies: list[str]) -> dict[str, Any]:
+def run_bench(
+    settings: Settings, *, encounters: int, seed: int, workers: int, topologies: list[str]
+) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     log_dir = settings.data_dir / "bench-logs"
     with cluster_for(settings, say=say):
         baseline = run_baseline(settings, encounters, seed)
-        runs = [run_topology(settings, t, encounters, seed, workers, log_dir)
-                for t in topologies]
+        runs = [run_topology(settings, t, encounters, seed, workers, log_dir) for t in topologies]
         for run in runs:
-            run["ratio_to_baseline"] = round(run["encounters_per_s"] / baseline["records_per_s"],
-                                             3)
-        return {"baseline": baseline, "runs": runs, "target": {
-            "encounters_per_s": 1000, "worker_rss_mb": 500}}
+            run["ratio_to_baseline"] = round(run["encounters_per_s"] / baseline["records_per_s"], 3)
+        return {
+            "baseline": baseline,
+            "runs": runs,
+            "target": {"encounters_per_s": 1000, "worker_rss_mb": 500},
+        }
 
 
 def best_rate(work: Callable[[], Any], items: int, rounds: int) -> float:
@@ -330,8 +349,13 @@ def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[
         store: dict[bytes, Any] = {}
         for key, claim in claims:
             started = time.perf_counter()
-            result = adjudicate(claim, refdata.payers[claim["payer_id"]],
-                                MemberState.load(store, key), refdata, seed)
+            result = adjudicate(
+                claim,
+                refdata.payers[claim["payer_id"]],
+                MemberState.load(store, key),
+                refdata,
+                seed,
+            )
             result.member_state.commit(store)
             if timings is not None:
                 timings.append(time.perf_counter() - started)
@@ -347,7 +371,10 @@ def run_adjudication_bench(encounters: int, seed: int, rounds: int = 3) -> dict[
         "adjudication_per_s": round(rate, 1),
         "baseline_avro_decode_per_s": round(decoding, 1),
         "ratio_to_baseline": round(rate / decoding, 3),
-        "latency_us": {"p50": round(cuts[49] * 1e6, 1), "p95": round(cuts[94] * 1e6, 1),
-                       "p99": round(cuts[98] * 1e6, 1)},
+        "latency_us": {
+            "p50": round(cuts[49] * 1e6, 1),
+            "p95": round(cuts[94] * 1e6, 1),
+            "p99": round(cuts[98] * 1e6, 1),
+        },
         "target_per_s": 20000,
     }

@@ -80,9 +80,7 @@ class BrokerStatus:
     log: Path
 
 
-def render_server_properties(
-    template: str, port: int, controller_port: int, log_dirs: Path
-) -> str:
+def render_server_properties(template: str, port: int, controller_port: int, log_dirs: Path) -> str:
     """Fill the ``@PORT@``, ``@CONTROLLER_PORT@`` and ``@LOG_DIRS@`` placeholders of *template*."""
     for name, value in (("port", port), ("controller_port", controller_port)):
         if not 1 <= value <= 65535:
@@ -192,8 +190,14 @@ class LocalBroker:
             started = time.monotonic()
             result = subprocess.run(
                 [
-                    mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                    f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+                    mvn,
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(POM),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={staging}",
+                    "-DincludeScope=runtime",
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -313,8 +317,17 @@ class LocalBroker:
         log.info("formatting kafka storage in %s", self.storage_dir)
         result = subprocess.run(
             [
-                java, *self._jvm_logging(), "-cp", classpath, STORAGE_TOOL, "format",
-                "-t", cluster_id, "-c", str(self.server_properties), "--ignore-formatted",
+                java,
+                *self._jvm_logging(),
+                "-cp",
+                classpath,
+                STORAGE_TOOL,
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.server_properties),
+                "--ignore-formatted",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -342,8 +355,13 @@ class LocalBroker:
 
     def _launch(self, java: str, classpath: str) -> None:
         command = [
-            java, *JVM_HEAP, *self._jvm_logging(),
-            "-cp", classpath, KAFKA_MAIN, str(self.server_properties),
+            java,
+            *JVM_HEAP,
+            *self._jvm_logging(),
+            "-cp",
+            classpath,
+            KAFKA_MAIN,
+            str(self.server_properties),
         ]
         log.info("starting kafka broker at %s", self.bootstrap)
         self._log_offset = _size(self.log_file)
@@ -664,8 +682,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def cluster_for(settings: Settings, *, keep: bool = False,
-                say: Callable[[str], None] | None = None) -> Iterator[str]:
+def cluster_for(
+    settings: Settings, *, keep: bool = False, say: Callable[[str], None] | None = None
+) -> Iterator[str]:
     """Yield the bootstrap address to use, starting the local broker if it is not running.
 
     With an existing cluster configured, nothing is started. A local broker this

@@ -239,33 +239,55 @@ class Sampler(threading.Thread):
             return Sample(now, up=False)
         try:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap,
-                                               client_id="claims-chaos-sampler",
-                                               request_timeout_ms=5000)
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=self.settings.bootstrap,
+                    client_id="claims-chaos-sampler",
+                    request_timeout_ms=5000,
+                )
             if self._admin is None:
-                self._admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap,
-                                               client_id="claims-chaos-sampler",
-                                               request_timeout_ms=5000)
-            tps = [TopicPartition(s.full_name(self.prefix), p)
-                   for s in ALL_TOPICS for p in range(self.partitions)]
-            ends = {(tp.topic, tp.partition): off
-                    for tp, off in self._consumer.end_offsets(tps, timeout_ms=5000).items()}
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=self.settings.bootstrap,
+                    client_id="claims-chaos-sampler",
+                    request_timeout_ms=5000,
+                )
+            tps = [
+                TopicPartition(s.full_name(self.prefix), p)
+                for s in ALL_TOPICS
+                for p in range(self.partitions)
+            ]
+            ends = {
+                (tp.topic, tp.partition): off
+                for tp, off in self._consumer.end_offsets(tps, timeout_ms=5000).items()
+            }
             info = self._admin.describe_groups([self.group]).get(self.group, {})
             committed = {
                 (tp.topic, tp.partition): meta.offset
                 for tp, meta in self._admin.list_group_offsets({self.group: None})
-                .get(self.group, {}).items() if meta.offset >= 0
+                .get(self.group, {})
+                .items()
+                if meta.offset >= 0
             }
         except (KafkaError, OSError, ValueError, AttributeError):
             self._close()
             return Sample(now, up=False)
-        progress = tuple(sum(ends.get((s.full_name(self.prefix), p), 0) for s in PROGRESS_TOPICS)
-                         for p in range(self.partitions))
-        lag = tuple(sum(max(0, ends.get((t, p), 0) - committed.get((t, p), 0))
-                        for t in self.inputs) for p in range(self.partitions))
+        progress = tuple(
+            sum(ends.get((s.full_name(self.prefix), p), 0) for s in PROGRESS_TOPICS)
+            for p in range(self.partitions)
+        )
+        lag = tuple(
+            sum(max(0, ends.get((t, p), 0) - committed.get((t, p), 0)) for t in self.inputs)
+            for p in range(self.partitions)
+        )
         members = frozenset(str(m.get("member_id")) for m in info.get("members") or [])
-        return Sample(now, True, str(info.get("group_state", "Unknown")), members, progress,
-                      lag, sum(ends.values()))
+        return Sample(
+            now,
+            True,
+            str(info.get("group_state", "Unknown")),
+            members,
+            progress,
+            lag,
+            sum(ends.values()),
+        )
 
     def _close(self) -> None:
         for client in (self._consumer, self._admin):
@@ -275,8 +297,13 @@ class Sampler(threading.Thread):
         self._consumer = self._admin = None
 
 
-def measure_recovery(samples: list[Sample], killed_at: float, workers: int,
-                     members_before: frozenset[str] | None, after: float) -> dict[str, Any] | None:
+def measure_recovery(
+    samples: list[Sample],
+    killed_at: float,
+    workers: int,
+    members_before: frozenset[str] | None,
+    after: float,
+) -> dict[str, Any] | None:
     """Recovery figures of one kill from the samples since it, or None while not recovered.
 
     The group is stable again at the first sample after *after* showing it Stable with
@@ -285,10 +312,18 @@ def measure_recovery(samples: list[Sample], killed_at: float, workers: int,
     or has no input left to process. A partition's stall is the longest gap in its
     output across the kill (:func:`_stall`).
     """
-    stable = next((s for s in samples
-                   if s.at >= after and s.up and s.group == "Stable"
-                   and len(s.members) == workers
-                   and (members_before is None or s.members != members_before)), None)
+    stable = next(
+        (
+            s
+            for s in samples
+            if s.at >= after
+            and s.up
+            and s.group == "Stable"
+            and len(s.members) == workers
+            and (members_before is None or s.members != members_before)
+        ),
+        None,
+    )
     if stable is None:
         return None
     resumed: dict[int, float] = {}
@@ -303,8 +338,9 @@ def measure_recovery(samples: list[Sample], killed_at: float, workers: int,
             break
     else:
         return None
-    stalls = {p: round(_stall(samples, p, killed_at, resumed_at), 2)
-              for p, resumed_at in resumed.items()}
+    stalls = {
+        p: round(_stall(samples, p, killed_at, resumed_at), 2) for p, resumed_at in resumed.items()
+    }
     backlog = max((sum(s.lag) for s in samples if s.up and s.at <= flowing.at), default=0)
     return {
         "group_stable_s": round(stable.at - killed_at, 2),
@@ -401,9 +437,15 @@ class Feeder:
         chunk = max(1, int(self.rate / 20))
         try:
             while self.sent < end:
-                for record in self.records[self.sent:min(end, self.sent + chunk)]:
-                    futures.append(prod.send(self.topic, key=record.key, value=record.value,
-                                             timestamp_ms=record.timestamp_ms))
+                for record in self.records[self.sent : min(end, self.sent + chunk)]:
+                    futures.append(
+                        prod.send(
+                            self.topic,
+                            key=record.key,
+                            value=record.value,
+                            timestamp_ms=record.timestamp_ms,
+                        )
+                    )
                 self.sent = min(end, self.sent + chunk)
                 ahead = (self.sent - first) / self.rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -414,16 +456,25 @@ class Feeder:
             prod.close(timeout=10)
         failed = [f for f in futures if not f.succeeded()]
         if failed:
-            raise ChaosError(f"{len(failed)} input records were not acknowledged by the broker "
-                             f"(first error: {failed[0].exception!r})")
+            raise ChaosError(
+                f"{len(failed)} input records were not acknowledged by the broker "
+                f"(first error: {failed[0].exception!r})"
+            )
 
 
 class Run:
     """One run on its own topic prefix: topics, workers, feed, kills, settling, reading."""
 
-    def __init__(self, settings: Settings, label: str, records: list[FeedRecord],
-                 options: ChaosOptions, log_dir: Path, say: Callable[[str], None],
-                 broker: LocalBroker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        label: str,
+        records: list[FeedRecord],
+        options: ChaosOptions,
+        log_dir: Path,
+        say: Callable[[str], None],
+        broker: LocalBroker | None = None,
+    ) -> None:
         from pipeline.runtime import ENTRY_STAGES, STAGES  # noqa: PLC0415 - the stage registry
 
         self.settings = settings
@@ -457,17 +508,26 @@ class Run:
                 feeder.feed_to(kill.segment_end, lambda: self._supervise(pool))
                 entry.update(self._await_recovery(entry, moment, pool, sampler))
             feeder.feed_to(len(self.records), lambda: self._supervise(pool))
-            self.say(f"  [{self.label}] fed all {len(self.records)} records; waiting for the "
-                     "workers to settle ...")
+            self.say(
+                f"  [{self.label}] fed all {len(self.records)} records; waiting for the "
+                "workers to settle ..."
+            )
             self.result.settled = self._settle(pool, sampler)
             self.result.seconds = round(time.monotonic() - self.started, 1)
         finally:
             pool.stop()
             sampler.stop()
             self.result.timeline = [
-                {"at_s": round(s.at - self.started, 2), "up": s.up, "group": s.group,
-                 "members": len(s.members), "progress": list(s.progress), "lag": list(s.lag)}
-                for s in sampler.since(self.started)]
+                {
+                    "at_s": round(s.at - self.started, 2),
+                    "up": s.up,
+                    "group": s.group,
+                    "members": len(s.members),
+                    "progress": list(s.progress),
+                    "lag": list(s.lag),
+                }
+                for s in sampler.since(self.started)
+            ]
         for spec in ALL_TOPICS:
             self.result.contents[spec.name] = read_contents(self.settings, spec)
         return self.result
@@ -480,16 +540,20 @@ class Run:
         for index, pid, code in pool.restart_exited():
             self.exits[index] += 1
             self.result.unplanned_restarts.append(
-                {"at_s": self._elapsed(), "worker": index + 1, "pid": pid, "exit_code": code})
-            self.say(f"  [{self.label}] worker {index + 1} (pid {pid}) exited with {code}; "
-                     "restarted")
+                {"at_s": self._elapsed(), "worker": index + 1, "pid": pid, "exit_code": code}
+            )
+            self.say(
+                f"  [{self.label}] worker {index + 1} (pid {pid}) exited with {code}; restarted"
+            )
             if self.exits[index] >= CRASH_LOOP_EXITS:
-                raise ChaosError(f"worker {index + 1} exited {self.exits[index]} times on its "
-                                 f"own; last lines of {pool.logs[index]}:\n"
-                                 + _tail(pool.logs[index]))
+                raise ChaosError(
+                    f"worker {index + 1} exited {self.exits[index]} times on its "
+                    f"own; last lines of {pool.logs[index]}:\n" + _tail(pool.logs[index])
+                )
 
-    def _kill(self, n: int, total: int, kill: Kill, pool: WorkerPool, feeder: Feeder,
-              sampler: Sampler) -> tuple[dict[str, Any], KillMoment]:
+    def _kill(
+        self, n: int, total: int, kill: Kill, pool: WorkerPool, feeder: Feeder, sampler: Sampler
+    ) -> tuple[dict[str, Any], KillMoment]:
         """Carry out *kill*: a worker SIGKILLed and replaced, or the broker killed and started."""
         latest = sampler.latest()
         entry: dict[str, Any] = {"kill": n, "kind": kill.kind, "fed": feeder.sent}
@@ -497,52 +561,78 @@ class Run:
             assert kill.worker is not None
             killed_at = time.monotonic()
             old, new = pool.kill_and_restart(kill.worker)
-            entry.update(worker=kill.worker + 1, pid=old, replacement_pid=new,
-                         at_s=round(killed_at - self.started, 2))
-            self.say(f"  [{self.label}] kill {n}/{total}: SIGKILL worker {kill.worker + 1} "
-                     f"(pid {old}) after {feeder.sent} records; replacement pid {new}")
+            entry.update(
+                worker=kill.worker + 1,
+                pid=old,
+                replacement_pid=new,
+                at_s=round(killed_at - self.started, 2),
+            )
+            self.say(
+                f"  [{self.label}] kill {n}/{total}: SIGKILL worker {kill.worker + 1} "
+                f"(pid {old}) after {feeder.sent} records; replacement pid {new}"
+            )
             members = latest.members if latest is not None and latest.up else None
             return entry, KillMoment(killed_at, members, killed_at)
         if self.broker is None:
             raise ChaosError("a broker kill needs a broker the harness started")
         killed_at = time.monotonic()
         pid = self.broker.kill()
-        self.say(f"  [{self.label}] kill {n}/{total}: kill -9 of the broker (pid {pid}) "
-                 f"after {feeder.sent} records; restarting it ...")
+        self.say(
+            f"  [{self.label}] kill {n}/{total}: kill -9 of the broker (pid {pid}) "
+            f"after {feeder.sent} records; restarting it ..."
+        )
         try:
             self.broker.start(timeout=self.options.recovery_timeout)
         except BrokerError as exc:
             raise ChaosError(f"the broker did not restart after kill -9: {exc}") from exc
         up = time.monotonic()
-        entry.update(pid=pid, at_s=round(killed_at - self.started, 2),
-                     broker_restart_s=round(up - killed_at, 2))
+        entry.update(
+            pid=pid,
+            at_s=round(killed_at - self.started, 2),
+            broker_restart_s=round(up - killed_at, 2),
+        )
         self.say(f"  [{self.label}] broker answers again after {up - killed_at:.1f} s")
         return entry, KillMoment(killed_at, None, up)
 
-    def _await_recovery(self, entry: dict[str, Any], moment: KillMoment, pool: WorkerPool,
-                        sampler: Sampler) -> dict[str, Any]:
+    def _await_recovery(
+        self, entry: dict[str, Any], moment: KillMoment, pool: WorkerPool, sampler: Sampler
+    ) -> dict[str, Any]:
         """Wait until the pipeline recovered from the kill *entry* describes; its figures."""
         deadline = moment.killed_at + self.options.recovery_timeout
         while True:
             self._supervise(pool)
-            figures = measure_recovery(sampler.since(moment.killed_at - 2.0), moment.killed_at,
-                                       self.options.workers, moment.members_before, moment.after)
+            figures = measure_recovery(
+                sampler.since(moment.killed_at - 2.0),
+                moment.killed_at,
+                self.options.workers,
+                moment.members_before,
+                moment.after,
+            )
             if figures is not None:
-                self.say(f"  [{self.label}]   group stable after {figures['group_stable_s']} s, "
-                         f"records flowing after {figures['flowing_s']} s, longest partition "
-                         f"stall {figures['max_partition_stall_s']} s")
+                self.say(
+                    f"  [{self.label}]   group stable after {figures['group_stable_s']} s, "
+                    f"records flowing after {figures['flowing_s']} s, longest partition "
+                    f"stall {figures['max_partition_stall_s']} s"
+                )
                 return figures
             if time.monotonic() > deadline:
                 latest = sampler.latest()
-                state = (f"{latest.group} with {len(latest.members)}/{self.options.workers} "
-                         "members" if latest is not None and latest.up
-                         else "unreachable (the broker does not answer)")
-                what = (f"worker {entry['worker']}" if entry["kind"] == "worker"
-                        else "the pipeline after the broker restart")
+                state = (
+                    f"{latest.group} with {len(latest.members)}/{self.options.workers} members"
+                    if latest is not None and latest.up
+                    else "unreachable (the broker does not answer)"
+                )
+                what = (
+                    f"worker {entry['worker']}"
+                    if entry["kind"] == "worker"
+                    else "the pipeline after the broker restart"
+                )
                 logs = "".join(f"\n--- last lines of {log} ---\n{_tail(log)}" for log in pool.logs)
-                raise ChaosError(f"{what} did not recover within "
-                                 f"{self.options.recovery_timeout:.0f} s of kill "
-                                 f"{entry['kill']}: the consumer group is {state}{logs}")
+                raise ChaosError(
+                    f"{what} did not recover within "
+                    f"{self.options.recovery_timeout:.0f} s of kill "
+                    f"{entry['kill']}: the consumer group is {state}{logs}"
+                )
             time.sleep(SAMPLE_PERIOD_S)
 
     def _settle(self, pool: WorkerPool, sampler: Sampler) -> bool:
@@ -562,12 +652,16 @@ class Run:
                 elif latest.at - quiet_since >= QUIET_S:
                     return True
                 if time.monotonic() - last_report > 10:
-                    self.say(f"  [{self.label}]   {sum(latest.lag)} input records not yet "
-                             f"committed; {latest.written} records written")
+                    self.say(
+                        f"  [{self.label}]   {sum(latest.lag)} input records not yet "
+                        f"committed; {latest.written} records written"
+                    )
                     last_report = time.monotonic()
             time.sleep(SAMPLE_PERIOD_S)
-        self.say(f"  [{self.label}] the workers did not settle within "
-                 f"{self.options.settle_timeout:.0f} s; comparing what is there")
+        self.say(
+            f"  [{self.label}] the workers did not settle within "
+            f"{self.options.settle_timeout:.0f} s; comparing what is there"
+        )
         return False
 
 
@@ -581,12 +675,16 @@ def _tail(path: Path, lines: int = 15) -> str:
 # -- reading and comparing -----------------------------------------------------------------
 
 
-def read_raw(settings: Settings, spec: TopicSpec, timeout: float = 300.0
-             ) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
+def read_raw(
+    settings: Settings, spec: TopicSpec, timeout: float = 300.0
+) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
     """(partition, offset, key, value) of every record on *spec*, partition by partition."""
     name = spec.full_name(settings.topic_prefix)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                             client_id="claims-chaos-reader")
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        client_id="claims-chaos-reader",
+    )
     try:
         tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
         ends = consumer.end_offsets(tps) if tps else {}
@@ -618,8 +716,13 @@ def _short(data: bytes | None) -> str:
     return hashlib.sha256(data or b"").hexdigest()[:12]
 
 
-def identify(spec: TopicSpec, key: bytes | None, value: bytes | None, record: dict[str, Any] | None,
-             prefix: str) -> tuple[str, dict[str, Any] | None]:
+def identify(
+    spec: TopicSpec,
+    key: bytes | None,
+    value: bytes | None,
+    record: dict[str, Any] | None,
+    prefix: str,
+) -> tuple[str, dict[str, Any] | None]:
     """(record id, the record as compared) of one record of *spec* in a run on *prefix*.
 
     Dead letters are compared with the run's prefix taken out of ``source_topic``;
@@ -663,23 +766,24 @@ def read_contents(settings: Settings, spec: TopicSpec) -> TopicContents:
     return contents
 
 
-def records_by_id(settings: Settings, spec: TopicSpec, ids: set[str]
-                  ) -> dict[str, list[dict[str, Any]]]:
+def records_by_id(
+    settings: Settings, spec: TopicSpec, ids: set[str]
+) -> dict[str, list[dict[str, Any]]]:
     """The decoded records (as compared) of the given *ids* on *spec*, in offset order."""
     codec = codec_for(spec.value_schema)
     out: dict[str, list[dict[str, Any]]] = {}
     if not ids:
         return out
     for _, _, key, value in read_raw(settings, spec):
-        rid, normal = identify(spec, key, value, _decoded(codec, value),
-                               settings.topic_prefix)
+        rid, normal = identify(spec, key, value, _decoded(codec, value), settings.topic_prefix)
         if rid in ids and normal is not None:
             out.setdefault(rid, []).append({"__key__": _short(key), **normal})
     return out
 
 
-def differing_fields(reference: list[dict[str, Any]], chaos: list[dict[str, Any]],
-                     latest_only: bool) -> list[str]:
+def differing_fields(
+    reference: list[dict[str, Any]], chaos: list[dict[str, Any]], latest_only: bool
+) -> list[str]:
     """Names of the top-level fields in which the chaos run's copies differ from the reference's.
 
     ``__key__`` names a different record key.
@@ -695,8 +799,9 @@ def differing_fields(reference: list[dict[str, Any]], chaos: list[dict[str, Any]
     return sorted(names)
 
 
-def compare_topic(spec: TopicSpec, reference: TopicContents, chaos: TopicContents,
-                  examples: int = 5) -> tuple[dict[str, Any], set[str]]:
+def compare_topic(
+    spec: TopicSpec, reference: TopicContents, chaos: TopicContents, examples: int = 5
+) -> tuple[dict[str, Any], set[str]]:
     """Lost, extra, differing and duplicate copies on one topic; and the differing ids."""
     ref_ids, chaos_ids = set(reference.copies), set(chaos.copies)
     lost = sorted(ref_ids - chaos_ids)
@@ -722,26 +827,33 @@ def compare_topic(spec: TopicSpec, reference: TopicContents, chaos: TopicContent
         "differing": len(differing),
         "duplicate_copies": duplicates,
         "reference_duplicate_copies": reference_duplicates,
-        "examples": {"lost": lost[:examples], "extra": extra[:examples],
-                     "differing": [{"id": rid} for rid in differing[:examples]]},
+        "examples": {
+            "lost": lost[:examples],
+            "extra": extra[:examples],
+            "differing": [{"id": rid} for rid in differing[:examples]],
+        },
     }
     return report, set(differing[:examples])
 
 
-def compare_runs(reference: RunResult, chaos: RunResult, ref_settings: Settings,
-                 chaos_settings: Settings) -> dict[str, dict[str, Any]]:
+def compare_runs(
+    reference: RunResult, chaos: RunResult, ref_settings: Settings, chaos_settings: Settings
+) -> dict[str, dict[str, Any]]:
     """Every topic of *chaos* against *reference*, with the fields that differ in examples."""
     topics: dict[str, dict[str, Any]] = {}
     for spec in ALL_TOPICS:
-        report, wanted = compare_topic(spec, reference.contents[spec.name],
-                                       chaos.contents[spec.name])
+        report, wanted = compare_topic(
+            spec, reference.contents[spec.name], chaos.contents[spec.name]
+        )
         if wanted:
             ref = records_by_id(ref_settings, spec, wanted)
             got = records_by_id(chaos_settings, spec, wanted)
             for example in report["examples"]["differing"]:
-                example["fields"] = differing_fields(ref.get(example["id"], []),
-                                                     got.get(example["id"], []),
-                                                     latest_only=spec is CLAIMS_LIFECYCLE)
+                example["fields"] = differing_fields(
+                    ref.get(example["id"], []),
+                    got.get(example["id"], []),
+                    latest_only=spec is CLAIMS_LIFECYCLE,
+                )
         topics[spec.name] = report
     return topics
 
@@ -763,9 +875,10 @@ def summarize_recovery(kills: list[dict[str, Any]]) -> dict[str, Any]:
     }
     broker = next((k for k in kills if k["kind"] == "broker"), None)
     if broker is not None:
-        out["broker"] = {name: broker[name] for name in
-                         ("broker_restart_s", "group_stable_s", "flowing_s",
-                          "max_partition_stall_s")}
+        out["broker"] = {
+            name: broker[name]
+            for name in ("broker_restart_s", "group_stable_s", "flowing_s", "max_partition_stall_s")
+        }
     return out
 
 
@@ -773,8 +886,9 @@ def summarize_recovery(kills: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def harness_cluster(settings: Settings, options: ChaosOptions, work_dir: Path,
-                    say: Callable[[str], None]) -> Iterator[tuple[Settings, LocalBroker | None]]:
+def harness_cluster(
+    settings: Settings, options: ChaosOptions, work_dir: Path, say: Callable[[str], None]
+) -> Iterator[tuple[Settings, LocalBroker | None]]:
     """The cluster the runs use: a broker of the harness's own, or the configured cluster.
 
     A broker kill must not take down a broker someone else uses, so the harness starts
@@ -809,32 +923,62 @@ def delete_run_topics(settings: Settings, prefixes: list[str]) -> None:
     delete_topics(settings, names)
 
 
-def run_topology(settings: Settings, topology: str, records: list[FeedRecord],
-                 options: ChaosOptions, log_dir: Path, broker: LocalBroker | None,
-                 say: Callable[[str], None], timelines: Path | None = None) -> dict[str, Any]:
+def run_topology(
+    settings: Settings,
+    topology: str,
+    records: list[FeedRecord],
+    options: ChaosOptions,
+    log_dir: Path,
+    broker: LocalBroker | None,
+    say: Callable[[str], None],
+    timelines: Path | None = None,
+) -> dict[str, Any]:
     """The reference and the chaos run of one topology, compared; the sampler's timeline of
     each run written to *timelines* (JSON lines) when given."""
     tag = uuid.uuid4().hex[:8]
     ref_settings = settings.with_changes(topology=topology, topic_prefix=f"chaos-{tag}-ref.")
     chaos_settings = settings.with_changes(topology=topology, topic_prefix=f"chaos-{tag}-run.")
-    plan = kill_plan(len(records), options.kills, options.workers, options.broker_kill,
-                     options.seed)
-    say(f"[{topology}] reference run: {len(records)} records at {options.rate:g}/s, "
-        f"{options.workers} workers, no kills")
-    reference = Run(ref_settings, f"{topology} reference", records, options,
-                    log_dir / topology / "reference", say).run([])
+    plan = kill_plan(
+        len(records), options.kills, options.workers, options.broker_kill, options.seed
+    )
+    say(
+        f"[{topology}] reference run: {len(records)} records at {options.rate:g}/s, "
+        f"{options.workers} workers, no kills"
+    )
+    reference = Run(
+        ref_settings,
+        f"{topology} reference",
+        records,
+        options,
+        log_dir / topology / "reference",
+        say,
+    ).run([])
     say(f"[{topology}] reference run settled in {reference.seconds} s")
-    say(f"[{topology}] chaos run: {options.kills} worker kills"
+    say(
+        f"[{topology}] chaos run: {options.kills} worker kills"
         f"{' and a broker kill' if options.broker_kill else ''} at records "
-        f"{', '.join(str(k.at) for k in plan)}")
-    chaos = Run(chaos_settings, f"{topology} chaos", records, options,
-                log_dir / topology / "chaos", say, broker).run(plan)
+        f"{', '.join(str(k.at) for k in plan)}"
+    )
+    chaos = Run(
+        chaos_settings,
+        f"{topology} chaos",
+        records,
+        options,
+        log_dir / topology / "chaos",
+        say,
+        broker,
+    ).run(plan)
     say(f"[{topology}] chaos run settled in {chaos.seconds} s; comparing the topics ...")
     topics = compare_runs(reference, chaos, ref_settings, chaos_settings)
-    totals = {name: sum(t[name] for t in topics.values())
-              for name in ("lost", "extra", "differing", "duplicate_copies")}
-    ok = (reference.settled and chaos.settled
-          and not (totals["lost"] or totals["extra"] or totals["differing"]))
+    totals = {
+        name: sum(t[name] for t in topics.values())
+        for name in ("lost", "extra", "differing", "duplicate_copies")
+    }
+    ok = (
+        reference.settled
+        and chaos.settled
+        and not (totals["lost"] or totals["extra"] or totals["differing"])
+    )
     if settings.external_cluster and ok:
         delete_run_topics(settings, [ref_settings.topic_prefix, chaos_settings.topic_prefix])
     if timelines is not None:
@@ -843,11 +987,19 @@ def run_topology(settings: Settings, topology: str, records: list[FeedRecord],
             path = timelines / f"{topology}-{run.label.rsplit(' ', 1)[-1]}-timeline.jsonl"
             path.write_text("".join(json.dumps(row) + "\n" for row in run.timeline))
     return {
-        "reference": {"prefix": reference.prefix, "seconds": reference.seconds,
-                      "settled": reference.settled,
-                      "unplanned_restarts": reference.unplanned_restarts},
-        "chaos": {"prefix": chaos.prefix, "seconds": chaos.seconds, "settled": chaos.settled,
-                  "kills": chaos.kills, "unplanned_restarts": chaos.unplanned_restarts},
+        "reference": {
+            "prefix": reference.prefix,
+            "seconds": reference.seconds,
+            "settled": reference.settled,
+            "unplanned_restarts": reference.unplanned_restarts,
+        },
+        "chaos": {
+            "prefix": chaos.prefix,
+            "seconds": chaos.seconds,
+            "settled": chaos.settled,
+            "kills": chaos.kills,
+            "unplanned_restarts": chaos.unplanned_restarts,
+        },
         "topics": topics,
         "totals": totals,
         "recovery": summarize_recovery(chaos.kills),
@@ -855,31 +1007,45 @@ def run_topology(settings: Settings, topology: str, records: list[FeedRecord],
     }
 
 
-def run_chaos(settings: Settings, options: ChaosOptions, out: Path | None = None,
-              progress: TextIO = sys.stderr) -> dict[str, Any]:
+def run_chaos(
+    settings: Settings,
+    options: ChaosOptions,
+    out: Path | None = None,
+    progress: TextIO = sys.stderr,
+) -> dict[str, Any]:
     """Run the harness for each topology; the report, also written to *out*/chaos.json."""
 
     def say(message: str) -> None:
         print(message, file=progress, flush=True)
 
     if options.workers < 1 or options.kills < 0 or options.encounters < 1 or options.rate <= 0:
-        raise ChaosError("--encounters and --workers must be at least 1, --kills at least 0, "
-                         "--rate above 0")
+        raise ChaosError(
+            "--encounters and --workers must be at least 1, --kills at least 0, --rate above 0"
+        )
     if settings.external_cluster and options.broker_kill:
-        raise ChaosError(f"a broker kill needs a broker the harness owns, and "
-                         f"CLAIMS_BOOTSTRAP_SERVERS names {settings.bootstrap}; run with "
-                         "--no-broker-kill, or unset it to let the harness start its own")
-    work_dir = (settings.data_dir / "chaos"
-                / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
+        raise ChaosError(
+            f"a broker kill needs a broker the harness owns, and "
+            f"CLAIMS_BOOTSTRAP_SERVERS names {settings.bootstrap}; run with "
+            "--no-broker-kill, or unset it to let the harness start its own"
+        )
+    work_dir = (
+        settings.data_dir / "chaos" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    )
     work_dir.mkdir(parents=True, exist_ok=True)
     log_dir = (out / "logs") if out is not None else work_dir / "logs"
     base_ms = int(time.time()) * 1000
     records = chaos_input(options.encounters, options.seed, options.malformed, base_ms)
     report: dict[str, Any] = {
-        "encounters": options.encounters, "malformed": options.malformed,
-        "input_records": len(records), "kills": options.kills, "workers": options.workers,
-        "broker_kill": options.broker_kill, "seed": options.seed, "rate": options.rate,
-        "partitions": settings.partitions, "started_at": datetime.now(UTC).isoformat(),
+        "encounters": options.encounters,
+        "malformed": options.malformed,
+        "input_records": len(records),
+        "kills": options.kills,
+        "workers": options.workers,
+        "broker_kill": options.broker_kill,
+        "seed": options.seed,
+        "rate": options.rate,
+        "partitions": settings.partitions,
+        "started_at": datetime.now(UTC).isoformat(),
         "topologies": {},
     }
     completed = False
@@ -888,9 +1054,9 @@ def run_chaos(settings: Settings, options: ChaosOptions, out: Path | None = None
             if broker is not None:
                 report["broker"] = {"data_dir": str(work_dir), "port": broker.port}
             for topology in options.topologies:
-                report["topologies"][topology] = run_topology(cluster, topology, records,
-                                                              options, log_dir, broker, say,
-                                                              out)
+                report["topologies"][topology] = run_topology(
+                    cluster, topology, records, options, log_dir, broker, say, out
+                )
         completed = True
     finally:
         if completed and all(t["ok"] for t in report["topologies"].values()):
@@ -898,10 +1064,12 @@ def run_chaos(settings: Settings, options: ChaosOptions, out: Path | None = None
             if out is None:
                 say("(worker logs were removed with the run's folder; pass --out to keep them)")
         elif "broker" in report:
-            say(f"The runs' topics are kept in {work_dir}; to look at them: "
+            say(
+                f"The runs' topics are kept in {work_dir}; to look at them: "
                 f"CLAIMS_DATA_DIR={work_dir} CLAIMS_BROKER_PORT={report['broker']['port']} "
                 "claims broker start, then CLAIMS_TOPIC_PREFIX=<a run's prefix> with the same "
-                "two variables for `claims status CLAIM_ID` and the other commands")
+                "two variables for `claims status CLAIM_ID` and the other commands"
+            )
         elif report["topologies"]:
             say(f"The runs' topics are kept on {settings.bootstrap} (prefixes in the report)")
     report["ok"] = all(t["ok"] for t in report["topologies"].values())
@@ -917,38 +1085,64 @@ def print_report(report: dict[str, Any], stream: TextIO) -> None:
         chaos = result["chaos"]
         workers = sum(1 for k in chaos["kills"] if k["kind"] == "worker")
         brokers = len(chaos["kills"]) - workers
-        print(f"\n{topology}: {report['input_records']} input records "
-              f"({report['encounters']} encounters, {report['malformed']} malformed), "
-              f"{report['workers']} workers, {workers} worker kills, {brokers} broker kill(s); "
-              f"reference {result['reference']['seconds']} s, chaos {chaos['seconds']} s"
-              f"{'' if chaos['settled'] else ' (did not settle)'}; topic prefixes "
-              f"{result['reference']['prefix']} and {chaos['prefix']}", file=stream)
-        print(f"  {'topic':<22}{'reference':>10}{'chaos':>8}{'lost':>7}{'extra':>7}"
-              f"{'differing':>11}{'duplicates':>12}", file=stream)
+        print(
+            f"\n{topology}: {report['input_records']} input records "
+            f"({report['encounters']} encounters, {report['malformed']} malformed), "
+            f"{report['workers']} workers, {workers} worker kills, {brokers} broker kill(s); "
+            f"reference {result['reference']['seconds']} s, chaos {chaos['seconds']} s"
+            f"{'' if chaos['settled'] else ' (did not settle)'}; topic prefixes "
+            f"{result['reference']['prefix']} and {chaos['prefix']}",
+            file=stream,
+        )
+        print(
+            f"  {'topic':<22}{'reference':>10}{'chaos':>8}{'lost':>7}{'extra':>7}"
+            f"{'differing':>11}{'duplicates':>12}",
+            file=stream,
+        )
         for name, t in result["topics"].items():
-            print(f"  {name:<22}{t['reference_records']:>10}{t['chaos_records']:>8}"
-                  f"{t['lost']:>7}{t['extra']:>7}{t['differing']:>11}"
-                  f"{t['duplicate_copies']:>12}", file=stream)
-        print(f"  {'kill':<6}{'at':>8}  {'what':<18}{'group stable':>13}{'flowing':>9}"
-              f"{'longest stall':>15}{'backlog':>9}", file=stream)
+            print(
+                f"  {name:<22}{t['reference_records']:>10}{t['chaos_records']:>8}"
+                f"{t['lost']:>7}{t['extra']:>7}{t['differing']:>11}"
+                f"{t['duplicate_copies']:>12}",
+                file=stream,
+            )
+        print(
+            f"  {'kill':<6}{'at':>8}  {'what':<18}{'group stable':>13}{'flowing':>9}"
+            f"{'longest stall':>15}{'backlog':>9}",
+            file=stream,
+        )
         for k in chaos["kills"]:
-            what = (f"worker {k['worker']}" if k["kind"] == "worker"
-                    else f"broker (up {k['broker_restart_s']} s)")
-            print(f"  {k['kill']:<6}{k['at_s']:>7}s  {what:<18}{k['group_stable_s']:>12}s"
-                  f"{k['flowing_s']:>8}s{k['max_partition_stall_s']:>14}s"
-                  f"{k['backlog_peak_records']:>9}", file=stream)
+            what = (
+                f"worker {k['worker']}"
+                if k["kind"] == "worker"
+                else f"broker (up {k['broker_restart_s']} s)"
+            )
+            print(
+                f"  {k['kill']:<6}{k['at_s']:>7}s  {what:<18}{k['group_stable_s']:>12}s"
+                f"{k['flowing_s']:>8}s{k['max_partition_stall_s']:>14}s"
+                f"{k['backlog_peak_records']:>9}",
+                file=stream,
+            )
         for r in [*result["reference"]["unplanned_restarts"], *chaos["unplanned_restarts"]]:
-            print(f"  worker {r['worker']} exited on its own (code {r['exit_code']}) at "
-                  f"{r['at_s']} s and was restarted", file=stream)
+            print(
+                f"  worker {r['worker']} exited on its own (code {r['exit_code']}) at "
+                f"{r['at_s']} s and was restarted",
+                file=stream,
+            )
         for name, t in result["topics"].items():
             for kind in ("lost", "extra"):
                 if t["examples"][kind]:
                     print(f"  {name}: {kind} e.g. {', '.join(t['examples'][kind])}", file=stream)
             for example in t["examples"]["differing"]:
-                print(f"  {name}: differing {example['id']} in "
-                      f"{', '.join(example.get('fields', [])) or '?'}", file=stream)
+                print(
+                    f"  {name}: differing {example['id']} in "
+                    f"{', '.join(example.get('fields', [])) or '?'}",
+                    file=stream,
+                )
         verdict = "OK" if result["ok"] else "FAILED"
         totals = result["totals"]
-        print(f"  {verdict}: {totals['lost']} lost, {totals['extra']} extra, "
-              f"{totals['differing']} differing, {totals['duplicate_copies']} duplicate copies",
-              file=stream)
+        print(
+            f"  {verdict}: {totals['lost']} lost, {totals['extra']} extra, "
+            f"{totals['differing']} differing, {totals['duplicate_copies']} duplicate copies",
+            file=stream,
+        )

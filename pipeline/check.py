@@ -50,26 +50,65 @@ class EncounterReport:
     def as_json(self) -> Record:
         """The report as plain data (ids, codes and amounts; no patient data)."""
         return {
-            "encounter_id": self.encounter_id, "event_id": self.event_id, "source": self.source,
-            "findings": [{k: f[k] for k in ("edit_id", "severity", "code", "message")}
-                         for f in self.findings],
-            "claims": [{"claim_id": c["claim_id"], "payer_id": c["payer_id"],
-                        "frequency_code": c["frequency_code"],
-                        "total_charge_cents": c["total_charge_cents"],
-                        "lines": [{"procedure_code": ln["procedure_code"],
-                                   "modifiers": ln["modifiers"], "units": ln["units"],
-                                   "charge_cents": ln["charge_cents"],
-                                   "dx_pointers": ln["dx_pointers"]} for ln in c["lines"]],
-                        "diagnoses": c["diagnoses"]} for c in self.claims],
-            "answers": [{"claim_id": r["claim_id"], "status": r["claim_status_code"],
-                         "paid_cents": r["paid_cents"],
-                         "patient_responsibility_cents": r["patient_responsibility_cents"],
-                         "adjustments": sorted({f"{a['group_code']}-{a['carc']}"
-                                                for ln in r["lines"] for a in ln["adjustments"]}),
-                         "rarcs": r["rarcs"]} for r in self.answers],
-            "rework": [{k: i[k] for k in ("rework_id", "kind", "category", "action", "queue",
-                                          "status", "deadline", "suggested_fix")}
-                       for i in self.rework],
+            "encounter_id": self.encounter_id,
+            "event_id": self.event_id,
+            "source": self.source,
+            "findings": [
+                {k: f[k] for k in ("edit_id", "severity", "code", "message")} for f in self.findings
+            ],
+            "claims": [
+                {
+                    "claim_id": c["claim_id"],
+                    "payer_id": c["payer_id"],
+                    "frequency_code": c["frequency_code"],
+                    "total_charge_cents": c["total_charge_cents"],
+                    "lines": [
+                        {
+                            "procedure_code": ln["procedure_code"],
+                            "modifiers": ln["modifiers"],
+                            "units": ln["units"],
+                            "charge_cents": ln["charge_cents"],
+                            "dx_pointers": ln["dx_pointers"],
+                        }
+                        for ln in c["lines"]
+                    ],
+                    "diagnoses": c["diagnoses"],
+                }
+                for c in self.claims
+            ],
+            "answers": [
+                {
+                    "claim_id": r["claim_id"],
+                    "status": r["claim_status_code"],
+                    "paid_cents": r["paid_cents"],
+                    "patient_responsibility_cents": r["patient_responsibility_cents"],
+                    "adjustments": sorted(
+                        {
+                            f"{a['group_code']}-{a['carc']}"
+                            for ln in r["lines"]
+                            for a in ln["adjustments"]
+                        }
+                    ),
+                    "rarcs": r["rarcs"],
+                }
+                for r in self.answers
+            ],
+            "rework": [
+                {
+                    k: i[k]
+                    for k in (
+                        "rework_id",
+                        "kind",
+                        "category",
+                        "action",
+                        "queue",
+                        "status",
+                        "deadline",
+                        "suggested_fix",
+                    )
+                }
+                for i in self.rework
+            ],
             "patient_owes_cents": self.patient_owes_cents,
             "failures": self.failures,
         }
@@ -98,8 +137,14 @@ def _collect(report: EncounterReport, outputs: Iterable[Output | Failure]) -> No
             report.rework.append(out.record)
             if out.record["kind"] == "CODING_HOLD":
                 report.findings = [
-                    {"edit_id": r["code"], "severity": "HARD", "code": None,
-                     "message": r["message"]} for r in out.record["reasons"]]
+                    {
+                        "edit_id": r["code"],
+                        "severity": "HARD",
+                        "code": None,
+                        "message": r["message"],
+                    }
+                    for r in out.record["reasons"]
+                ]
         elif out.topic is PATIENT_STATEMENTS:
             report.patient_owes_cents += out.record["amount_due_cents"]
 
@@ -116,10 +161,13 @@ def run_check(events: list[tuple[str, Record]], refdata: RefData, seed: int) -> 
     return result
 
 
-def fhir_events(paths: list[Path], billing_provider: Record,
-                received_at: datetime | None = None, *,
-                payers: Mapping[str, PayerProfile] | None = None,
-                ) -> tuple[list[tuple[str, Record]], list[Record]]:
+def fhir_events(
+    paths: list[Path],
+    billing_provider: Record,
+    received_at: datetime | None = None,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> tuple[list[tuple[str, Record]], list[Record]]:
     """EncounterEvents from FHIR bundle files (JSON, or NDJSON of bundles), and problems."""
     events: list[tuple[str, Record]] = []
     problems: list[Record] = []
@@ -127,20 +175,24 @@ def fhir_events(paths: list[Path], billing_provider: Record,
         try:
             docs = json_documents(path.read_text())
         except json.JSONDecodeError as exc:
-            problems.append({"source": path.name, "issue": f"not JSON: {exc.msg} at line "
-                                                           f"{exc.lineno}"})
+            problems.append(
+                {"source": path.name, "issue": f"not JSON: {exc.msg} at line {exc.lineno}"}
+            )
             continue
         for n, doc in enumerate(docs, start=1):
             source = f"{path.name}#{n}"
             try:
-                mapped = map_bundle(doc, billing_provider, received_at, source="fhir",
-                                    payers=payers)
+                mapped = map_bundle(
+                    doc, billing_provider, received_at, source="fhir", payers=payers
+                )
             except BundleError as exc:
                 problems.append({"source": source, "issue": str(exc)})
                 continue
             events += [(source, e) for e in mapped.events]
-            problems += [{"source": source, "issue": i["diagnostics"],
-                          "where": i.get("expression", [""])[0]} for i in mapped.issues]
+            problems += [
+                {"source": source, "issue": i["diagnostics"], "where": i.get("expression", [""])[0]}
+                for i in mapped.issues
+            ]
     return events, problems
 
 
@@ -169,37 +221,59 @@ def print_check(result: CheckResult, out: TextIO) -> None:
         if hard:
             print("  coding: HELD by " + ", ".join(f["edit_id"] for f in hard), file=out)
         else:
-            print("  coding: passes" + (f" (warnings: {', '.join(f['edit_id'] for f in soft)})"
-                                        if soft else ""), file=out)
+            print(
+                "  coding: passes"
+                + (f" (warnings: {', '.join(f['edit_id'] for f in soft)})" if soft else ""),
+                file=out,
+            )
         for f in hard:
             print(f"    {f['edit_id']}: {f['message']}", file=out)
         for c in r.claims:
-            codes = ", ".join(ln["procedure_code"] + "".join(f"-{m}" for m in ln["modifiers"])
-                              for ln in c["lines"])
-            print(f"  claim {c['claim_id']} (frequency {c['frequency_code']}) to "
-                  f"{c['payer_id']}: {codes}; diagnoses {', '.join(c['diagnoses'])}; "
-                  f"charge {money(c['total_charge_cents'])}", file=out)
+            codes = ", ".join(
+                ln["procedure_code"] + "".join(f"-{m}" for m in ln["modifiers"])
+                for ln in c["lines"]
+            )
+            print(
+                f"  claim {c['claim_id']} (frequency {c['frequency_code']}) to "
+                f"{c['payer_id']}: {codes}; diagnoses {', '.join(c['diagnoses'])}; "
+                f"charge {money(c['total_charge_cents'])}",
+                file=out,
+            )
         for a in r.answers:
-            denied = sorted({f"{adj['group_code']}-{adj['carc']}" for ln in a["lines"]
-                             for adj in ln["adjustments"] if denies_money(adj)})
+            denied = sorted(
+                {
+                    f"{adj['group_code']}-{adj['carc']}"
+                    for ln in a["lines"]
+                    for adj in ln["adjustments"]
+                    if denies_money(adj)
+                }
+            )
             status = {"1": "processed", "4": "DENIED", "22": "reversed"}.get(
-                a["claim_status_code"], a["claim_status_code"])
-            print(f"  payer {a['payer_id']}: {status}, paid {money(a['paid_cents'])}, patient "
-                  f"{money(a['patient_responsibility_cents'])}"
-                  + (f"; denied {' '.join(denied + a['rarcs'])}" if denied else ""), file=out)
+                a["claim_status_code"], a["claim_status_code"]
+            )
+            print(
+                f"  payer {a['payer_id']}: {status}, paid {money(a['paid_cents'])}, patient "
+                f"{money(a['patient_responsibility_cents'])}"
+                + (f"; denied {' '.join(denied + a['rarcs'])}" if denied else ""),
+                file=out,
+            )
         for i in r.rework:
             if i["kind"] == "CODING_HOLD":
                 continue
-            print(f"  rework: {i['kind']} {i['category']} -> {i['action']} in the {i['queue']} "
-                  f"queue ({i['status']})"
-                  + (f", deadline {i['deadline'].isoformat()}" if i["deadline"] else ""),
-                  file=out)
+            print(
+                f"  rework: {i['kind']} {i['category']} -> {i['action']} in the {i['queue']} "
+                f"queue ({i['status']})"
+                + (f", deadline {i['deadline'].isoformat()}" if i["deadline"] else ""),
+                file=out,
+            )
             if i["correction"]:
                 print(f"    automatic correction: {i['correction']}", file=out)
         for failure in r.failures:
             print(f"  DEAD LETTER {failure}", file=out)
-    print(f"\n{len(result.reports)} encounter(s) checked, {len(result.problems)} mapping "
-          "problem(s)", file=out)
+    print(
+        f"\n{len(result.reports)} encounter(s) checked, {len(result.problems)} mapping problem(s)",
+        file=out,
+    )
 
 
 def write_check_json(result: CheckResult, out: TextIO) -> None:

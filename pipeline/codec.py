@@ -253,9 +253,7 @@ class AvroCodec:
                 f"(schema id {schema_id}), expected {self.subject}"
             )
         try:
-            record = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size :]), writer, reader
-            )
+            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except Exception as exc:
             raise DecodeError(
                 f"{self.subject} body is not readable with schema id {schema_id}: "

@@ -146,9 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     topology = env.get("CLAIMS_TOPOLOGY", "staged") or "staged"
     if topology not in TOPOLOGIES:
-        raise SettingsError(
-            f"CLAIMS_TOPOLOGY={topology!r} is not one of {', '.join(TOPOLOGIES)}"
-        )
+        raise SettingsError(f"CLAIMS_TOPOLOGY={topology!r} is not one of {', '.join(TOPOLOGIES)}")
     data_dir = Path(env.get("CLAIMS_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
     return Settings(
         bootstrap_servers=env.get("CLAIMS_BOOTSTRAP_SERVERS") or None,
@@ -160,17 +158,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seed=_int(env, "CLAIMS_SEED", 2026),
         log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
         max_auto_resubmissions=_int(env, "CLAIMS_MAX_AUTO_RESUBMISSIONS", 2),
-        payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve() if env.get("CLAIMS_PAYERS_DIR")
+        payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve()
+        if env.get("CLAIMS_PAYERS_DIR")
         else None,
         http_port=_int(env, "CLAIMS_HTTP_PORT", 0),
         http_host=env.get("CLAIMS_HTTP_HOST") or "127.0.0.1",
         metrics_port=_int(env, "CLAIMS_METRICS_PORT", 0),
-        max_record_bytes=_int(env, "CLAIMS_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES,
-                              minimum=64 * 1024),
-        http_max_bytes=_int(env, "CLAIMS_HTTP_MAX_BYTES", DEFAULT_HTTP_MAX_BYTES,
-                            minimum=1024),
-        http_max_entries=_int(env, "CLAIMS_HTTP_MAX_ENTRIES", DEFAULT_HTTP_MAX_ENTRIES,
-                              minimum=1),
+        max_record_bytes=_int(
+            env, "CLAIMS_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, minimum=64 * 1024
+        ),
+        http_max_bytes=_int(env, "CLAIMS_HTTP_MAX_BYTES", DEFAULT_HTTP_MAX_BYTES, minimum=1024),
+        http_max_entries=_int(env, "CLAIMS_HTTP_MAX_ENTRIES", DEFAULT_HTTP_MAX_ENTRIES, minimum=1),
         http_ack_timeout=_int(env, "CLAIMS_HTTP_ACK_TIMEOUT", 30, minimum=1),
         mllp_idle_timeout=_int(env, "CLAIMS_MLLP_IDLE_TIMEOUT", 300, minimum=1),
         mllp_frame_timeout=_int(env, "CLAIMS_MLLP_FRAME_TIMEOUT", 30, minimum=1),

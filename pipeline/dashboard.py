@@ -62,8 +62,13 @@ class DashboardError(ValueError):
     """The dashboard cannot start as asked; the message says what to change."""
 
 
-def follow_topics(settings: Settings, state: DashboardState, stop: threading.Event, *,
-                  look_again: float = LOOK_AGAIN_S) -> None:
+def follow_topics(
+    settings: Settings,
+    state: DashboardState,
+    stop: threading.Event,
+    *,
+    look_again: float = LOOK_AGAIN_S,
+) -> None:
     """Read the watched topics from the beginning into *state* until *stop* is set.
 
     A topic not created yet, or a broker out of reach, leaves *state* waiting with the
@@ -72,9 +77,12 @@ def follow_topics(settings: Settings, state: DashboardState, stop: threading.Eve
     """
     while not stop.is_set():
         try:
-            consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
-                                     enable_auto_commit=False, client_id="claims-dashboard",
-                                     bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+            consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap,
+                enable_auto_commit=False,
+                client_id="claims-dashboard",
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            )
         except KafkaError as exc:
             state.set_source(WAITING, _unreachable(settings, exc, look_again))
             stop.wait(look_again)
@@ -89,12 +97,19 @@ def follow_topics(settings: Settings, state: DashboardState, stop: threading.Eve
 
 
 def _unreachable(settings: Settings, exc: Exception, look_again: float) -> str:
-    return (f"the broker at {settings.bootstrap} does not answer ({type(exc).__name__}); "
-            f"trying again every {look_again:g} s")
+    return (
+        f"the broker at {settings.bootstrap} does not answer ({type(exc).__name__}); "
+        f"trying again every {look_again:g} s"
+    )
 
 
-def _follow(consumer: KafkaConsumer, settings: Settings, state: DashboardState,
-            stop: threading.Event, look_again: float) -> None:
+def _follow(
+    consumer: KafkaConsumer,
+    settings: Settings,
+    state: DashboardState,
+    stop: threading.Event,
+    look_again: float,
+) -> None:
     names = {spec.full_name(settings.topic_prefix): spec for spec in WATCHED}
     codecs = {name: codec_for(spec.value_schema) for name, spec in names.items()}
     assigned: set[TopicPartition] = set()
@@ -102,8 +117,12 @@ def _follow(consumer: KafkaConsumer, settings: Settings, state: DashboardState,
     while not stop.is_set():
         if time.monotonic() >= next_check:
             existing = consumer.topics()  # asks the broker; raises when it does not answer
-            parts = {TopicPartition(name, p) for name in names if name in existing
-                     for p in consumer.partitions_for_topic(name)}
+            parts = {
+                TopicPartition(name, p)
+                for name in names
+                if name in existing
+                for p in consumer.partitions_for_topic(name)
+            }
             if parts != assigned:
                 if parts:
                     consumer.assign(sorted(parts))  # keeps the position of each it had
@@ -114,9 +133,13 @@ def _follow(consumer: KafkaConsumer, settings: Settings, state: DashboardState,
                 assigned = parts
             missing = [name for name in names if name not in existing]
             if missing:
-                state.set_source(WAITING, (
-                    f"topic{'s' if len(missing) > 1 else ''} not created yet: "
-                    f"{', '.join(missing)} (claims topics create makes them)"))
+                state.set_source(
+                    WAITING,
+                    (
+                        f"topic{'s' if len(missing) > 1 else ''} not created yet: "
+                        f"{', '.join(missing)} (claims topics create makes them)"
+                    ),
+                )
             else:
                 state.set_source(LIVE)
             next_check = time.monotonic() + (look_again if missing else CHECK_S)
@@ -140,16 +163,18 @@ def content_security_policy(page: str) -> str:
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         hashes[tag].append(f"'sha256-{digest}'")
     none = "'none'"
-    return "; ".join([
-        "default-src 'none'",
-        f"script-src {' '.join(hashes['script']) or none}",
-        f"style-src {' '.join(hashes['style']) or none}",
-        "connect-src 'self'",
-        "img-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {' '.join(hashes['script']) or none}",
+            f"style-src {' '.join(hashes['style']) or none}",
+            "connect-src 'self'",
+            "img-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def build_app(state: DashboardState, token: str | None) -> web.Application:
@@ -169,7 +194,8 @@ def build_app(state: DashboardState, token: str | None) -> web.Application:
     async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
         if token is not None:
             given = request.query.get("token") or request.headers.get(
-                "Authorization", "").removeprefix("Bearer ")
+                "Authorization", ""
+            ).removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return web.Response(status=401, text="an access token is required")
         response: web.StreamResponse = await handler(request)
@@ -182,8 +208,9 @@ def build_app(state: DashboardState, token: str | None) -> web.Application:
         return web.json_response(jsonable(state.snapshot()))
 
     async def events(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         seen = -1
         while True:
@@ -198,10 +225,25 @@ def build_app(state: DashboardState, token: str | None) -> web.Application:
         history = state.history(claim_id)
         if not history:
             return web.json_response({"error": f"no claim {claim_id}"}, status=404)
-        return web.json_response(jsonable({"claim_id": claim_id, "events": [
-            {"at": e.at, "status": e.status, "claim_id": e.claim_id, "detail": e.detail,
-             "charge_cents": e.charge_cents, "paid_cents": e.paid_cents,
-             "patient_cents": e.patient_cents} for e in history]}))
+        return web.json_response(
+            jsonable(
+                {
+                    "claim_id": claim_id,
+                    "events": [
+                        {
+                            "at": e.at,
+                            "status": e.status,
+                            "claim_id": e.claim_id,
+                            "detail": e.detail,
+                            "charge_cents": e.charge_cents,
+                            "paid_cents": e.paid_cents,
+                            "patient_cents": e.patient_cents,
+                        }
+                        for e in history
+                    ],
+                }
+            )
+        )
 
     app = web.Application(middlewares=[require_token])
     app.on_response_prepare.append(secure)
@@ -215,17 +257,28 @@ def build_app(state: DashboardState, token: str | None) -> web.Application:
 def run_dashboard(settings: Settings, host: str, port: int, token: str | None) -> None:
     """Serve the dashboard until interrupted."""
     if host not in LOCAL_HOSTS and not token:
-        raise DashboardError(f"binding {host} exposes claims data beyond this machine: "
-                             "give an access token with --token (or bind 127.0.0.1)")
+        raise DashboardError(
+            f"binding {host} exposes claims data beyond this machine: "
+            "give an access token with --token (or bind 127.0.0.1)"
+        )
     state = DashboardState()
     stop = threading.Event()
-    reader = threading.Thread(target=follow_topics, args=(settings, state, stop),
-                              name="claims-dashboard-reader", daemon=True)
+    reader = threading.Thread(
+        target=follow_topics,
+        args=(settings, state, stop),
+        name="claims-dashboard-reader",
+        daemon=True,
+    )
     reader.start()
     try:
         # Open event streams never end by themselves: give them a moment at shutdown.
-        web.run_app(build_app(state, token), host=host, port=port,
-                    print=lambda *_: None, shutdown_timeout=2.0)
+        web.run_app(
+            build_app(state, token),
+            host=host,
+            port=port,
+            print=lambda *_: None,
+            shutdown_timeout=2.0,
+        )
     finally:
         stop.set()
         reader.join(timeout=5)

@@ -20,8 +20,12 @@ from processors.contracts.remittance import is_denial
 from processors.denials.queue import Event, history, open_items
 
 Record = dict[str, Any]
-AGING = ((0, 30, "0-30 days"), (31, 60, "31-60 days"), (61, 90, "61-90 days"),
-         (91, 10**6, "over 90 days"))
+AGING = (
+    (0, 30, "0-30 days"),
+    (31, 60, "31-60 days"),
+    (61, 90, "61-90 days"),
+    (91, 10**6, "over 90 days"),
+)
 QUEUE_ROWS = 500
 LIVE, WAITING = "live", "waiting"
 
@@ -82,9 +86,13 @@ class DashboardState:
     def history(self, claim_id: str) -> list[Event]:
         """*claim_id*'s lineage from what has been read so far."""
         with self.lock:
-            return history(claim_id, self.claims.values(),
-                           self.outcomes.remittances.values(), self.items.values(),
-                           self.actions.values())
+            return history(
+                claim_id,
+                self.claims.values(),
+                self.outcomes.remittances.values(),
+                self.items.values(),
+                self.actions.values(),
+            )
 
     def snapshot(self) -> Record:
         """Everything the page shows, as JSON-ready data."""
@@ -119,8 +127,12 @@ class DashboardState:
                 category_first[item_of[chain[0]]["category"]] += 1
             if is_denial(last) and chain[-1] in item_of:
                 category_final[item_of[chain[-1]]["category"]] += 1
-        by_carc = Counter(f"{r['group_code']}-{r['code']}" for d in denials
-                          for r in d["reasons"] if r["group_code"])
+        by_carc = Counter(
+            f"{r['group_code']}-{r['code']}"
+            for d in denials
+            for r in d["reasons"]
+            if r["group_code"]
+        )
         over_time: dict[str, Counter[str]] = {}
         for d in denials:
             over_time.setdefault(_week(_day(d["created_at"])), Counter())[d["category"]] += 1
@@ -139,16 +151,26 @@ class DashboardState:
             age = (today - _day(item["created_at"])).days
             bucket = next(label for low, high, label in AGING if low <= age <= high)
             aging[bucket] += 1
-            queue.append({
-                "rework_id": item["rework_id"], "kind": item["kind"], "queue": item["queue"],
-                "payer_id": item["payer_id"], "category": item["category"],
-                "claim_id": item["claim_id"], "encounter_id": item["encounter_id"],
-                "amount_cents": item["amount_at_stake_cents"], "age_days": age,
-                "aging": bucket, "priority": item["priority"],
-                "deadline": item["deadline"].isoformat() if item["deadline"] else None,
-                "codes": " ".join(f"{r['group_code']}-{r['code']}" if r["group_code"]
-                                  else r["code"] for r in item["reasons"])[:40],
-            })
+            queue.append(
+                {
+                    "rework_id": item["rework_id"],
+                    "kind": item["kind"],
+                    "queue": item["queue"],
+                    "payer_id": item["payer_id"],
+                    "category": item["category"],
+                    "claim_id": item["claim_id"],
+                    "encounter_id": item["encounter_id"],
+                    "amount_cents": item["amount_at_stake_cents"],
+                    "age_days": age,
+                    "aging": bucket,
+                    "priority": item["priority"],
+                    "deadline": item["deadline"].isoformat() if item["deadline"] else None,
+                    "codes": " ".join(
+                        f"{r['group_code']}-{r['code']}" if r["group_code"] else r["code"]
+                        for r in item["reasons"]
+                    )[:40],
+                }
+            )
         return {
             "version": self.version,
             "source": {"status": self.source, "reason": self.source_reason},
@@ -166,9 +188,11 @@ class DashboardState:
                 "auto_corrected": sum(1 for d in denials if d["status"] == "AUTO_CORRECTED"),
             },
             "by_payer": {
-                payer: {"claims": c["claims"],
-                        "first_pass_rate": round(c["first_pass_denied"] / c["claims"], 4),
-                        "final_rate": round(c["final_denied"] / c["claims"], 4)}
+                payer: {
+                    "claims": c["claims"],
+                    "first_pass_rate": round(c["first_pass_denied"] / c["claims"], 4),
+                    "final_rate": round(c["final_denied"] / c["claims"], 4),
+                }
                 for payer, c in sorted(by_payer.items())
             },
             "by_category": dict(by_category.most_common()),

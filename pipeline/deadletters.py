@@ -33,17 +33,26 @@ class Source:
     timestamp_ms: int | None = None
 
 
-def dead_letter_record(stage: str, error: str, error_type: str, source: Source,
-                       record_id: str | None = None, *,
-                       max_record_bytes: int) -> dict[str, Any]:
+def dead_letter_record(
+    stage: str,
+    error: str,
+    error_type: str,
+    source: Source,
+    record_id: str | None = None,
+    *,
+    max_record_bytes: int,
+) -> dict[str, Any]:
     """The DeadLetter for *source*, the value kept whole when it fits *max_record_bytes*."""
     value = source.value
     key = source.key
     keep = len(key or b"") + len(value or b"") + ENVELOPE_BYTES <= max_record_bytes
     if len(error) > MAX_ERROR_CHARS:
         error = error[: MAX_ERROR_CHARS - 3] + "..."
-    failed_at = (datetime.fromtimestamp(source.timestamp_ms / 1000, tz=UTC)
-                 if source.timestamp_ms is not None else datetime.now(UTC))
+    failed_at = (
+        datetime.fromtimestamp(source.timestamp_ms / 1000, tz=UTC)
+        if source.timestamp_ms is not None
+        else datetime.now(UTC)
+    )
     return {
         "stage": stage,
         "error": error,

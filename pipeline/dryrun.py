@@ -35,8 +35,9 @@ class InProcessPipeline:
     def __init__(self, refdata: RefData, seed: int = 0, max_auto_resubmissions: int = 2) -> None:
         self.state: dict[bytes, Any] = {}
         self._contexts = {
-            stage.name: StageContext(refdata, self.state if stage.stateful else {}, seed,
-                                     max_auto_resubmissions)
+            stage.name: StageContext(
+                refdata, self.state if stage.stateful else {}, seed, max_auto_resubmissions
+            )
             for stage in STAGES
         }
 
@@ -44,8 +45,9 @@ class InProcessPipeline:
         """Every record the stages publish for one encounter event, in order."""
         if isinstance(key, str):
             key = key.encode()
-        queue: list[tuple[Stage, bytes, Record]] = [(STAGE_BY_INPUT[EHR_ENCOUNTERS.name], key,
-                                                     event)]
+        queue: list[tuple[Stage, bytes, Record]] = [
+            (STAGE_BY_INPUT[EHR_ENCOUNTERS.name], key, event)
+        ]
         while queue:
             stage, record_key, record = queue.pop(0)
             try:

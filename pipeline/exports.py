@@ -53,8 +53,9 @@ def write_837p(claims: list[dict[str, Any]], out: Path, first_control: int = 1) 
     return written
 
 
-def latest_records(settings: Settings, spec: TopicSpec, id_field: str,
-                   start: Offsets | None = None) -> list[dict[str, Any]]:
+def latest_records(
+    settings: Settings, spec: TopicSpec, id_field: str, start: Offsets | None = None
+) -> list[dict[str, Any]]:
     """Records on *spec* after *start* (default: from the beginning), the latest per id."""
     latest: dict[str, dict[str, Any]] = {}
     for _, record in read_topic(settings, spec, (start or {}).get(spec.name, {})):
@@ -68,14 +69,16 @@ def submitted_claims(settings: Settings, start: Offsets | None = None) -> list[d
     return latest_records(settings, CLAIMS_SUBMITTED, "claim_id", start)
 
 
-def export_837p(settings: Settings, out: Path, start: Offsets | None = None,
-                first_control: int = 1) -> list[Path]:
+def export_837p(
+    settings: Settings, out: Path, start: Offsets | None = None, first_control: int = 1
+) -> list[Path]:
     """Export the claims on claims.submitted as 837P interchanges under *out*."""
     return write_837p(submitted_claims(settings, start), out, first_control)
 
 
-def write_835(remittances: list[dict[str, Any]], out: Path, refdata: RefData,
-              first_control: int = 1) -> list[Path]:
+def write_835(
+    remittances: list[dict[str, Any]], out: Path, refdata: RefData, first_control: int = 1
+) -> list[Path]:
     """Write one 835 interchange per payer into *out*; returns the files written.
 
     Self-pay remittances have no payer to send them and are left out.
@@ -86,8 +89,12 @@ def write_835(remittances: list[dict[str, Any]], out: Path, refdata: RefData,
         return []
     newest = max(r["adjudicated_date"] for r in payable)
     interchanges = x12_835.write_835(
-        payable, refdata.payers, receiver_id=SENDER_ID, control_start=first_control,
-        created=datetime.combine(newest, time(), tzinfo=UTC))
+        payable,
+        refdata.payers,
+        receiver_id=SENDER_ID,
+        control_start=first_control,
+        created=datetime.combine(newest, time(), tzinfo=UTC),
+    )
     written = []
     for name, text in interchanges:
         path = out / name
@@ -105,8 +112,9 @@ def remittances(settings: Settings, start: Offsets | None = None) -> list[dict[s
     return latest_records(settings, CLAIMS_REMITTANCE, "remittance_id", start)
 
 
-def export_835(settings: Settings, out: Path, start: Offsets | None = None,
-               first_control: int = 1) -> list[Path]:
+def export_835(
+    settings: Settings, out: Path, start: Offsets | None = None, first_control: int = 1
+) -> list[Path]:
     """Export the remittances on claims.remittance as 835 interchanges under *out*."""
     return write_835(remittances(settings, start), out, settings.refdata(), first_control)
 
@@ -114,8 +122,10 @@ def export_835(settings: Settings, out: Path, start: Offsets | None = None,
 def write_fhir_ndjson(claims: list[dict[str, Any]], path: Path) -> int:
     """Write one FHIR R4 Claim per line to *path* (self-pay left out); returns the count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payable = sorted((c for c in claims if c["payer_id"] != SELF_PAY_ID),
-                     key=lambda c: (c["created_at"], c["claim_id"]))
+    payable = sorted(
+        (c for c in claims if c["payer_id"] != SELF_PAY_ID),
+        key=lambda c: (c["created_at"], c["claim_id"]),
+    )
     with path.open("w") as f:
         for claim in payable:
             f.write(json.dumps(to_fhir_claim(claim), separators=(",", ":")) + "\n")

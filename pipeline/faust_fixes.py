@@ -82,8 +82,12 @@ async def _reseek(consumer: Consumer) -> None:
         for tp, offset in floors.items():
             read = consumer._read_offset.get(tp)
             if tp in assigned and read is not None and read >= offset:
-                log.warning("reading %s[%d] again from %d: a stream skipped it during a "
-                         "rebalance", tp.topic, tp.partition, offset)
+                log.warning(
+                    "reading %s[%d] again from %d: a stream skipped it during a rebalance",
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                )
                 await consumer.seek(tp, offset)
     except Exception:  # the record is read again at the next rebalance or restart
         log.warning("could not seek back to a skipped record", exc_info=True)
@@ -93,8 +97,7 @@ async def _reseek(consumer: Consumer) -> None:
 
 def _in_flight_floor(consumer: Consumer, tp: Any) -> int | None:
     """The lowest offset of *tp* a stream has taken up and not acknowledged yet."""
-    offsets = [m.offset for m in list(consumer._unacked_messages)
-               if m.tp == tp and not m.acked]
+    offsets = [m.offset for m in list(consumer._unacked_messages) if m.tp == tp and not m.acked]
     return min(offsets, default=None)
 
 

@@ -56,9 +56,15 @@ def malformed_records(count: int, seed: int) -> list[tuple[bytes, bytes]]:
     return [(f"BAD{seed}-{i}".encode(), kinds[i % len(kinds)]) for i in range(count)]
 
 
-def publish(settings: Settings, events: Iterable[tuple[str, dict[str, Any]]], *,
-            malformed: int = 0, seed: int = 0, progress: TextIO | None = sys.stderr,
-            total: int | None = None) -> FeedReport:
+def publish(
+    settings: Settings,
+    events: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    malformed: int = 0,
+    seed: int = 0,
+    progress: TextIO | None = sys.stderr,
+    total: int | None = None,
+) -> FeedReport:
     """Encode and send *events* (member key, EncounterEvent) to ehr.encounters."""
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
     topic = EHR_ENCOUNTERS.full_name(settings.topic_prefix)
@@ -77,8 +83,11 @@ def publish(settings: Settings, events: Iterable[tuple[str, dict[str, Any]]], *,
                 prod.send(topic, key=bkey, value=bvalue)
                 report.malformed += 1
             if progress is not None and report.sent % 5000 == 0:
-                print(f"  fed {report.sent}{f'/{total}' if total else ''} encounters",
-                      file=progress, flush=True)
+                print(
+                    f"  fed {report.sent}{f'/{total}' if total else ''} encounters",
+                    file=progress,
+                    flush=True,
+                )
         for bkey, bvalue in bad:
             prod.send(topic, key=bkey, value=bvalue)
             report.malformed += 1

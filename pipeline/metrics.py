@@ -26,14 +26,27 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.records = Counter("claims_stage_records", "Records a stage handled",
-                               ["stage"], registry=self.registry)
-        self.dead_letters = Counter("claims_dead_letters", "Records sent to the dead-letter "
-                                    "topic", ["stage"], registry=self.registry)
-        self.rework = Counter("claims_rework_items", "Rework items made, by kind and category",
-                              ["kind", "category"], registry=self.registry)
-        self.lag = Gauge("claims_consumer_lag", "Records on an input topic not yet processed "
-                         "by the pipeline's consumer group", ["topic"], registry=self.registry)
+        self.records = Counter(
+            "claims_stage_records", "Records a stage handled", ["stage"], registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "claims_dead_letters",
+            "Records sent to the dead-letter topic",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.rework = Counter(
+            "claims_rework_items",
+            "Rework items made, by kind and category",
+            ["kind", "category"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "claims_consumer_lag",
+            "Records on an input topic not yet processed by the pipeline's consumer group",
+            ["topic"],
+            registry=self.registry,
+        )
 
     def handled(self, stage: str) -> None:
         """One record handled by *stage*."""
@@ -49,16 +62,19 @@ class Metrics:
 
     def serve(self, settings: Settings, group_id: str, topics: list[str]) -> None:
         """Serve /metrics on the configured port and keep the lag gauge current."""
-        start_http_server(settings.metrics_port, addr=settings.http_host,
-                          registry=self.registry)
+        start_http_server(settings.metrics_port, addr=settings.http_host, registry=self.registry)
         stop = threading.Event()
-        thread = threading.Thread(target=self._measure_lag, args=(settings, group_id, topics,
-                                                                  stop),
-                                  name="claims-lag", daemon=True)
+        thread = threading.Thread(
+            target=self._measure_lag,
+            args=(settings, group_id, topics, stop),
+            name="claims-lag",
+            daemon=True,
+        )
         thread.start()
 
-    def _measure_lag(self, settings: Settings, group_id: str, topics: list[str],
-                     stop: threading.Event) -> None:
+    def _measure_lag(
+        self, settings: Settings, group_id: str, topics: list[str], stop: threading.Event
+    ) -> None:
         admin = consumer = None
         while not stop.wait(LAG_INTERVAL_S):
             try:
@@ -70,7 +86,8 @@ class Metrics:
                     if not parts:
                         continue
                     ends = consumer.end_offsets(parts)
-                    self.lag.labels(topic).set(sum(
-                        max(ends[tp] - committed[tp].offset, 0) for tp in parts))
+                    self.lag.labels(topic).set(
+                        sum(max(ends[tp] - committed[tp].offset, 0) for tp in parts)
+                    )
             except Exception as exc:  # the gauge waits for the next round; the worker goes on
                 log.warning("consumer lag not measured: %s", type(exc).__name__)

@@ -64,8 +64,9 @@ def record_counts(settings: Settings, before: Offsets) -> dict[str, int]:
     }
 
 
-def read_topic(settings: Settings, spec: TopicSpec, start: dict[int, int]
-                    ) -> list[tuple[int, dict[str, Any] | None]]:
+def read_topic(
+    settings: Settings, spec: TopicSpec, start: dict[int, int]
+) -> list[tuple[int, dict[str, Any] | None]]:
     """(timestamp ms, decoded value or None) of every record after *start* on *spec*."""
     name = spec.full_name(settings.topic_prefix)
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
@@ -112,8 +113,9 @@ class Outcomes:
         ids.update(d["record_id"] or f"key:{d['key']!r}" for d in self.dead_letters)
         return ids
 
-    def keep(self, store: dict[str, dict[str, Any]], kind: str, key: str,
-             value: dict[str, Any]) -> None:
+    def keep(
+        self, store: dict[str, dict[str, Any]], kind: str, key: str, value: dict[str, Any]
+    ) -> None:
         """Store *value* under *key*, counting a second arrival as a duplicate."""
         if key in store:
             self.duplicates[f"{kind}:{key}"] += 1
@@ -128,8 +130,11 @@ class Outcomes:
         every automatically resubmitted claim has its answer."""
         settled = all(r["claim_id"] in self.settled for r in self.remittances.values())
         answered = {r["claim_id"] for r in self.remittances.values() if not is_reversal(r)}
-        resubmitted = all(item["resubmitted_claim_id"] in answered
-                          for item in self.denials.values() if item["resubmitted_claim_id"])
+        resubmitted = all(
+            item["resubmitted_claim_id"] in answered
+            for item in self.denials.values()
+            if item["resubmitted_claim_id"]
+        )
         return len(self.accounted()) >= expected and settled and resubmitted
 
     def answers(self) -> dict[str, dict[str, Any]]:
@@ -138,8 +143,11 @@ class Outcomes:
 
     def chains(self) -> list[list[str]]:
         """Claim ids from each first submission through its automatic resubmissions."""
-        next_of = {item["claim_id"]: item["resubmitted_claim_id"]
-                   for item in self.denials.values() if item["resubmitted_claim_id"]}
+        next_of = {
+            item["claim_id"]: item["resubmitted_claim_id"]
+            for item in self.denials.values()
+            if item["resubmitted_claim_id"]
+        }
         later = set(next_of.values())
         out = []
         for claim_id in sorted(self.answers()):
@@ -190,8 +198,9 @@ class OutcomeCollector:
                 tps.append(TopicPartition(name, p))
         self.consumer.assign(tps)
         for tp in tps:
-            self.consumer.seek(tp, start.get(tp.topic.removeprefix(settings.topic_prefix),
-                                             {}).get(tp.partition, 0))
+            self.consumer.seek(
+                tp, start.get(tp.topic.removeprefix(settings.topic_prefix), {}).get(tp.partition, 0)
+            )
         self._codecs = {
             spec.full_name(settings.topic_prefix): (spec, codec_for(spec.value_schema))
             for spec in OUTCOME_TOPICS
@@ -229,8 +238,9 @@ class OutcomeCollector:
         else:
             out.dead_letters.append(value)
 
-    def wait_for(self, expected: int, timeout: float, progress: TextIO | None = sys.stderr,
-                 alive: Any = None) -> bool:
+    def wait_for(
+        self, expected: int, timeout: float, progress: TextIO | None = sys.stderr, alive: Any = None
+    ) -> bool:
         """Poll until *expected* outcomes arrived or *timeout* passed; True when all arrived."""
         deadline = time.monotonic() + timeout
         last_report = 0.0
@@ -240,10 +250,14 @@ class OutcomeCollector:
             now = time.monotonic()
             if progress is not None and (now - last_report > 2 or done >= expected):
                 o = self.outcomes
-                print(f"  accounted {done}/{expected}: {len(o.remittances)} remittances, "
-                      f"{sum(h['kind'] == 'CODING_HOLD' for h in o.holds.values())} coding holds, "
-                      f"{sum(h['kind'] == 'SCRUBBER_HOLD' for h in o.holds.values())} scrubber "
-                      f"holds, {len(o.dead_letters)} dead letters", file=progress, flush=True)
+                print(
+                    f"  accounted {done}/{expected}: {len(o.remittances)} remittances, "
+                    f"{sum(h['kind'] == 'CODING_HOLD' for h in o.holds.values())} coding holds, "
+                    f"{sum(h['kind'] == 'SCRUBBER_HOLD' for h in o.holds.values())} scrubber "
+                    f"holds, {len(o.dead_letters)} dead letters",
+                    file=progress,
+                    flush=True,
+                )
                 last_report = now
             if self.outcomes.complete(expected):
                 return True
@@ -290,8 +304,9 @@ def paid_rates(outcomes: Outcomes) -> dict[str, Any]:
     }
 
 
-def summarize(outcomes: Outcomes, fed: int, malformed: int,
-              topic_counts: dict[str, int]) -> dict[str, Any]:
+def summarize(
+    outcomes: Outcomes, fed: int, malformed: int, topic_counts: dict[str, int]
+) -> dict[str, Any]:
     """The run's summary: outcomes, money, denial rates by payer and CARC."""
     status: Counter[str] = Counter()
     by_payer: dict[str, Counter[str]] = {}
@@ -308,7 +323,9 @@ def summarize(outcomes: Outcomes, fed: int, malformed: int,
         money["patient_responsibility_cents"] += remit["patient_responsibility_cents"]
     carcs = Counter(
         f"{r['group_code']}-{r['code']}"
-        for item in outcomes.denials.values() for r in item["reasons"] if r["group_code"]
+        for item in outcomes.denials.values()
+        for r in item["reasons"]
+        if r["group_code"]
     )
     holds = Counter(h["kind"] for h in outcomes.holds.values())
     edits = Counter(r["code"] for h in outcomes.holds.values() for r in h["reasons"])

@@ -50,7 +50,9 @@ class WorkerPool:
         with log.open(mode) as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "pipeline.cli", "worker"],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
 
     def kill_and_restart(self, index: int, timeout: float = 10.0) -> tuple[int, int]:
@@ -94,8 +96,9 @@ class WorkerPool:
         from pipeline.admin import wait_for_group  # noqa: PLC0415 - avoids a client import at start
         from pipeline.app import app_id  # noqa: PLC0415
 
-        wait_for_group(self.settings, app_id(self.settings), self.count, timeout,
-                       alive=self.check_alive)
+        wait_for_group(
+            self.settings, app_id(self.settings), self.count, timeout, alive=self.check_alive
+        )
 
     def peak_rss_bytes(self) -> list[int]:
         """Current resident memory of each live worker."""
@@ -131,6 +134,10 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -36,8 +36,9 @@ class ReplayError(ValueError):
     """A replay that cannot run as asked; the message says what to change."""
 
 
-def replay_settings(live: Settings, name: str, *, seed: int | None = None,
-                    payers_dir: Path | None = None) -> Settings:
+def replay_settings(
+    live: Settings, name: str, *, seed: int | None = None, payers_dir: Path | None = None
+) -> Settings:
     """Settings of replay *name*: its own topic prefix and consumer group, nothing shared."""
     if not NAME.match(name):
         raise ReplayError(f"replay name {name!r}: use lower-case letters, digits, - and _")
@@ -57,36 +58,56 @@ def window(live: Settings, start: datetime, end: datetime) -> list[tuple[str, Re
     return out
 
 
-def run_replay(live: Settings, name: str, start: datetime, end: datetime, *,
-               seed: int | None = None, payers_dir: Path | None = None,
-               ruleset: str | None = None, workers: int = 1,
-               progress: TextIO | None = sys.stderr, timeout: float = 600) -> Record:
+def run_replay(
+    live: Settings,
+    name: str,
+    start: datetime,
+    end: datetime,
+    *,
+    seed: int | None = None,
+    payers_dir: Path | None = None,
+    ruleset: str | None = None,
+    workers: int = 1,
+    progress: TextIO | None = sys.stderr,
+    timeout: float = 600,
+) -> Record:
     """Replay the window into topics named after *name*; returns a summary."""
     if ruleset is not None and ruleset != RULESET_VERSION:
-        raise ReplayError(f"ruleset {ruleset!r} is not installed; this build has "
-                          f"{RULESET_VERSION!r}")
+        raise ReplayError(
+            f"ruleset {ruleset!r} is not installed; this build has {RULESET_VERSION!r}"
+        )
     settings = replay_settings(live, name, seed=seed, payers_dir=payers_dir)
     events = window(live, start, end)
     if not events:
-        raise ReplayError(f"no encounters were released between {start.isoformat()} and "
-                          f"{end.isoformat()} on {live.topic_prefix}ehr.encounters")
+        raise ReplayError(
+            f"no encounters were released between {start.isoformat()} and "
+            f"{end.isoformat()} on {live.topic_prefix}ehr.encounters"
+        )
     create_topics(settings)
     collector = OutcomeCollector(settings, snapshot_offsets(settings))
     log_dir = settings.data_dir / "replays" / name
     with WorkerPool(settings, workers, log_dir) as pool:
         pool.wait_ready()
         if progress is not None:
-            print(f"replaying {len(events)} encounters into {settings.topic_prefix}*",
-                  file=progress, flush=True)
+            print(
+                f"replaying {len(events)} encounters into {settings.topic_prefix}*",
+                file=progress,
+                flush=True,
+            )
         fed = publish(settings, events, progress=None)
-        done = collector.wait_for(fed.sent, timeout=timeout, progress=progress,
-                                  alive=pool.check_alive)
+        done = collector.wait_for(
+            fed.sent, timeout=timeout, progress=progress, alive=pool.check_alive
+        )
     collector.close()
     if not done:
         raise ReplayError(f"replay {name} did not finish within {timeout:.0f} s; see {log_dir}")
-    return {"name": name, "prefix": settings.topic_prefix, "encounters": fed.sent,
-            "remittances": len(collector.outcomes.remittances),
-            "rework_items": len(collector.outcomes.denials) + len(collector.outcomes.holds)}
+    return {
+        "name": name,
+        "prefix": settings.topic_prefix,
+        "encounters": fed.sent,
+        "remittances": len(collector.outcomes.remittances),
+        "rework_items": len(collector.outcomes.denials) + len(collector.outcomes.holds),
+    }
 
 
 @dataclass
@@ -114,17 +135,31 @@ class RunView:
         """What happened to an encounter: held, or its answers summed, with the rules used."""
         if encounter_id in self.holds:
             hold = self.holds[encounter_id]
-            return {"state": "HELD", "paid_cents": 0, "denied": True,
-                    "rules": sorted(r["code"] for r in hold["reasons"])}
+            return {
+                "state": "HELD",
+                "paid_cents": 0,
+                "denied": True,
+                "rules": sorted(r["code"] for r in hold["reasons"]),
+            }
         answers = [a for a in self.answers.get(encounter_id, []) if not is_reversal(a)]
         if not answers:
             return {"state": "ABSENT", "paid_cents": 0, "denied": False, "rules": []}
-        rules = sorted({adj["rule_id"] for a in answers for ln in a["lines"]
-                        for adj in ln["adjustments"] if denies_money(adj)})
+        rules = sorted(
+            {
+                adj["rule_id"]
+                for a in answers
+                for ln in a["lines"]
+                for adj in ln["adjustments"]
+                if denies_money(adj)
+            }
+        )
         denied = any(is_denial(a) for a in answers)
-        return {"state": "DENIED" if denied else "PAID",
-                "paid_cents": sum(a["paid_cents"] for a in answers), "denied": denied,
-                "rules": rules}
+        return {
+            "state": "DENIED" if denied else "PAID",
+            "paid_cents": sum(a["paid_cents"] for a in answers),
+            "denied": denied,
+            "rules": rules,
+        }
 
 
 def diff(base: RunView, other: RunView, encounters: list[str]) -> Record:
@@ -139,17 +174,25 @@ def diff(base: RunView, other: RunView, encounters: list[str]) -> Record:
         totals["base_paid_cents"] += a["paid_cents"]
         totals["other_paid_cents"] += b["paid_cents"]
         if a != b:
-            changed.append({
-                "encounter_id": encounter_id, "before": a["state"], "after": b["state"],
-                "paid_cents_before": a["paid_cents"], "paid_cents_after": b["paid_cents"],
-                "rules_before": a["rules"], "rules_after": b["rules"],
-                "changed_by": sorted(set(a["rules"]) ^ set(b["rules"])),
-            })
+            changed.append(
+                {
+                    "encounter_id": encounter_id,
+                    "before": a["state"],
+                    "after": b["state"],
+                    "paid_cents_before": a["paid_cents"],
+                    "paid_cents_after": b["paid_cents"],
+                    "rules_before": a["rules"],
+                    "rules_after": b["rules"],
+                    "changed_by": sorted(set(a["rules"]) ^ set(b["rules"])),
+                }
+            )
     n = totals["encounters"] or 1
     return {
         "encounters": totals["encounters"],
-        "denial_rate": {"before": round(totals["base_denied"] / n, 4),
-                        "after": round(totals["other_denied"] / n, 4)},
+        "denial_rate": {
+            "before": round(totals["base_denied"] / n, 4),
+            "after": round(totals["other_denied"] / n, 4),
+        },
         "paid_cents": {"before": totals["base_paid_cents"], "after": totals["other_paid_cents"]},
         "changed": changed,
     }
@@ -157,8 +200,7 @@ def diff(base: RunView, other: RunView, encounters: list[str]) -> Record:
 
 def replay_encounters(settings: Settings) -> list[str]:
     """Encounter ids a run was fed."""
-    return [e["encounter_id"] for _, e in read_topic(settings, EHR_ENCOUNTERS, {})
-            if e is not None]
+    return [e["encounter_id"] for _, e in read_topic(settings, EHR_ENCOUNTERS, {}) if e is not None]
 
 
 def print_diff(report: Record, out: TextIO) -> None:
@@ -169,7 +211,9 @@ def print_diff(report: Record, out: TextIO) -> None:
     print(f"  paid         ${paid['before'] / 100:,.2f} -> ${paid['after'] / 100:,.2f}", file=out)
     print(f"  {len(report['changed'])} encounter(s) changed", file=out)
     for c in report["changed"]:
-        print(f"    {c['encounter_id']}: {c['before']} -> {c['after']} "
-              f"(${c['paid_cents_before'] / 100:,.2f} -> ${c['paid_cents_after'] / 100:,.2f}); "
-              f"changed by {', '.join(c['changed_by']) or 'amounts'}", file=out)
-
+        print(
+            f"    {c['encounter_id']}: {c['before']} -> {c['after']} "
+            f"(${c['paid_cents_before'] / 100:,.2f} -> ${c['paid_cents_after'] / 100:,.2f}); "
+            f"changed by {', '.join(c['changed_by']) or 'amounts'}",
+            file=out,
+        )

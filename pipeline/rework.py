@@ -58,11 +58,13 @@ class Queue:
         """Read every item and action recorded so far."""
         return cls(_values(settings, DENIALS_REWORK), _values(settings, REWORK_ACTIONS))
 
-    def open(self, queue: str | None = None, payer: str | None = None,
-             category: str | None = None) -> list[Record]:
+    def open(
+        self, queue: str | None = None, payer: str | None = None, category: str | None = None
+    ) -> list[Record]:
         """Open items passing the filters, highest priority first."""
-        return [i for i in open_items(self.items, self.actions)
-                if matches(i, queue, payer, category)]
+        return [
+            i for i in open_items(self.items, self.actions) if matches(i, queue, payer, category)
+        ]
 
     def item(self, rework_id: str) -> Record:
         """The item *rework_id*; ReworkError when there is none."""
@@ -83,26 +85,36 @@ def money(cents: int | None) -> str:
 
 def print_items(items: list[Record], out: TextIO) -> None:
     """Open items as a table (ids, never patient data)."""
-    print(f"{'rework id':<18} {'kind':<13} {'queue':<10} {'category':<24} {'payer':<10} "
-          f"{'claim':<18} {'at stake':>11} {'deadline':<10} {'priority':>8}", file=out)
+    print(
+        f"{'rework id':<18} {'kind':<13} {'queue':<10} {'category':<24} {'payer':<10} "
+        f"{'claim':<18} {'at stake':>11} {'deadline':<10} {'priority':>8}",
+        file=out,
+    )
     for i in items:
         deadline = i["deadline"].isoformat() if i["deadline"] else "-"
-        print(f"{i['rework_id']:<18} {i['kind']:<13} {i['queue']:<10} {i['category']:<24} "
-              f"{i['payer_id'] or '-':<10} {i['claim_id'] or '-':<18} "
-              f"{money(i['amount_at_stake_cents']):>11} {deadline:<10} {i['priority']:>8}",
-              file=out)
+        print(
+            f"{i['rework_id']:<18} {i['kind']:<13} {i['queue']:<10} {i['category']:<24} "
+            f"{i['payer_id'] or '-':<10} {i['claim_id'] or '-':<18} "
+            f"{money(i['amount_at_stake_cents']):>11} {deadline:<10} {i['priority']:>8}",
+            file=out,
+        )
     print(f"{len(items)} open item(s)", file=out)
 
 
 def print_item(item: Record, actions: list[Record], out: TextIO) -> None:
     """One item in full: what is wrong, what to do, by when, and what was done."""
     print(f"Rework item {item['rework_id']} ({item['kind']}, {item['status']})", file=out)
-    print(f"  claim {item['claim_id'] or '-'}  encounter {item['encounter_id']}  "
-          f"payer {item['payer_id'] or '-'}  payer control number "
-          f"{item['payer_claim_control_number'] or '-'}", file=out)
-    print(f"  {item['category']}: {item['action']} in the {item['queue']} queue, "
-          f"{money(item['amount_at_stake_cents'])} at stake, priority {item['priority']}",
-          file=out)
+    print(
+        f"  claim {item['claim_id'] or '-'}  encounter {item['encounter_id']}  "
+        f"payer {item['payer_id'] or '-'}  payer control number "
+        f"{item['payer_claim_control_number'] or '-'}",
+        file=out,
+    )
+    print(
+        f"  {item['category']}: {item['action']} in the {item['queue']} queue, "
+        f"{money(item['amount_at_stake_cents'])} at stake, priority {item['priority']}",
+        file=out,
+    )
     if item["deadline"]:
         print(f"  deadline ({item['deadline_kind']}): {item['deadline'].isoformat()}", file=out)
     print("  reasons:", file=out)
@@ -114,8 +126,11 @@ def print_item(item: Record, actions: list[Record], out: TextIO) -> None:
     if item["correction"]:
         print(f"  corrected automatically: {item['correction']}", file=out)
     for a in actions:
-        print(f"  {a['at']:%Y-%m-%d %H:%M} {a['action']} by {a['actor']}"
-              + (f": {a['note']}" if a["note"] else ""), file=out)
+        print(
+            f"  {a['at']:%Y-%m-%d %H:%M} {a['action']} by {a['actor']}"
+            + (f": {a['note']}" if a["note"] else ""),
+            file=out,
+        )
 
 
 def latest_claim(settings: Settings, claim_id: str) -> Record:
@@ -129,16 +144,25 @@ def latest_claim(settings: Settings, claim_id: str) -> Record:
     return found
 
 
-def resolve(settings: Settings, rework_id: str, action: str, *, actor: str,
-            note: str | None = None, changes: list[Record] | None = None,
-            at: datetime | None = None) -> Record:
+def resolve(
+    settings: Settings,
+    rework_id: str,
+    action: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    changes: list[Record] | None = None,
+    at: datetime | None = None,
+) -> Record:
     """Record a person's decision on *rework_id*; a RESUBMIT carries the corrected claim."""
     queue = Queue.read(settings)
     item = queue.item(rework_id)
     done = queue.actions_on(rework_id)
     if item["status"] != "OPEN" or done:
-        raise ReworkError(f"rework item {rework_id} is already resolved "
-                          f"({done[-1]['action'] if done else item['status']})")
+        raise ReworkError(
+            f"rework item {rework_id} is already resolved "
+            f"({done[-1]['action'] if done else item['status']})"
+        )
     at = at or datetime.now(UTC)
     claim = None
     if action == "RESUBMIT":
@@ -148,13 +172,16 @@ def resolve(settings: Settings, rework_id: str, action: str, *, actor: str,
                 "EHR and send it again, then resolve this item with --write-off and a note"
             )
         claim = resubmission(latest_claim(settings, item["claim_id"]), item, changes or [], at)
-    record = person_action(item, action, actor=actor, at=at, note=note, claim=claim,
-                           changes=changes)
+    record = person_action(
+        item, action, actor=actor, at=at, note=note, claim=claim, changes=changes
+    )
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     try:
-        producer.send(REWORK_ACTIONS.full_name(settings.topic_prefix),
-                      key=record["member_key"].encode(),
-                      value=codec_for(REWORK_ACTIONS.value_schema).encode(record)).get(timeout=30)
+        producer.send(
+            REWORK_ACTIONS.full_name(settings.topic_prefix),
+            key=record["member_key"].encode(),
+            value=codec_for(REWORK_ACTIONS.value_schema).encode(record),
+        ).get(timeout=30)
     finally:
         producer.close()
     return record
@@ -174,11 +201,17 @@ def claim_history(settings: Settings, claim_id: str) -> list[Event]:
 def print_history(claim_id: str, events: list[Event], out: TextIO) -> None:
     """A claim's history as a table, with amounts."""
     print(f"History of claim {claim_id} and its encounter's other claims:", file=out)
-    print(f"{'date':<10} {'status':<15} {'claim':<18} {'charge':>11} {'paid':>11} "
-          f"{'patient':>10}  detail", file=out)
+    print(
+        f"{'date':<10} {'status':<15} {'claim':<18} {'charge':>11} {'paid':>11} "
+        f"{'patient':>10}  detail",
+        file=out,
+    )
     for e in events:
         day = e.at.date() if isinstance(e.at, datetime) else e.at
         assert isinstance(day, date)
-        print(f"{day.isoformat():<10} {e.status:<15} {e.claim_id:<18} "
-              f"{money(e.charge_cents):>11} {money(e.paid_cents):>11} "
-              f"{money(e.patient_cents):>10}  {e.detail}", file=out)
+        print(
+            f"{day.isoformat():<10} {e.status:<15} {e.claim_id:<18} "
+            f"{money(e.charge_cents):>11} {money(e.paid_cents):>11} "
+            f"{money(e.patient_cents):>10}  {e.detail}",
+            file=out,
+        )

@@ -111,9 +111,12 @@ class BatchState(MutableMapping[bytes, Any]):
     (``processors.memberstate`` relies on that order).
     """
 
-    def __init__(self, table: MutableMapping[bytes, Any],
-                 max_row_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 measure: Callable[[Any], int] | None = None) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[bytes, Any],
+        max_row_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        measure: Callable[[Any], int] | None = None,
+    ) -> None:
         self.table = table
         self.max_row_bytes = max_row_bytes
         self.measure = measure or _json_size
@@ -175,8 +178,10 @@ class BatchState(MutableMapping[bytes, Any]):
             size = len(key) + self.measure(value)
             if size > self.max_row_bytes:
                 kind = "member row" if is_member_row(key) else "state row"
-                return (f"the {kind} this record writes would be {size:,} bytes, over the "
-                        f"{self.max_row_bytes:,}-byte record limit (CLAIMS_MAX_RECORD_BYTES)")
+                return (
+                    f"the {kind} this record writes would be {size:,} bytes, over the "
+                    f"{self.max_row_bytes:,}-byte record limit (CLAIMS_MAX_RECORD_BYTES)"
+                )
         return None
 
     def rollback(self) -> None:
@@ -241,12 +246,18 @@ class StageRunner:
     letter (with the state the record wrote undone), and the batch goes on.
     """
 
-    def __init__(self, contexts: Callable[[Stage], StageContext], prefix: str = "",
-                 fused: bool = False, codecs: Codecs | None = None,
-                 agenda: Agenda | None = None, partitions: int = 1,
-                 metrics: Metrics | None = None,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        contexts: Callable[[Stage], StageContext],
+        prefix: str = "",
+        fused: bool = False,
+        codecs: Codecs | None = None,
+        agenda: Agenda | None = None,
+        partitions: int = 1,
+        metrics: Metrics | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.contexts = contexts
         self.prefix = prefix
         self.fused = fused
@@ -272,22 +283,46 @@ class StageRunner:
         self._housekeeping_at: float | None = None
         self._stale: list[bytes] = []
 
-    def dead_letter(self, stage: str, error: str, error_type: str, source: Incoming,
-                    record: dict[str, Any] | None = None) -> Outgoing:
+    def dead_letter(
+        self,
+        stage: str,
+        error: str,
+        error_type: str,
+        source: Incoming,
+        record: dict[str, Any] | None = None,
+    ) -> Outgoing:
         """The DeadLetter record for *source*: raw bytes kept, reason stated."""
         self.dead_letters += 1
         if self.metrics is not None:
             self.metrics.dead_letter(stage)
         record_id = _record_id(record)
-        log.warning("dead letter from %s at %s[%d]@%d (id %s): %s", stage, source.topic,
-                    source.partition, source.offset, record_id or "-", error_type)
+        log.warning(
+            "dead letter from %s at %s[%d]@%d (id %s): %s",
+            stage,
+            source.topic,
+            source.partition,
+            source.offset,
+            record_id or "-",
+            error_type,
+        )
         letter = dead_letter_record(
-            stage, error, error_type,
-            Source(source.topic, source.partition, source.offset, source.key, source.value,
-                   source.timestamp_ms),
-            record_id, max_record_bytes=self.max_record_bytes)
-        return Outgoing(DEAD_LETTER.full_name(self.prefix), source.key,
-                        self.codecs[DEAD_LETTER].encode(letter))
+            stage,
+            error,
+            error_type,
+            Source(
+                source.topic,
+                source.partition,
+                source.offset,
+                source.key,
+                source.value,
+                source.timestamp_ms,
+            ),
+            record_id,
+            max_record_bytes=self.max_record_bytes,
+        )
+        return Outgoing(
+            DEAD_LETTER.full_name(self.prefix), source.key, self.codecs[DEAD_LETTER].encode(letter)
+        )
 
     def process(self, stage: Stage, incoming: Incoming) -> list[Outgoing]:
         """Decode *incoming* as *stage*'s input and run it (and, fused, the stages after)."""
@@ -304,12 +339,21 @@ class StageRunner:
         key = member_key_of(stage.input, record)
         if key is None:
             return self.dead_letter(
-                stage.name, f"the record on {incoming.topic} has no key and names no member to "
-                "key it by; publish it keyed by the member key", "NO_KEY", incoming, record)
+                stage.name,
+                f"the record on {incoming.topic} has no key and names no member to "
+                "key it by; publish it keyed by the member key",
+                "NO_KEY",
+                incoming,
+                record,
+            )
         self.rekeyed += 1
-        log.warning("record without a key at %s[%d]@%d (id %s) sent back keyed by its member",
-                    incoming.topic, incoming.partition, incoming.offset,
-                    _record_id(record) or "-")
+        log.warning(
+            "record without a key at %s[%d]@%d (id %s) sent back keyed by its member",
+            incoming.topic,
+            incoming.partition,
+            incoming.offset,
+            _record_id(record) or "-",
+        )
         assert incoming.value is not None
         return Outgoing(incoming.topic, key, incoming.value)
 
@@ -321,13 +365,16 @@ class StageRunner:
         for out in encoded:
             size = len(out.key or b"") + len(out.value)
             if size > self.max_record_bytes:
-                return (f"its output to {out.topic} would be {size:,} bytes, over the "
-                        f"{self.max_record_bytes:,}-byte record limit "
-                        "(CLAIMS_MAX_RECORD_BYTES); split the input or raise the limit")
+                return (
+                    f"its output to {out.topic} would be {size:,} bytes, over the "
+                    f"{self.max_record_bytes:,}-byte record limit "
+                    "(CLAIMS_MAX_RECORD_BYTES); split the input or raise the limit"
+                )
         return None
 
-    def process_record(self, stage: Stage, incoming: Incoming,
-                       record: dict[str, Any]) -> list[Outgoing]:
+    def process_record(
+        self, stage: Stage, incoming: Incoming, record: dict[str, Any]
+    ) -> list[Outgoing]:
         """Run *stage* on an already decoded *record*."""
         key = incoming.key
         assert key, "records are keyed before they reach a stage"
@@ -341,8 +388,11 @@ class StageRunner:
         try:
             outputs = stage.handle(key, record, context)
             encoded = [
-                Outgoing(out.topic.full_name(self.prefix), out.key,
-                         self.codecs[out.topic].encode(out.record))
+                Outgoing(
+                    out.topic.full_name(self.prefix),
+                    out.key,
+                    self.codecs[out.topic].encode(out.record),
+                )
                 for out in outputs
             ]
         except Exception as exc:  # every failure is this record's dead letter
@@ -350,15 +400,27 @@ class StageRunner:
                 state.rollback()
             reason, error_type = failure_reason(exc)
             if error_type == "INTERNAL":
-                log.exception("stage %s failed on %s[%d]@%d", stage.name, incoming.topic,
-                              incoming.partition, incoming.offset)
+                log.exception(
+                    "stage %s failed on %s[%d]@%d",
+                    stage.name,
+                    incoming.topic,
+                    incoming.partition,
+                    incoming.offset,
+                )
             return [self.dead_letter(stage.name, reason, error_type, incoming, record)]
         refused = self._too_large(encoded) or (state.oversized() if state is not None else None)
         if refused is not None:
             if state is not None:
                 state.rollback()
-            return [self.dead_letter(stage.name, f"the record was not processed: {refused}",
-                                     "OVERSIZE", incoming, record)]
+            return [
+                self.dead_letter(
+                    stage.name,
+                    f"the record was not processed: {refused}",
+                    "OVERSIZE",
+                    incoming,
+                    record,
+                )
+            ]
         if state is not None:
             state.release()
         self.processed[stage.name] += 1
@@ -378,11 +440,17 @@ class StageRunner:
             # takes at once (a member's own automatic correction, sent right after its
             # denial so the member's claims are decided in one order whatever the timing)
             # is chained too, and found done when it is read back from the topic.
-            if (nxt is not None and out.key == key
-                    and (nxt not in ENTRY_STAGES
-                         or (nxt.at_once is not None and nxt.at_once(key, out.record)))):
-                hop = Incoming(enc.topic, incoming.partition, -1, out.key, enc.value,
-                               incoming.timestamp_ms)
+            if (
+                nxt is not None
+                and out.key == key
+                and (
+                    nxt not in ENTRY_STAGES
+                    or (nxt.at_once is not None and nxt.at_once(key, out.record))
+                )
+            ):
+                hop = Incoming(
+                    enc.topic, incoming.partition, -1, out.key, enc.value, incoming.timestamp_ms
+                )
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained
 
@@ -479,8 +547,13 @@ class StageRunner:
                 self._in_flight[key] = in_flight | set(made)
                 self._swept.setdefault(self.ticket, []).append((partition, key, made))
             for item in items:
-                out.append(Outgoing(DENIALS_REWORK.full_name(self.prefix), key,
-                                    self.codecs[DENIALS_REWORK].encode(item)))
+                out.append(
+                    Outgoing(
+                        DENIALS_REWORK.full_name(self.prefix),
+                        key,
+                        self.codecs[DENIALS_REWORK].encode(item),
+                    )
+                )
                 if self.metrics is not None:
                     self.metrics.rework_item(item)
             due = next_due(trial.row)
@@ -531,8 +604,9 @@ def failure_reason(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ValueError):
         return str(exc), "VALIDATION"
     if isinstance(exc, KeyError | TypeError | AttributeError):
-        return (f"{type(exc).__name__}: {exc} (a required field is missing or has the wrong "
-                "type)"), "VALIDATION"
+        return (
+            f"{type(exc).__name__}: {exc} (a required field is missing or has the wrong type)"
+        ), "VALIDATION"
     return f"{type(exc).__name__}: {exc} (the stage failed on this record)", "INTERNAL"
 
 
@@ -552,7 +626,7 @@ def clock_key(partition: int) -> bytes:
 def clock_partition(key: bytes) -> int | None:
     """The partition a business-date key belongs to; None for any other key."""
     if key.startswith(CLOCK_PREFIX):
-        return int(key[len(CLOCK_PREFIX):])
+        return int(key[len(CLOCK_PREFIX) :])
     return None
 
 

@@ -25,21 +25,27 @@ Record = dict[str, Any]
 KINDS = ("DENIAL", "FOLLOW_UP", "REMINDER")
 
 
-def follow(settings: Settings, since: datetime | None = None, *, idle: float | None = None,
-           poll_ms: int = 500) -> Iterator[Record]:
+def follow(
+    settings: Settings,
+    since: datetime | None = None,
+    *,
+    idle: float | None = None,
+    poll_ms: int = 500,
+) -> Iterator[Record]:
     """Rework items as they arrive on denials.rework (from *since*, else from now)."""
     name = DENIALS_REWORK.full_name(settings.topic_prefix)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                             client_id="claims-denials-tail")
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        client_id="claims-denials-tail",
+    )
     try:
-        parts = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name)
-                                                         or [])]
+        parts = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
         consumer.assign(parts)
         if since is None:
             consumer.seek_to_end(*parts)
         else:
-            found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000)
-                                                for tp in parts})
+            found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in parts})
             ends = consumer.end_offsets(parts)
             for tp in parts:
                 at = found.get(tp)
@@ -64,24 +70,37 @@ def matches(item: Record, payer: str | None, category: str | None, queue: str | 
     return item["kind"] in KINDS and queue_matches(item, queue, payer, category)
 
 
-HEADER = (f"{'at':<10} {'kind':<9} {'payer':<10} {'category':<24} {'queue':<10} "
-          f"{'claim':<18} {'codes':<22} {'at stake':>10} {'deadline':<10}")
+HEADER = (
+    f"{'at':<10} {'kind':<9} {'payer':<10} {'category':<24} {'queue':<10} "
+    f"{'claim':<18} {'codes':<22} {'at stake':>10} {'deadline':<10}"
+)
 
 
 def row(item: Record) -> str:
     """One item as a table row (ids and codes, never patient data)."""
-    codes = " ".join(f"{r['group_code']}-{r['code']}" if r["group_code"] else r["code"]
-                     for r in item["reasons"])[:22]
+    codes = " ".join(
+        f"{r['group_code']}-{r['code']}" if r["group_code"] else r["code"] for r in item["reasons"]
+    )[:22]
     deadline = item["deadline"].isoformat() if item["deadline"] else "-"
-    return (f"{item['created_at']:%Y-%m-%d} {item['kind'][:9]:<9} {item['payer_id'] or '-':<10} "
-            f"{item['category']:<24} {item['queue']:<10} {item['claim_id'] or '-':<18} "
-            f"{codes:<22} {item['amount_at_stake_cents'] / 100:>10,.2f} {deadline:<10}")
+    return (
+        f"{item['created_at']:%Y-%m-%d} {item['kind'][:9]:<9} {item['payer_id'] or '-':<10} "
+        f"{item['category']:<24} {item['queue']:<10} {item['claim_id'] or '-':<18} "
+        f"{codes:<22} {item['amount_at_stake_cents'] / 100:>10,.2f} {deadline:<10}"
+    )
 
 
-def tail(settings: Settings, out: TextIO, *, payer: str | None = None,
-         category: str | None = None, queue: str | None = None, as_json: bool = False,
-         since: datetime | None = None, limit: int | None = None,
-         idle: float | None = None) -> int:
+def tail(
+    settings: Settings,
+    out: TextIO,
+    *,
+    payer: str | None = None,
+    category: str | None = None,
+    queue: str | None = None,
+    as_json: bool = False,
+    since: datetime | None = None,
+    limit: int | None = None,
+    idle: float | None = None,
+) -> int:
     """Print matching items as they arrive; returns how many were printed."""
     if not as_json:
         print(HEADER, file=out, flush=True)

@@ -86,8 +86,14 @@ def new_year() -> Record:
 
 
 def _new_member_row() -> Record:
-    return {"v": STATE_VERSION, "seq": 0, "years": {}, "first_year": None, "reversed": {},
-            "due": {}}
+    return {
+        "v": STATE_VERSION,
+        "seq": 0,
+        "years": {},
+        "first_year": None,
+        "reversed": {},
+        "due": {},
+    }
 
 
 @dataclass
@@ -231,8 +237,10 @@ class MemberState:
 
     def put_service(self, fingerprint: str, claim_id: str, year: str) -> None:
         """Remember that *claim_id* paid the service *fingerprint*."""
-        self.writes[row_key(self.member, SERVICE, fingerprint)] = {"claim_id": claim_id,
-                                                                    "year": year}
+        self.writes[row_key(self.member, SERVICE, fingerprint)] = {
+            "claim_id": claim_id,
+            "year": year,
+        }
 
     def drop_service(self, fingerprint: str) -> None:
         """Forget who paid *fingerprint* (its payment was reversed)."""
@@ -298,8 +306,12 @@ class _Overlay(Mapping[bytes, Any]):
 
 
 def _copy_row(row: Record) -> Record:
-    return {**row, "years": dict(row["years"]), "reversed": dict(row.get("reversed") or {}),
-            "due": dict(row.get("due") or {})}
+    return {
+        **row,
+        "years": dict(row["years"]),
+        "reversed": dict(row.get("reversed") or {}),
+        "due": dict(row.get("due") or {}),
+    }
 
 
 # --- version 1: one row per member holding everything ------------------------------
@@ -312,8 +324,9 @@ def _upgrade_v1(state: MemberState, old: Record) -> None:
     they were decided from (``before``), so a redelivered one is decided again
     from there, as version 1 did.
     """
-    years = {y: {**a, "uses": dict(a.get("uses") or {})} for y, a in
-             (old.get("years") or {}).items()}
+    years = {
+        y: {**a, "uses": dict(a.get("uses") or {})} for y, a in (old.get("years") or {}).items()
+    }
     row = _new_member_row()
     row["years"] = years
     row["first_year"] = int(min(years)) if years else None
@@ -325,12 +338,21 @@ def _upgrade_v1(state: MemberState, old: Record) -> None:
         if not year:
             continue
         awaiting = entry.get("awaiting")
-        state.put_claim(claim_id, {
-            "v": STATE_VERSION, "seq": 0, "year": year, "before": entry.get("before"),
-            "answer": answer, "reversal": None, "void_denied": False,
-            "claim": entry.get("claim"),
-            "awaiting": awaiting, "effects": None,
-        })
+        state.put_claim(
+            claim_id,
+            {
+                "v": STATE_VERSION,
+                "seq": 0,
+                "year": year,
+                "before": entry.get("before"),
+                "answer": answer,
+                "reversal": None,
+                "void_denied": False,
+                "claim": entry.get("claim"),
+                "awaiting": awaiting,
+                "effects": None,
+            },
+        )
         if answer and entry.get("reversed_by"):
             row["reversed"].setdefault(year, {})[claim_id] = entry["reversed_by"]
         if awaiting and not awaiting.get("followed_up") and not answer:
@@ -365,8 +387,9 @@ def stale_rows(store: Store, keys: Iterable[bytes]) -> Iterator[bytes]:
         member = member_of(key)
         if member not in members:
             found = store.get(member)
-            members[member] = found if found is not None and found.get("v") == STATE_VERSION \
-                else None
+            members[member] = (
+                found if found is not None and found.get("v") == STATE_VERSION else None
+            )
         row = members[member]
         if row is None:
             continue

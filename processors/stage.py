@@ -117,20 +117,34 @@ class Stage:
     at_once: Callable[[bytes, Record], bool] | None = None
 
 
-def lifecycle(claim_id: str, encounter_id: str, status: str, stage: str, at: Any,
-              *, charge: int = 0, paid: int = 0, patient: int = 0,
-              payer_id: str | None = None, detail: str | None = None) -> Output:
+def lifecycle(
+    claim_id: str,
+    encounter_id: str,
+    status: str,
+    stage: str,
+    at: Any,
+    *,
+    charge: int = 0,
+    paid: int = 0,
+    patient: int = 0,
+    payer_id: str | None = None,
+    detail: str | None = None,
+) -> Output:
     """The claims.lifecycle record a stage writes when it changes a claim's status."""
-    return Output(CLAIMS_LIFECYCLE, claim_id.encode(), {
-        "claim_id": claim_id,
-        "encounter_id": encounter_id,
-        "status": status,
-        "stage": stage,
-        "at": at,
-        "charge_cents": charge,
-        "paid_cents": paid,
-        "patient_responsibility_cents": patient,
-        "payer_id": payer_id,
-        "detail": detail,
-        "history": [status],
-    })
+    return Output(
+        CLAIMS_LIFECYCLE,
+        claim_id.encode(),
+        {
+            "claim_id": claim_id,
+            "encounter_id": encounter_id,
+            "status": status,
+            "stage": stage,
+            "at": at,
+            "charge_cents": charge,
+            "paid_cents": paid,
+            "patient_responsibility_cents": patient,
+            "payer_id": payer_id,
+            "detail": detail,
+            "history": [status],
+        },
+    )

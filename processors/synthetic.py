@@ -154,124 +154,334 @@ _LAB_DRAW = Service("36415")
 
 SCENARIOS: tuple[Scenario, ...] = (
     # Chronic care: the condition is on the patient's problem list.
-    Scenario("hypertension_follow_up", 28, ("I10",), visit=MODERATE, condition="I10",
-             telehealth=True, comorbid=True),
-    Scenario("hypertension_metabolic_panel", 12, ("I10",), (Service("80048"), _LAB_DRAW),
-             visit=MODERATE, condition="I10", comorbid=True),
+    Scenario(
+        "hypertension_follow_up",
+        28,
+        ("I10",),
+        visit=MODERATE,
+        condition="I10",
+        telehealth=True,
+        comorbid=True,
+    ),
+    Scenario(
+        "hypertension_metabolic_panel",
+        12,
+        ("I10",),
+        (Service("80048"), _LAB_DRAW),
+        visit=MODERATE,
+        condition="I10",
+        comorbid=True,
+    ),
     # Common warts frozen at a blood pressure visit: the visit (25) points at I10 only.
-    Scenario("hypertension_follow_up_wart_destruction", 3, ("I10", "B078"),
-             (Service("17110", supports=(1,)),), visit_supports=(0,), condition="I10"),
-    Scenario("diabetes_a1c", 24, ("E119",), (Service("83036"), _LAB_DRAW),
-             visit=MODERATE, condition="E119", comorbid=True),
-    Scenario("diabetes_follow_up", 10, ("E119",), visit=MODERATE, condition="E119",
-             telehealth=True, comorbid=True),
-    Scenario("diabetes_hyperglycemia_a1c", 28, ("E1165",), (Service("83036"), _LAB_DRAW),
-             visit=HIGH, condition="E1165", comorbid=True),
-    Scenario("hyperlipidemia_lipid_panel", 16, ("E785",), (Service("80061"), _LAB_DRAW),
-             visit=MODERATE, condition="E785", comorbid=True),
-    Scenario("hypothyroidism_tsh", 16, ("E039",), (Service("84443"), _LAB_DRAW),
-             condition="E039"),
-    Scenario("atrial_fibrillation_ecg", 24, ("I4891", "Z7901"), (Service("93000"),),
-             visit=MODERATE, condition="I4891", comorbid=True),
+    Scenario(
+        "hypertension_follow_up_wart_destruction",
+        3,
+        ("I10", "B078"),
+        (Service("17110", supports=(1,)),),
+        visit_supports=(0,),
+        condition="I10",
+    ),
+    Scenario(
+        "diabetes_a1c",
+        24,
+        ("E119",),
+        (Service("83036"), _LAB_DRAW),
+        visit=MODERATE,
+        condition="E119",
+        comorbid=True,
+    ),
+    Scenario(
+        "diabetes_follow_up",
+        10,
+        ("E119",),
+        visit=MODERATE,
+        condition="E119",
+        telehealth=True,
+        comorbid=True,
+    ),
+    Scenario(
+        "diabetes_hyperglycemia_a1c",
+        28,
+        ("E1165",),
+        (Service("83036"), _LAB_DRAW),
+        visit=HIGH,
+        condition="E1165",
+        comorbid=True,
+    ),
+    Scenario(
+        "hyperlipidemia_lipid_panel",
+        16,
+        ("E785",),
+        (Service("80061"), _LAB_DRAW),
+        visit=MODERATE,
+        condition="E785",
+        comorbid=True,
+    ),
+    Scenario("hypothyroidism_tsh", 16, ("E039",), (Service("84443"), _LAB_DRAW), condition="E039"),
+    Scenario(
+        "atrial_fibrillation_ecg",
+        24,
+        ("I4891", "Z7901"),
+        (Service("93000"),),
+        visit=MODERATE,
+        condition="I4891",
+        comorbid=True,
+    ),
     Scenario("asthma_follow_up", 12, ("J4520",), condition="J4520", telehealth=True),
-    Scenario("asthma_exacerbation_nebulizer", 8, ("J4521",),
-             (Service("94640"), Service("J7613", units=3)),
-             visit=MODERATE, condition="J4520"),
-    Scenario("asthma_exacerbation_steroid", 4, ("J4521",),
-             (Service("94640"), Service("J7613", units=3), Service("96372"),
-              Service("J1010", units=40)),
-             visit=MODERATE, condition="J4520", ages=(12, 120)),
-    Scenario("knee_osteoarthritis_xray_right", 12, ("M1711",),
-             (Service("73562", modifiers=("RT",)),), visit=MODERATE, condition="M1711"),
-    Scenario("knee_osteoarthritis_xray_left", 12, ("M1712",),
-             (Service("73562", modifiers=("LT",)),), visit=MODERATE, condition="M1712"),
-    Scenario("knee_osteoarthritis_injection_right", 16, ("M1711",),
-             (Service("20610", modifiers=("RT",)), Service("J3301", units=4)),
-             visit=MODERATE, condition="M1711"),
-    Scenario("knee_osteoarthritis_injection_left", 16, ("M1712",),
-             (Service("20610", modifiers=("LT",)), Service("J3301", units=4)),
-             visit=MODERATE, condition="M1712"),
-    Scenario("anxiety_follow_up", 16, ("F411",), visit=MODERATE, condition="F411",
-             telehealth=True, comorbid=True),
-    Scenario("depression_follow_up", 16, ("F329",), visit=MODERATE, condition="F329",
-             telehealth=True, comorbid=True),
+    Scenario(
+        "asthma_exacerbation_nebulizer",
+        8,
+        ("J4521",),
+        (Service("94640"), Service("J7613", units=3)),
+        visit=MODERATE,
+        condition="J4520",
+    ),
+    Scenario(
+        "asthma_exacerbation_steroid",
+        4,
+        ("J4521",),
+        (Service("94640"), Service("J7613", units=3), Service("96372"), Service("J1010", units=40)),
+        visit=MODERATE,
+        condition="J4520",
+        ages=(12, 120),
+    ),
+    Scenario(
+        "knee_osteoarthritis_xray_right",
+        12,
+        ("M1711",),
+        (Service("73562", modifiers=("RT",)),),
+        visit=MODERATE,
+        condition="M1711",
+    ),
+    Scenario(
+        "knee_osteoarthritis_xray_left",
+        12,
+        ("M1712",),
+        (Service("73562", modifiers=("LT",)),),
+        visit=MODERATE,
+        condition="M1712",
+    ),
+    Scenario(
+        "knee_osteoarthritis_injection_right",
+        16,
+        ("M1711",),
+        (Service("20610", modifiers=("RT",)), Service("J3301", units=4)),
+        visit=MODERATE,
+        condition="M1711",
+    ),
+    Scenario(
+        "knee_osteoarthritis_injection_left",
+        16,
+        ("M1712",),
+        (Service("20610", modifiers=("LT",)), Service("J3301", units=4)),
+        visit=MODERATE,
+        condition="M1712",
+    ),
+    Scenario(
+        "anxiety_follow_up",
+        16,
+        ("F411",),
+        visit=MODERATE,
+        condition="F411",
+        telehealth=True,
+        comorbid=True,
+    ),
+    Scenario(
+        "depression_follow_up",
+        16,
+        ("F329",),
+        visit=MODERATE,
+        condition="F329",
+        telehealth=True,
+        comorbid=True,
+    ),
     Scenario("reflux_follow_up", 10, ("K219",), condition="K219", telehealth=True),
     # Alzheimer's disease first, then the dementia it causes (a manifestation code).
-    Scenario("dementia_follow_up", 20, ("G309", "F0280"), visit=MODERATE, condition="G309",
-             comorbid=True),
+    Scenario(
+        "dementia_follow_up", 20, ("G309", "F0280"), visit=MODERATE, condition="G309", comorbid=True
+    ),
     # Acute problems.
     Scenario("upper_respiratory_infection", 4, ("J069",), telehealth=True),
-    Scenario("pharyngitis_strep_test_negative", 2.5, ("J029",), (Service("87880"),),
-             ages=(3, 64)),
+    Scenario("pharyngitis_strep_test_negative", 2.5, ("J029",), (Service("87880"),), ages=(3, 64)),
     Scenario("strep_pharyngitis", 1.5, ("J020",), (Service("87880"),), ages=(3, 64)),
     Scenario("acute_sinusitis", 2, ("J0190",), ages=(12, 120), telehealth=True),
     Scenario("acute_bronchitis", 2, ("J209",), telehealth=True),
     Scenario("otitis_media_right", 3, ("H6691",), ages=(0, 12)),
     Scenario("otitis_media_bilateral", 3, ("H6693",), ages=(0, 12)),
     Scenario("fever", 2, ("R509",), ages=(0, 5)),
-    Scenario("cough_chest_xray", 1, ("R059",), (Service("71046"),), visit=MODERATE,
-             ages=(18, 120)),
-    Scenario("pneumonia_ceftriaxone", 0.6, ("J189",),
-             (Service("71046"), Service("96372"), Service("J0696", units=4)),
-             visit=HIGH, ages=(18, 120)),
-    Scenario("urinary_tract_infection", 3, ("N390",), (Service("81002"),), sexes="F",
-             ages=(5, 120)),
+    Scenario("cough_chest_xray", 1, ("R059",), (Service("71046"),), visit=MODERATE, ages=(18, 120)),
+    Scenario(
+        "pneumonia_ceftriaxone",
+        0.6,
+        ("J189",),
+        (Service("71046"), Service("96372"), Service("J0696", units=4)),
+        visit=HIGH,
+        ages=(18, 120),
+    ),
+    Scenario(
+        "urinary_tract_infection", 3, ("N390",), (Service("81002"),), sexes="F", ages=(5, 120)
+    ),
     Scenario("low_back_pain", 3, ("M5450",), ages=(18, 120)),
     Scenario("other_low_back_pain", 1.5, ("M5459",), ages=(18, 120)),
-    Scenario("low_back_pain_xray", 2, ("M5450",), (Service("72100"),), visit=MODERATE,
-             ages=(18, 120)),
-    Scenario("lumbar_radiculopathy_mri", 0.4, ("M5416", "M5450"),
-             (Service("72148", supports=(0, 1)),), visit=MODERATE, ages=(18, 120),
-             referral=ORTHOPAEDIC_SURGERY),
-    Scenario("knee_pain_mri", 0.25, ("M25561",), (Service("73721", modifiers=("RT",)),),
-             visit=MODERATE, ages=(18, 120), referral=ORTHOPAEDIC_SURGERY),
-    Scenario("headache_mri", 0.2, ("R519",), (Service("70551"),), visit=MODERATE,
-             ages=(18, 120), referral=NEUROLOGY),
+    Scenario(
+        "low_back_pain_xray", 2, ("M5450",), (Service("72100"),), visit=MODERATE, ages=(18, 120)
+    ),
+    Scenario(
+        "lumbar_radiculopathy_mri",
+        0.4,
+        ("M5416", "M5450"),
+        (Service("72148", supports=(0, 1)),),
+        visit=MODERATE,
+        ages=(18, 120),
+        referral=ORTHOPAEDIC_SURGERY,
+    ),
+    Scenario(
+        "knee_pain_mri",
+        0.25,
+        ("M25561",),
+        (Service("73721", modifiers=("RT",)),),
+        visit=MODERATE,
+        ages=(18, 120),
+        referral=ORTHOPAEDIC_SURGERY,
+    ),
+    Scenario(
+        "headache_mri",
+        0.2,
+        ("R519",),
+        (Service("70551"),),
+        visit=MODERATE,
+        ages=(18, 120),
+        referral=NEUROLOGY,
+    ),
     Scenario("migraine", 1, ("G43909",), visit=MODERATE, ages=(12, 120), telehealth=True),
-    Scenario("chest_pain_ecg", 1.5, ("R079",), (Service("93000"),), visit=MODERATE,
-             ages=(30, 120)),
-    Scenario("fatigue_labs", 1.2, ("R5383",), (Service("85025"), Service("80053"), _LAB_DRAW),
-             visit=MODERATE, ages=(18, 120)),
+    Scenario("chest_pain_ecg", 1.5, ("R079",), (Service("93000"),), visit=MODERATE, ages=(30, 120)),
+    Scenario(
+        "fatigue_labs",
+        1.2,
+        ("R5383",),
+        (Service("85025"), Service("80053"), _LAB_DRAW),
+        visit=MODERATE,
+        ages=(18, 120),
+    ),
     Scenario("impacted_cerumen_removal", 0.8, ("H6123",), (Service("69210"),)),
-    Scenario("seborrheic_keratosis_destruction", 1.5, ("L821",), (Service("17110"),),
-             visit=None, ages=(40, 120)),
-    Scenario("actinic_keratosis_destruction", 1.5, ("L570",), (Service("17000"),),
-             visit=None, ages=(40, 120)),
+    Scenario(
+        "seborrheic_keratosis_destruction",
+        1.5,
+        ("L821",),
+        (Service("17110"),),
+        visit=None,
+        ages=(40, 120),
+    ),
+    Scenario(
+        "actinic_keratosis_destruction",
+        1.5,
+        ("L570",),
+        (Service("17000"),),
+        visit=None,
+        ages=(40, 120),
+    ),
     Scenario("epidermal_cyst_drainage", 1, ("L720",), (Service("10060"),), ages=(12, 120)),
     Scenario("skin_lesion_biopsy", 1, ("D492",), (Service("11102"),), ages=(30, 120)),
     Scenario("ankle_sprain_right", 0.5, ("S93401A",), ages=(8, 120)),
     Scenario("ankle_sprain_left", 0.5, ("S93402A",), ages=(8, 120)),
     Scenario("hand_laceration_repair", 1, ("S61411A",), (Service("12001"),), ages=(2, 120)),
-    Scenario("hand_laceration_repair_tdap", 0.5, ("S61412A", "Z23"),
-             (Service("12001"), Service("90471", supports=(1,)), Service("90715", supports=(1,))),
-             ages=(7, 64), payers=NOT_MEDICARE),
+    Scenario(
+        "hand_laceration_repair_tdap",
+        0.5,
+        ("S61412A", "Z23"),
+        (Service("12001"), Service("90471", supports=(1,)), Service("90715", supports=(1,))),
+        ages=(7, 64),
+        payers=NOT_MEDICARE,
+    ),
     # Prevention and screening.
-    Scenario("preventive_adult", 5, ("Z0000",), visit=PREVENTIVE, ages=(18, 64),
-             yearly=PREVENTIVE),
-    Scenario("preventive_adult_lipid_screening", 2, ("Z0000", "Z13220"),
-             (Service("80061", supports=(1,)), Service("36415", supports=(1,))),
-             visit=PREVENTIVE, ages=(18, 64), yearly=PREVENTIVE),
-    Scenario("preventive_adult_abnormal_findings", 1.5, ("Z0001",), visit=PREVENTIVE,
-             ages=(18, 64), comorbid=True, yearly=PREVENTIVE),
+    Scenario("preventive_adult", 5, ("Z0000",), visit=PREVENTIVE, ages=(18, 64), yearly=PREVENTIVE),
+    Scenario(
+        "preventive_adult_lipid_screening",
+        2,
+        ("Z0000", "Z13220"),
+        (Service("80061", supports=(1,)), Service("36415", supports=(1,))),
+        visit=PREVENTIVE,
+        ages=(18, 64),
+        yearly=PREVENTIVE,
+    ),
+    Scenario(
+        "preventive_adult_abnormal_findings",
+        1.5,
+        ("Z0001",),
+        visit=PREVENTIVE,
+        ages=(18, 64),
+        comorbid=True,
+        yearly=PREVENTIVE,
+    ),
     # A chronic problem managed at the physical is a separate office visit with modifier 25.
-    Scenario("preventive_adult_hypertension_visit", 4, ("Z0001", "I10"), visit=PREVENTIVE,
-             problem_visit=LOW, ages=(18, 64), condition="I10", comorbid=True,
-             yearly=PREVENTIVE),
+    Scenario(
+        "preventive_adult_hypertension_visit",
+        4,
+        ("Z0001", "I10"),
+        visit=PREVENTIVE,
+        problem_visit=LOW,
+        ages=(18, 64),
+        condition="I10",
+        comorbid=True,
+        yearly=PREVENTIVE,
+    ),
     Scenario("well_child", 8, ("Z00129",), visit=PREVENTIVE, ages=(0, 3)),
     Scenario("well_child_abnormal_findings", 1, ("Z00121",), visit=PREVENTIVE, ages=(0, 3)),
-    Scenario("well_child_otitis_media", 1, ("Z00121", "H6691"), visit=PREVENTIVE,
-             problem_visit=LOW, ages=(0, 3)),
-    Scenario("medicare_annual_wellness", 12, ("Z0000",), visit=WELLNESS,
-             payers=MEDICARE_ONLY, yearly=PREVENTIVE),
-    Scenario("medicare_annual_wellness_hypertension_visit", 10, ("Z0000", "I10"),
-             visit=WELLNESS, problem_visit=MODERATE, payers=MEDICARE_ONLY, condition="I10",
-             comorbid=True, yearly=PREVENTIVE),
-    Scenario("tdap_immunization", 1.5, ("Z23",), (Service("90471"), Service("90715")),
-             visit=None, ages=(7, 64), payers=NOT_MEDICARE),
-    Scenario("medicare_flu_shot", 4, ("Z23",), (Service("G0008"),), visit=None,
-             payers=MEDICARE_ONLY, yearly="flu"),
-    Scenario("screening_mammogram", 3, ("Z1231",), (Service("77067"),), visit=None,
-             sexes="F", ages=(40, 120), yearly="mammogram"),
+    Scenario(
+        "well_child_otitis_media",
+        1,
+        ("Z00121", "H6691"),
+        visit=PREVENTIVE,
+        problem_visit=LOW,
+        ages=(0, 3),
+    ),
+    Scenario(
+        "medicare_annual_wellness",
+        12,
+        ("Z0000",),
+        visit=WELLNESS,
+        payers=MEDICARE_ONLY,
+        yearly=PREVENTIVE,
+    ),
+    Scenario(
+        "medicare_annual_wellness_hypertension_visit",
+        10,
+        ("Z0000", "I10"),
+        visit=WELLNESS,
+        problem_visit=MODERATE,
+        payers=MEDICARE_ONLY,
+        condition="I10",
+        comorbid=True,
+        yearly=PREVENTIVE,
+    ),
+    Scenario(
+        "tdap_immunization",
+        1.5,
+        ("Z23",),
+        (Service("90471"), Service("90715")),
+        visit=None,
+        ages=(7, 64),
+        payers=NOT_MEDICARE,
+    ),
+    Scenario(
+        "medicare_flu_shot",
+        4,
+        ("Z23",),
+        (Service("G0008"),),
+        visit=None,
+        payers=MEDICARE_ONLY,
+        yearly="flu",
+    ),
+    Scenario(
+        "screening_mammogram",
+        3,
+        ("Z1231",),
+        (Service("77067"),),
+        visit=None,
+        sexes="F",
+        ages=(40, 120),
+        yearly="mammogram",
+    ),
 )
 FALLBACK_SCENARIO = next(s for s in SCENARIOS if s.name == "upper_respiratory_infection")
 
@@ -314,17 +524,30 @@ OFFICE_VISIT_LEVELS: dict[tuple[str, bool], Weighted[str]] = {
 
 # Total time on the date of the encounter that supports each level (CPT 2021 and later).
 VISIT_MINUTES: dict[str, tuple[int, int]] = {
-    "99202": (15, 29), "99203": (30, 44), "99204": (45, 59), "99205": (60, 74),
-    "99212": (10, 19), "99213": (20, 29), "99214": (30, 39), "99215": (40, 54),
+    "99202": (15, 29),
+    "99203": (30, 44),
+    "99204": (45, 59),
+    "99205": (60, 74),
+    "99212": (10, 19),
+    "99213": (20, 29),
+    "99214": (30, 39),
+    "99215": (40, 54),
 }
 # Medical decision making that supports each level (CPT 2021 and later).
 VISIT_MDM: dict[str, str] = {
-    "99202": "straightforward", "99203": "low", "99204": "moderate", "99205": "high",
-    "99212": "straightforward", "99213": "low", "99214": "moderate", "99215": "high",
+    "99202": "straightforward",
+    "99203": "low",
+    "99204": "moderate",
+    "99205": "high",
+    "99212": "straightforward",
+    "99213": "low",
+    "99214": "moderate",
+    "99215": "high",
 }
 # Office visit codes leveled by time or MDM, new then established patients, lowest first.
 VISIT_FAMILIES: tuple[tuple[str, ...], ...] = (
-    ("99202", "99203", "99204", "99205"), ("99212", "99213", "99214", "99215"),
+    ("99202", "99203", "99204", "99205"),
+    ("99212", "99213", "99214", "99215"),
 )
 VISIT_FAMILY_OF = {code: family for family in VISIT_FAMILIES for code in family}
 # Codes that are NCCI PTP column 1 to the office E/M codes (modifier indicator 1).
@@ -395,10 +618,26 @@ LABELS: tuple[str, ...] = (CLEAN, NON_COVERED_SERVICE, *PROBLEMS_BY_LABEL)
 
 # The category code a problem list holds instead of the billable code (header codes).
 HEADER_OF: dict[str, str] = {
-    "M5450": "M545", "M5459": "M545", "E119": "E11", "E1165": "E11", "J4520": "J45",
-    "J4521": "J452", "J069": "J06", "J029": "J02", "E785": "E78", "I4891": "I48",
-    "N390": "N39", "R079": "R07", "M1711": "M171", "M1712": "M171", "K219": "K21",
-    "F411": "F41", "F329": "F32", "J209": "J20", "R519": "R51", "L821": "L82",
+    "M5450": "M545",
+    "M5459": "M545",
+    "E119": "E11",
+    "E1165": "E11",
+    "J4520": "J45",
+    "J4521": "J452",
+    "J069": "J06",
+    "J029": "J02",
+    "E785": "E78",
+    "I4891": "I48",
+    "N390": "N39",
+    "R079": "R07",
+    "M1711": "M171",
+    "M1712": "M171",
+    "K219": "K21",
+    "F411": "F41",
+    "F329": "F32",
+    "J209": "J20",
+    "R519": "R51",
+    "L821": "L82",
 }
 
 # A terminated commercial plan was replaced by the other one for about half of those
@@ -412,25 +651,40 @@ UNCOVERED_LAB_REASON = "R5383"
 
 # Mistyped diagnosis codes that are not ICD-10-CM codes at all (I10 as I10.9, from ICD-9 401.9).
 INVALID_FORM_OF: dict[str, str] = {
-    "I10": "I109", "E119": "E1190", "J069": "J0690", "R079": "R0799", "E785": "E7851",
+    "I10": "I109",
+    "E119": "E1190",
+    "J069": "J0690",
+    "R079": "R0799",
+    "E785": "E7851",
     "N390": "N3900",
 }
 
 # Injury codes keyed without their 7th character (the encounter: A initial, D subsequent...).
 WITHOUT_7TH_CHARACTER: dict[str, str] = {
-    "S61411A": "S61411", "S61412A": "S61412", "S93401A": "S93401", "S93402A": "S93402",
+    "S61411A": "S61411",
+    "S61412A": "S61412",
+    "S93401A": "S93401",
+    "S93402A": "S93402",
 }
 
 # A code added beside a documented one that its Excludes1 note forbids (strep throat also
 # coded as a cold, type 1 beside type 2 diabetes, single-episode beside recurrent depression).
 EXCLUDES1_ADDITION: dict[str, str] = {
-    "J020": "J069", "J209": "J40", "M5450": "M5441", "F329": "F331", "E119": "E109",
-    "N390": "N3000", "J4521": "R062",
+    "J020": "J069",
+    "J209": "J40",
+    "M5450": "M5441",
+    "F329": "F331",
+    "E119": "E109",
+    "N390": "N3000",
+    "J4521": "R062",
 }
 
 # Examination codes picked from the wrong age's list: a child's exam for an adult and back.
 AGE_CONFLICT_OF: dict[str, str] = {
-    "Z0000": "Z00129", "Z0001": "Z00121", "Z00129": "Z0000", "Z00121": "Z0001",
+    "Z0000": "Z00129",
+    "Z0001": "Z00121",
+    "Z00129": "Z0000",
+    "Z00121": "Z0001",
 }
 
 # Modifiers keyed short, which no code set has.
@@ -441,8 +695,14 @@ OTHER_SIDE = {"RT": "LT", "LT": "RT"}
 # Office consultation codes, retired from CPT in 2023 and absent from the practice's list,
 # that an outdated EHR charge map still sends for the matching office visit.
 RETIRED_CONSULTATION_FOR: dict[str, str] = {
-    "99202": "99242", "99212": "99242", "99203": "99243", "99213": "99243",
-    "99204": "99244", "99214": "99244", "99205": "99245", "99215": "99245",
+    "99202": "99242",
+    "99212": "99242",
+    "99203": "99243",
+    "99213": "99243",
+    "99204": "99244",
+    "99214": "99244",
+    "99205": "99245",
+    "99215": "99245",
     "99211": "99241",
 }
 
@@ -548,41 +808,151 @@ REFERRING_CLINICIANS: tuple[Clinician, ...] = (
 )
 
 LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-    "Rodriguez", "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis",
-    "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Hill", "Green",
-    "Adams", "Baker", "Nelson", "Carter", "Mitchell", "Roberts", "Turner", "Phillips",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Hill",
+    "Green",
+    "Adams",
+    "Baker",
+    "Nelson",
+    "Carter",
+    "Mitchell",
+    "Roberts",
+    "Turner",
+    "Phillips",
 )
 FIRST_NAMES = {
     "F": (
-        "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica",
-        "Sarah", "Karen", "Lisa", "Nancy", "Betty", "Sandra", "Ashley", "Emily", "Olivia",
-        "Emma", "Sophia", "Ava", "Mia", "Harper", "Aaliyah", "Maria", "Grace",
+        "Mary",
+        "Patricia",
+        "Jennifer",
+        "Linda",
+        "Elizabeth",
+        "Barbara",
+        "Susan",
+        "Jessica",
+        "Sarah",
+        "Karen",
+        "Lisa",
+        "Nancy",
+        "Betty",
+        "Sandra",
+        "Ashley",
+        "Emily",
+        "Olivia",
+        "Emma",
+        "Sophia",
+        "Ava",
+        "Mia",
+        "Harper",
+        "Aaliyah",
+        "Maria",
+        "Grace",
     ),
     "M": (
-        "James", "Robert", "John", "Michael", "David", "William", "Richard", "Joseph",
-        "Thomas", "Charles", "Christopher", "Daniel", "Matthew", "Anthony", "Mark", "Liam",
-        "Noah", "Elijah", "Lucas", "Mateo", "Ethan", "Jayden", "Malik", "Carlos", "Kevin",
+        "James",
+        "Robert",
+        "John",
+        "Michael",
+        "David",
+        "William",
+        "Richard",
+        "Joseph",
+        "Thomas",
+        "Charles",
+        "Christopher",
+        "Daniel",
+        "Matthew",
+        "Anthony",
+        "Mark",
+        "Liam",
+        "Noah",
+        "Elijah",
+        "Lucas",
+        "Mateo",
+        "Ethan",
+        "Jayden",
+        "Malik",
+        "Carlos",
+        "Kevin",
     ),
 }
 STREETS = (
-    "High St", "Broad St", "Maple Ave", "Oak St", "Summit St", "Indianola Ave",
-    "Cleveland Ave", "Livingston Ave", "Main St", "Elm St", "Cedar Ln", "Park Ave",
-    "Riverside Dr", "Lake Rd", "Hamilton Rd", "Morse Rd", "Karl Rd", "Sawmill Rd",
+    "High St",
+    "Broad St",
+    "Maple Ave",
+    "Oak St",
+    "Summit St",
+    "Indianola Ave",
+    "Cleveland Ave",
+    "Livingston Ave",
+    "Main St",
+    "Elm St",
+    "Cedar Ln",
+    "Park Ave",
+    "Riverside Dr",
+    "Lake Rd",
+    "Hamilton Rd",
+    "Morse Rd",
+    "Karl Rd",
+    "Sawmill Rd",
 )
 # (city, state, ZIP code): the practice's area first, a few neighbouring states after.
 LOCAL_PLACES = (
-    ("Columbus", "OH", "43201"), ("Columbus", "OH", "43206"), ("Columbus", "OH", "43214"),
-    ("Columbus", "OH", "43224"), ("Columbus", "OH", "43232"), ("Upper Arlington", "OH", "43221"),
-    ("Worthington", "OH", "43085"), ("Westerville", "OH", "43081"), ("Dublin", "OH", "43017"),
-    ("Hilliard", "OH", "43026"), ("Grove City", "OH", "43123"), ("Reynoldsburg", "OH", "43068"),
-    ("Gahanna", "OH", "43230"), ("Delaware", "OH", "43015"), ("Newark", "OH", "43055"),
-    ("Lancaster", "OH", "43130"), ("Marysville", "OH", "43040"),
+    ("Columbus", "OH", "43201"),
+    ("Columbus", "OH", "43206"),
+    ("Columbus", "OH", "43214"),
+    ("Columbus", "OH", "43224"),
+    ("Columbus", "OH", "43232"),
+    ("Upper Arlington", "OH", "43221"),
+    ("Worthington", "OH", "43085"),
+    ("Westerville", "OH", "43081"),
+    ("Dublin", "OH", "43017"),
+    ("Hilliard", "OH", "43026"),
+    ("Grove City", "OH", "43123"),
+    ("Reynoldsburg", "OH", "43068"),
+    ("Gahanna", "OH", "43230"),
+    ("Delaware", "OH", "43015"),
+    ("Newark", "OH", "43055"),
+    ("Lancaster", "OH", "43130"),
+    ("Marysville", "OH", "43040"),
 )
 DISTANT_PLACES = (
-    ("Lexington", "KY", "40502"), ("Indianapolis", "IN", "46204"),
-    ("Huntington", "WV", "25701"), ("Pittsburgh", "PA", "15213"), ("Detroit", "MI", "48201"),
+    ("Lexington", "KY", "40502"),
+    ("Indianapolis", "IN", "46204"),
+    ("Huntington", "WV", "25701"),
+    ("Pittsburgh", "PA", "15213"),
+    ("Detroit", "MI", "48201"),
 )
 DISTANT_SHARE = 0.06
 
@@ -591,9 +961,13 @@ MBI_LETTERS = "ACDEFGHJKMNPQRTUVWXY"
 DIGITS = "0123456789"
 
 # Age bands of the panel, by share: (label, lowest age, highest age).
-AGE_BANDS: Weighted[tuple[str, int, int]] = Weighted((
-    (("child", 0, 17), 22), (("adult", 18, 64), 55), (("senior", 65, 95), 23),
-))
+AGE_BANDS: Weighted[tuple[str, int, int]] = Weighted(
+    (
+        (("child", 0, 17), 22),
+        (("adult", 18, 64), 55),
+        (("senior", 65, 95), 23),
+    )
+)
 # Who a patient's own clinician is, by age band.
 PRIMARY_CLINICIAN_MIX: dict[str, Weighted[str]] = {
     "child": Weighted(((PEDIATRICS, 70), (FAMILY_MEDICINE, 30))),
@@ -627,9 +1001,13 @@ def _coverage_policies() -> dict[str, CoveragePolicy]:
 def _policy_labs(scenario: Scenario, payer: PayerProfile) -> list[str]:
     """The scenario's codes that *payer* checks against a coverage list."""
     policies = _coverage_policies()
-    return [s.code for s in scenario.services
-            if s.code in policies and policies[s.code].policy_id in payer.coverage_policies
-            and not policies[s.code].covers([UNCOVERED_LAB_REASON])]
+    return [
+        s.code
+        for s in scenario.services
+        if s.code in policies
+        and policies[s.code].policy_id in payer.coverage_policies
+        and not policies[s.code].covers([UNCOVERED_LAB_REASON])
+    ]
 
 
 @cache
@@ -658,11 +1036,13 @@ def _categories(scenario: Scenario) -> frozenset[str]:
 
 
 @cache
-def _scenarios_for(age: int, sex: str, conditions: tuple[str, ...],
-                   payer_key: str) -> Weighted[Scenario]:
+def _scenarios_for(
+    age: int, sex: str, conditions: tuple[str, ...], payer_key: str
+) -> Weighted[Scenario]:
     """The scenarios that fit a patient, weighted."""
     return Weighted(
-        (s, s.weight) for s in SCENARIOS
+        (s, s.weight)
+        for s in SCENARIOS
         if s.ages[0] <= age <= s.ages[1]
         and sex in s.sexes
         and (s.condition is None or s.condition in conditions)
@@ -697,12 +1077,14 @@ def _scenario_fits(label: str, scenario: Scenario, payer: PayerProfile | None) -
 
 
 @cache
-def _fitting(scenarios: Weighted[Scenario], problem: str | None,
-             payer_id: str | None) -> tuple[Scenario, ...]:
+def _fitting(
+    scenarios: Weighted[Scenario], problem: str | None, payer_id: str | None
+) -> tuple[Scenario, ...]:
     """The scenarios among *scenarios* that can carry *problem* for a member of *payer_id*."""
     payer = _payers().get(payer_id) if payer_id else None
-    return tuple(s for s in scenarios.values
-                 if problem is None or _scenario_fits(problem, s, payer))
+    return tuple(
+        s for s in scenarios.values if problem is None or _scenario_fits(problem, s, payer)
+    )
 
 
 def _coding_problem_fits(label: str, scenario: Scenario) -> bool:
@@ -725,10 +1107,12 @@ def _coding_problem_fits(label: str, scenario: Scenario) -> bool:
     if label == "ncci_bundled_service":
         # An E/M with an injection or vaccine administration and nothing that needs 25
         # for another reason: without 25 it is an NCCI PTP column 2 code.
-        return (scenario.visit in OFFICE_VISITS
-                and bool({s.code for s in scenario.services} & NCCI_COLUMN1_OF_EM)
-                and not _categories(scenario) & {"minor_procedure", "preventive_visit"}
-                and scenario.problem_visit is None)
+        return (
+            scenario.visit in OFFICE_VISITS
+            and bool({s.code for s in scenario.services} & NCCI_COLUMN1_OF_EM)
+            and not _categories(scenario) & {"minor_procedure", "preventive_visit"}
+            and scenario.problem_visit is None
+        )
     if label == "modifier_25_missing":
         return scenario.problem_visit is not None or (
             scenario.visit in OFFICE_VISITS and "minor_procedure" in _categories(scenario)
@@ -757,19 +1141,34 @@ def _received_at(rng: random.Random, service_date: date, delay_days: int) -> dat
     day = service_date + timedelta(days=delay_days)
     if day.weekday() >= 5:
         day += timedelta(days=7 - day.weekday())
-    return datetime(day.year, day.month, day.day, rng.randint(13, 21), rng.randint(0, 59),
-                    rng.randint(0, 59), tzinfo=UTC)
+    return datetime(
+        day.year,
+        day.month,
+        day.day,
+        rng.randint(13, 21),
+        rng.randint(0, 59),
+        rng.randint(0, 59),
+        tzinfo=UTC,
+    )
 
 
 def _mbi(rng: random.Random) -> str:
     """A Medicare Beneficiary Identifier in the CMS format."""
     alnum = MBI_LETTERS + DIGITS
-    return "".join((
-        rng.choice("123456789"), rng.choice(MBI_LETTERS), rng.choice(alnum),
-        rng.choice(DIGITS), rng.choice(MBI_LETTERS), rng.choice(alnum),
-        rng.choice(DIGITS), rng.choice(MBI_LETTERS), rng.choice(MBI_LETTERS),
-        _digits(rng, 2),
-    ))
+    return "".join(
+        (
+            rng.choice("123456789"),
+            rng.choice(MBI_LETTERS),
+            rng.choice(alnum),
+            rng.choice(DIGITS),
+            rng.choice(MBI_LETTERS),
+            rng.choice(alnum),
+            rng.choice(DIGITS),
+            rng.choice(MBI_LETTERS),
+            rng.choice(MBI_LETTERS),
+            _digits(rng, 2),
+        )
+    )
 
 
 def _mistyped_member_id(rng: random.Random, payer_id: str, member_id: str) -> str:
@@ -780,8 +1179,8 @@ def _mistyped_member_id(rng: random.Random, payer_id: str, member_id: str) -> st
         return member_id[:3] + "O" + member_id[4:]  # the letter O keyed for the fourth digit
     position = rng.randrange(len(member_id) - 9, len(member_id))  # one of the last nine digits
     if payer_id in COMMERCIAL and rng.random() < 0.5:
-        return member_id[:position] + "O" + member_id[position + 1:]
-    return member_id[:position] + member_id[position + 1:]  # the digit dropped
+        return member_id[:position] + "O" + member_id[position + 1 :]
+    return member_id[:position] + member_id[position + 1 :]  # the digit dropped
 
 
 def _clone(value: Any) -> Any:
@@ -812,8 +1211,9 @@ def _comorbidities(conditions: tuple[str, ...], diagnoses: list[str]) -> list[st
     return extra
 
 
-def _documentation(rng: random.Random, code: str, kind: str,
-                   undercoded: bool = False) -> tuple[int | None, str | None]:
+def _documentation(
+    rng: random.Random, code: str, kind: str, undercoded: bool = False
+) -> tuple[int | None, str | None]:
     """Total minutes and MDM that a note of *kind* documents for office visit *code*.
 
     What is documented supports *code*; with both documented, one sometimes supports
@@ -904,8 +1304,9 @@ def practice_record() -> Record:
     }
 
 
-def _procedure(code: str, refs: list[int], units: int = 1,
-               modifiers: list[str] | None = None) -> Record:
+def _procedure(
+    code: str, refs: list[int], units: int = 1, modifiers: list[str] | None = None
+) -> Record:
     return {"code": code, "modifiers": modifiers or [], "units": units, "diagnosis_refs": refs}
 
 
@@ -962,18 +1363,21 @@ def _inject_coding_problem(rng: random.Random, problem: str, event: Record) -> N
     elif problem == "malformed_procedure":
         _malform_procedure(rng, event)
     elif problem == "invalid_modifier":
-        modifiers = next(p["modifiers"] for p in procedures
-                         if set(p["modifiers"]) & set(MISTYPED_MODIFIER))
+        modifiers = next(
+            p["modifiers"] for p in procedures if set(p["modifiers"]) & set(MISTYPED_MODIFIER)
+        )
         at = next(i for i, m in enumerate(modifiers) if m in MISTYPED_MODIFIER)
         modifiers[at] = MISTYPED_MODIFIER[modifiers[at]]
     elif problem == "modifier_25_on_procedure":
         catalogue = procedure_catalogue()
-        lines = [p for p in procedures
-                 if catalogue[p["code"]][0] in ("minor_procedure", "injection")]
+        lines = [
+            p for p in procedures if catalogue[p["code"]][0] in ("minor_procedure", "injection")
+        ]
         rng.choice(lines)["modifiers"].append("25")
     elif problem == "laterality_conflict":
-        modifiers = next(p["modifiers"] for p in procedures
-                         if set(p["modifiers"]) & set(LATERALITY))
+        modifiers = next(
+            p["modifiers"] for p in procedures if set(p["modifiers"]) & set(LATERALITY)
+        )
         modifiers.append(OTHER_SIDE[next(m for m in modifiers if m in LATERALITY)])
     elif problem == "em_overcoded":
         _overcode_visit(rng, event)
@@ -1056,23 +1460,32 @@ class _Simulation:
             return Coverage(MEDICARE, _mbi(rng), None, "18", person, turned_65)
         if payer_id == MEDICAID:
             member_id = _digits(rng, 12)
-            return Coverage(MEDICAID, member_id, None, "18", person,
-                            self._effective_date(person.birth_date))
+            return Coverage(
+                MEDICAID, member_id, None, "18", person, self._effective_date(person.birth_date)
+            )
         relationship, subscriber = "18", person
         age = _age(person.birth_date, self.start)
         if band == "child":
             relationship = "19"
             parent_sex = rng.choice("FM")
-            subscriber = self._person(age + rng.randint(22, 42), parent_sex, person.last_name,
-                                      person.address)
+            subscriber = self._person(
+                age + rng.randint(22, 42), parent_sex, person.last_name, person.address
+            )
         elif band == "adult" and rng.random() < 0.28:
             relationship = "01"
             spouse_sex = "M" if person.sex == "F" else "F"
-            subscriber = self._person(max(18, age + rng.randint(-6, 6)), spouse_sex,
-                                      person.last_name, person.address)
+            subscriber = self._person(
+                max(18, age + rng.randint(-6, 6)), spouse_sex, person.last_name, person.address
+            )
         prefix = "PPO" if payer_id == PPO else "HMO"
-        return Coverage(payer_id, f"{prefix}{_digits(rng, 9)}", rng.choice(self.groups[payer_id]),
-                        relationship, subscriber, self._effective_date(person.birth_date))
+        return Coverage(
+            payer_id,
+            f"{prefix}{_digits(rng, 9)}",
+            rng.choice(self.groups[payer_id]),
+            relationship,
+            subscriber,
+            self._effective_date(person.birth_date),
+        )
 
     def _conditions(self, age: int) -> tuple[str, ...]:
         band = 0 if age < 18 else 1 if age < 40 else 2 if age < 65 else 3
@@ -1101,8 +1514,15 @@ class _Simulation:
         payer_key = coverage.payer_id if coverage else SELF_PAY
         scenarios = _scenarios_for(age, sex, conditions, payer_key)
         weight = 1.0 + 0.8 * len(conditions) + (1.5 if age < 2 else 0.0)
-        return Patient(person, coverage, conditions, self._primary_clinician(band),
-                       rng.random() < NEW_PATIENT_SHARE, scenarios, weight)
+        return Patient(
+            person,
+            coverage,
+            conditions,
+            self._primary_clinician(band),
+            rng.random() < NEW_PATIENT_SHARE,
+            scenarios,
+            weight,
+        )
 
     # Choosing who is seen for what.
 
@@ -1131,7 +1551,8 @@ class _Simulation:
                     return scenario
         payer_id = patient.coverage.payer_id if patient.coverage else None
         options = [
-            (s, s.weight) for s in _fitting(patient.scenarios, problem, payer_id)
+            (s, s.weight)
+            for s in _fitting(patient.scenarios, problem, payer_id)
             if s.yearly is None or s.yearly not in done
         ]
         return Weighted(options).draw(self.rng) if options else None
@@ -1163,14 +1584,16 @@ class _Simulation:
         if self.rng.random() < OWN_CLINICIAN_SHARE:
             return patient.clinician
         allowed = [
-            c for c in CLINICIANS
+            c
+            for c in CLINICIANS
             if not (c.taxonomy == PEDIATRICS and age >= 18)
             and not (c.taxonomy == INTERNAL_MEDICINE and age < 18)
         ]
         return self.rng.choice(allowed)
 
-    def _visit(self, scenario: Scenario, patient: Patient, history: History, age: int,
-               label: str) -> tuple[str, str]:
+    def _visit(
+        self, scenario: Scenario, patient: Patient, history: History, age: int, label: str
+    ) -> tuple[str, str]:
         """The E/M code for *scenario*, and the label (a routine physical may not be covered)."""
         rng = self.rng
         new = patient.new_to_practice and not history.seen
@@ -1184,8 +1607,9 @@ class _Simulation:
             return _preventive_code(age, new), label
         return OFFICE_VISIT_LEVELS[(str(scenario.visit), new)].draw(rng), label
 
-    def _encounter(self, index: int, day: date, patient: Patient, scenario: Scenario,
-                   problem: str | None) -> tuple[Record, str]:
+    def _encounter(
+        self, index: int, day: date, patient: Patient, scenario: Scenario, problem: str | None
+    ) -> tuple[Record, str]:
         rng = self.rng
         history = self.histories[patient.person.person_id]
         age = _age(patient.person.birth_date, day)
@@ -1211,11 +1635,15 @@ class _Simulation:
                 refs = list(scenario.visit_supports or range(min(len(diagnoses), 4)))
                 procedures.append(_procedure(code, refs, modifiers=modifiers))
             if code in VISIT_FAMILY_OF:
-                minutes, mdm = _documentation(rng, code, DOCUMENTATION.draw(rng),
-                                              rng.random() < UNDERCODED_SHARE)
+                minutes, mdm = _documentation(
+                    rng, code, DOCUMENTATION.draw(rng), rng.random() < UNDERCODED_SHARE
+                )
         for service in scenario.services:
-            procedures.append(_procedure(service.code, list(service.supports), service.units,
-                                         list(service.modifiers)))
+            procedures.append(
+                _procedure(
+                    service.code, list(service.supports), service.units, list(service.modifiers)
+                )
+            )
 
         payer = self.payers[patient.coverage.payer_id] if patient.coverage else None
         coverage = _coverage_record(patient.coverage, payer) if patient.coverage and payer else None
@@ -1224,8 +1652,9 @@ class _Simulation:
         )
         referring = None
         if scenario.referral and rng.random() < REFERRED_IMAGING_SHARE:
-            referring = rng.choice([c for c in REFERRING_CLINICIANS
-                                    if c.taxonomy == scenario.referral])
+            referring = rng.choice(
+                [c for c in REFERRING_CLINICIANS if c.taxonomy == scenario.referral]
+            )
         event_id, encounter_id = self._ids(index)
         event: Record = {
             "event_id": event_id,
@@ -1244,7 +1673,8 @@ class _Simulation:
             "procedures": procedures,
             "authorization_number": (
                 f"PA{_digits(rng, 9)}"
-                if needs_authorization and problem != "missing_authorization" else None
+                if needs_authorization and problem != "missing_authorization"
+                else None
             ),
             "referral_number": (
                 f"RF{_digits(rng, 8)}" if referring and patient.payer_key == HMO else None
@@ -1319,10 +1749,13 @@ class _Simulation:
         prefix = "PPO" if payer_id == PPO else "HMO"
         return {
             **old,
-            "payer_id": payer_id, "payer_name": payer.name, "plan_type": payer.plan_type,
+            "payer_id": payer_id,
+            "payer_name": payer.name,
+            "plan_type": payer.plan_type,
             "member_id": f"{prefix}{_digits(self.rng, 9)}",
             "group_number": self.rng.choice(self.groups[payer_id]),
-            "effective_date": ended + timedelta(days=1), "termination_date": None,
+            "effective_date": ended + timedelta(days=1),
+            "termination_date": None,
         }
 
     def _duplicate(self, index: int) -> tuple[str, Record, str]:
@@ -1348,8 +1781,11 @@ class _Simulation:
             if problem is not None:
                 self._inject(problem, event)
             key = member_key(event)
-            if (label == CLEAN and event["coverage"] is not None
-                    and self.rng.random() < DUPLICATE_SOURCE_SHARE):
+            if (
+                label == CLEAN
+                and event["coverage"] is not None
+                and self.rng.random() < DUPLICATE_SOURCE_SHARE
+            ):
                 self.recent.append((key, _clone(event)))
             yield key, event, label
 
@@ -1367,9 +1803,7 @@ def generate_labelled(
     return _Simulation(count, seed, start).run()
 
 
-def generate(
-    count: int, seed: int, start: date = DEFAULT_START
-) -> Iterator[tuple[str, Record]]:
+def generate(count: int, seed: int, start: date = DEFAULT_START) -> Iterator[tuple[str, Record]]:
     """*count* encounters as ``(member key, EncounterEvent)``, the same for the same arguments."""
     for key, event, _ in generate_labelled(count, seed, start):
         yield key, event

@@ -22,9 +22,17 @@ from typing import Any
 import aiohttp
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def _free_port() -> int:
@@ -41,9 +49,17 @@ class Browser:
         self.port = _free_port()
         self.profile = tempfile.mkdtemp(prefix="claims-chromium-")
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--remote-debugging-port={self.port}",
-             f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--remote-debugging-port={self.port}",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.loop = asyncio.new_event_loop()
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -54,7 +70,8 @@ class Browser:
         while True:
             try:
                 with urllib.request.urlopen(
-                        f"http://127.0.0.1:{self.port}/json/list", timeout=2) as answer:
+                    f"http://127.0.0.1:{self.port}/json/list", timeout=2
+                ) as answer:
                     pages = [t for t in json.loads(answer.read()) if t["type"] == "page"]
                 if pages:
                     break
@@ -70,13 +87,18 @@ class Browser:
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(url, max_msg_size=0)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         async def close() -> None:
             if self.ws is not None:
                 await self.ws.close()
             if self.session is not None:
                 await self.session.close()
+
         self.loop.run_until_complete(close())
         self.loop.close()
         self.process.terminate()

@@ -16,32 +16,64 @@ def npi(first_nine: str) -> str:
     return first_nine + str(npi_check_digit(first_nine))
 
 
-ADDRESS: Record = {"line1": "100 Main St", "line2": None, "city": "Springfield", "state": "IL",
-                   "postal_code": "62701"}
+ADDRESS: Record = {
+    "line1": "100 Main St",
+    "line2": None,
+    "city": "Springfield",
+    "state": "IL",
+    "postal_code": "62701",
+}
 
 
-def person(person_id: str = "P00000001", birth_date: date = date(1980, 3, 4),
-           sex: str = "F") -> Record:
+def person(
+    person_id: str = "P00000001", birth_date: date = date(1980, 3, 4), sex: str = "F"
+) -> Record:
     """A patient or subscriber."""
-    return {"person_id": person_id, "last_name": "Rivera", "first_name": "Ana",
-            "birth_date": birth_date, "sex": sex, "address": dict(ADDRESS)}
+    return {
+        "person_id": person_id,
+        "last_name": "Rivera",
+        "first_name": "Ana",
+        "birth_date": birth_date,
+        "sex": sex,
+        "address": dict(ADDRESS),
+    }
 
 
-def coverage(payer_id: str = "PPO-SIM", member_id: str = "PPO123456789", plan_type: str = "12",
-             effective: date = date(2025, 1, 1), terminated: date | None = None,
-             patient: Record | None = None) -> Record:
+def coverage(
+    payer_id: str = "PPO-SIM",
+    member_id: str = "PPO123456789",
+    plan_type: str = "12",
+    effective: date = date(2025, 1, 1),
+    terminated: date | None = None,
+    patient: Record | None = None,
+) -> Record:
     """Coverage with the patient as subscriber."""
-    return {"payer_id": payer_id, "payer_name": f"{payer_id} plan", "plan_type": plan_type,
-            "member_id": member_id, "group_number": "GRP100", "relationship": "18",
-            "subscriber": patient or person(), "effective_date": effective,
-            "termination_date": terminated}
+    return {
+        "payer_id": payer_id,
+        "payer_name": f"{payer_id} plan",
+        "plan_type": plan_type,
+        "member_id": member_id,
+        "group_number": "GRP100",
+        "relationship": "18",
+        "subscriber": patient or person(),
+        "effective_date": effective,
+        "termination_date": terminated,
+    }
 
 
-def procedure(code: str = "99213", units: int = 1, refs: list[int] | None = None,
-              modifiers: list[str] | None = None) -> Record:
+def procedure(
+    code: str = "99213",
+    units: int = 1,
+    refs: list[int] | None = None,
+    modifiers: list[str] | None = None,
+) -> Record:
     """A documented service."""
-    return {"code": code, "modifiers": modifiers or [], "units": units,
-            "diagnosis_refs": [0] if refs is None else refs}
+    return {
+        "code": code,
+        "modifiers": modifiers or [],
+        "units": units,
+        "diagnosis_refs": [0] if refs is None else refs,
+    }
 
 
 def encounter(**overrides: Any) -> Record:
@@ -57,13 +89,24 @@ def encounter(**overrides: Any) -> Record:
         "patient": patient,
         "coverage": coverage(patient=patient),
         "other_coverages": [],
-        "billing_provider": {"npi": npi("123456789"), "entity_type": "2",
-                             "name": "Springfield Family Medicine", "first_name": None,
-                             "taxonomy": "207Q00000X", "tin": "371234567",
-                             "address": {**ADDRESS, "postal_code": "627011234"}},
-        "rendering_provider": {"npi": npi("198765432"), "entity_type": "1", "name": "Okafor",
-                               "first_name": "Chidi", "taxonomy": "207Q00000X", "tin": None,
-                               "address": None},
+        "billing_provider": {
+            "npi": npi("123456789"),
+            "entity_type": "2",
+            "name": "Springfield Family Medicine",
+            "first_name": None,
+            "taxonomy": "207Q00000X",
+            "tin": "371234567",
+            "address": {**ADDRESS, "postal_code": "627011234"},
+        },
+        "rendering_provider": {
+            "npi": npi("198765432"),
+            "entity_type": "1",
+            "name": "Okafor",
+            "first_name": "Chidi",
+            "taxonomy": "207Q00000X",
+            "tin": None,
+            "address": None,
+        },
         "referring_provider": None,
         "diagnoses": ["I10"],
         "procedures": [procedure()],

@@ -47,8 +47,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _stray_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate()
-            if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +64,14 @@ def kafka_bootstrap() -> Iterator[str]:
 def _factory(bootstrap: str, data_dir: Path) -> Callable[..., Settings]:
     def make(**changes: object) -> Settings:
         prefix = f"t{uuid.uuid4().hex[:10]}."
-        settings = load_settings({
-            "CLAIMS_BOOTSTRAP_SERVERS": bootstrap,
-            "CLAIMS_TOPIC_PREFIX": prefix,
-            "CLAIMS_DATA_DIR": str(data_dir),
-            "CLAIMS_PARTITIONS": "2",
-        }).with_changes(**changes)
+        settings = load_settings(
+            {
+                "CLAIMS_BOOTSTRAP_SERVERS": bootstrap,
+                "CLAIMS_TOPIC_PREFIX": prefix,
+                "CLAIMS_DATA_DIR": str(data_dir),
+                "CLAIMS_PARTITIONS": "2",
+            }
+        ).with_changes(**changes)
         create_topics(settings)
         return settings
 
@@ -80,7 +85,8 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
 
 
 @pytest.fixture(scope="module")
-def module_settings_factory(kafka_bootstrap: str,
-                            tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Settings]:
+def module_settings_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
     """:func:`settings_factory` for module-scoped fixtures (a run shared by several tests)."""
     return _factory(kafka_bootstrap, tmp_path_factory.mktemp("data"))

@@ -23,6 +23,7 @@ def docker_answers() -> bool:
     """True when a Docker engine responds (testcontainers can run Kafka)."""
     try:
         import docker
+
         client = docker.from_env(timeout=3)
         client.ping()
         return True

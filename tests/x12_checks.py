@@ -12,7 +12,8 @@ import pyx12.x12n_document
 def pyx12_accepts(path: Path) -> bool:
     """True when pyx12 validates *path* against its implementation guide with no errors."""
     ok: bool = pyx12.x12n_document.x12n_document(
-        pyx12.params.params(), str(path), fd_997=None, fd_html=io.StringIO())
+        pyx12.params.params(), str(path), fd_997=None, fd_html=io.StringIO()
+    )
     return ok
 
 

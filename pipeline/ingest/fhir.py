@@ -28,19 +28,36 @@ Record = dict[str, Any]
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 CPT_SYSTEMS = ("http://www.ama-assn.org/go/cpt", "urn:oid:2.16.840.1.113883.6.12")
-HCPCS_SYSTEMS = ("urn:oid:2.16.840.1.113883.6.285", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-                 "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets")
+HCPCS_SYSTEMS = (
+    "urn:oid:2.16.840.1.113883.6.285",
+    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+    "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+)
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 EIN_SYSTEM = "urn:oid:2.16.840.1.113883.4.4"
 # A CPT/HCPCS modifier on a Procedure, and the units billed, as extensions.
 MODIFIER_EXTENSION = "modifier"
 UNITS_EXTENSION = "units"
 # Encounter.class (v3 ActCode) -> CMS place of service.
-PLACE_OF_SERVICE = {"AMB": "11", "VR": "10", "EMER": "23", "IMP": "21", "HH": "12",
-                    "FLD": "15", "SS": "24"}
+PLACE_OF_SERVICE = {
+    "AMB": "11",
+    "VR": "10",
+    "EMER": "23",
+    "IMP": "21",
+    "HH": "12",
+    "FLD": "15",
+    "SS": "24",
+}
 # Coverage.relationship (subscriber-relationship) -> X12 individual relationship code.
-RELATIONSHIP = {"self": "18", "spouse": "01", "child": "19", "parent": "G8", "common": "G8",
-                "other": "G8", "injured": "G8"}
+RELATIONSHIP = {
+    "self": "18",
+    "spouse": "01",
+    "child": "19",
+    "parent": "G8",
+    "common": "G8",
+    "other": "G8",
+    "injured": "G8",
+}
 SEX = {"male": "M", "female": "F"}
 
 
@@ -59,10 +76,13 @@ class Mapped:
 
     def outcome(self) -> Record:
         """The FHIR OperationOutcome of this bundle (an information issue when all went well)."""
-        issues = self.issues or [{
-            "severity": "information", "code": "informational",
-            "diagnostics": f"{len(self.events)} encounter(s) accepted",
-        }]
+        issues = self.issues or [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": f"{len(self.events)} encounter(s) accepted",
+            }
+        ]
         return {"resourceType": "OperationOutcome", "issue": issues}
 
 
@@ -71,8 +91,12 @@ class BundleError(ValueError):
 
 
 def _issue(code: str, expression: str, diagnostics: str) -> Record:
-    return {"severity": "error", "code": code, "diagnostics": diagnostics,
-            "expression": [expression]}
+    return {
+        "severity": "error",
+        "code": code,
+        "diagnostics": diagnostics,
+        "expression": [expression],
+    }
 
 
 class _Missing(ValueError):
@@ -185,8 +209,10 @@ def _address(resource: Record) -> Record | None:
     a = addresses[0]
     lines = a.get("line") or [""]
     return {
-        "line1": lines[0], "line2": lines[1] if len(lines) > 1 else None,
-        "city": a.get("city") or "", "state": a.get("state") or "",
+        "line1": lines[0],
+        "line2": lines[1] if len(lines) > 1 else None,
+        "city": a.get("city") or "",
+        "state": a.get("state") or "",
         "postal_code": (a.get("postalCode") or "").replace("-", ""),
     }
 
@@ -198,29 +224,43 @@ def _person(resource: Record, what: str) -> Record:
     if not family:
         raise _Missing("required", f"{where}.name", f"{what} {where} has no family name")
     if born is None:
-        raise _Missing("required", f"{where}.birthDate",
-                       f"{what} {where} has no birth date in YYYY-MM-DD form")
+        raise _Missing(
+            "required", f"{where}.birthDate", f"{what} {where} has no birth date in YYYY-MM-DD form"
+        )
     address = _address(resource)
     if address is None:
         raise _Missing("required", f"{where}.address", f"{what} {where} has no address")
-    ident = next((i.get("value") for i in resource.get("identifier") or [] if i.get("value")),
-                 resource.get("id"))
-    return {"person_id": str(ident), "last_name": family, "first_name": given,
-            "birth_date": born, "sex": SEX.get(resource.get("gender", ""), "U"),
-            "address": address}
+    ident = next(
+        (i.get("value") for i in resource.get("identifier") or [] if i.get("value")),
+        resource.get("id"),
+    )
+    return {
+        "person_id": str(ident),
+        "last_name": family,
+        "first_name": given,
+        "birth_date": born,
+        "sex": SEX.get(resource.get("gender", ""), "U"),
+        "address": address,
+    }
 
 
 def _provider(resource: Record, role: str, *, organization: bool = False) -> Record:
     npi = _identifier(resource, NPI_SYSTEM)
     where = _name(resource)
     if not npi:
-        raise _Missing("required", f"{where}.identifier",
-                       f"{role} {where} has no NPI (identifier system {NPI_SYSTEM})")
+        raise _Missing(
+            "required",
+            f"{where}.identifier",
+            f"{role} {where} has no NPI (identifier system {NPI_SYSTEM})",
+        )
     family, given = _human_name(resource)
     return {
-        "npi": npi, "entity_type": "2" if organization else "1",
-        "name": family, "first_name": None if organization else (given or None),
-        "taxonomy": None, "tin": _identifier(resource, EIN_SYSTEM) if organization else None,
+        "npi": npi,
+        "entity_type": "2" if organization else "1",
+        "name": family,
+        "first_name": None if organization else (given or None),
+        "taxonomy": None,
+        "tin": _identifier(resource, EIN_SYSTEM) if organization else None,
         "address": _address(resource),
     }
 
@@ -245,11 +285,15 @@ def diagnosis_code(condition: Record, age_days: int = 365 * 40) -> str:
         mapped = map_snomed(str(snomed["code"]), age_days)
         if mapped:
             return mapped
-        raise _Missing("code-invalid", f"{where}.code",
-                       f"{where}: SNOMED CT concept {snomed['code']} is not in the shipped "
-                       "SNOMED CT to ICD-10-CM map; add an ICD-10-CM coding")
-    raise _Missing("code-invalid", f"{where}.code",
-                   f"{where} has no ICD-10-CM ({ICD10CM}) or SNOMED CT coding")
+        raise _Missing(
+            "code-invalid",
+            f"{where}.code",
+            f"{where}: SNOMED CT concept {snomed['code']} is not in the shipped "
+            "SNOMED CT to ICD-10-CM map; add an ICD-10-CM coding",
+        )
+    raise _Missing(
+        "code-invalid", f"{where}.code", f"{where} has no ICD-10-CM ({ICD10CM}) or SNOMED CT coding"
+    )
 
 
 def _extension_values(resource: Record, suffix: str) -> list[Record]:
@@ -260,12 +304,12 @@ def _procedure_entry(procedure: Record, condition_refs: list[set[str]]) -> Recor
     where = _name(procedure)
     coding = _coding(procedure.get("code"), (*CPT_SYSTEMS, *HCPCS_SYSTEMS))
     if coding is None:
-        raise _Missing("code-invalid", f"{where}.code",
-                       f"{where} has no CPT or HCPCS coding")
+        raise _Missing("code-invalid", f"{where}.code", f"{where} has no CPT or HCPCS coding")
     modifiers = []
     for ext in _extension_values(procedure, MODIFIER_EXTENSION):
         code = _coding(ext.get("valueCodeableConcept"), (*CPT_SYSTEMS, *HCPCS_SYSTEMS)) or {
-            "code": ext.get("valueCode") or ext.get("valueString")}
+            "code": ext.get("valueCode") or ext.get("valueString")
+        }
         if code.get("code"):
             modifiers.append(str(code["code"]))
     units = 1
@@ -277,12 +321,21 @@ def _procedure_entry(procedure: Record, condition_refs: list[set[str]]) -> Recor
     for reason in procedure.get("reasonReference") or []:
         target = reason.get("reference", "")
         refs += [i for i, names in enumerate(condition_refs) if target in names]
-    return {"code": str(coding["code"]).upper(), "modifiers": modifiers, "units": units,
-            "diagnosis_refs": refs or [0]}
+    return {
+        "code": str(coding["code"]).upper(),
+        "modifiers": modifiers,
+        "units": units,
+        "diagnosis_refs": refs or [0],
+    }
 
 
-def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date,
-               profiles: Mapping[str, PayerProfile]) -> list[Record]:
+def _coverages(
+    patient_ref: set[str],
+    index: _Index,
+    patient: Record,
+    on: date,
+    profiles: Mapping[str, PayerProfile],
+) -> list[Record]:
     by_ref = index.by_ref
     found = []
     for cov in index.coverages:
@@ -294,54 +347,82 @@ def _coverages(patient_ref: set[str], index: _Index, patient: Record, on: date,
         payor = _ref(by_ref, (cov.get("payor") or [{}])[0])
         payer_id = None
         if payor is not None:
-            payer_id = next((i.get("value") for i in payor.get("identifier") or []
-                             if i.get("value")), None)
+            payer_id = next(
+                (i.get("value") for i in payor.get("identifier") or [] if i.get("value")), None
+            )
         payer_id = payer_id or (cov.get("payor") or [{}])[0].get("identifier", {}).get("value")
         if not payer_id:
-            raise _Missing("required", f"{where}.payor",
-                           f"{where} names no payer with an identifier")
+            raise _Missing(
+                "required", f"{where}.payor", f"{where} names no payer with an identifier"
+            )
         member_id = cov.get("subscriberId") or next(
-            (i.get("value") for i in cov.get("identifier") or [] if i.get("value")), None)
+            (i.get("value") for i in cov.get("identifier") or [] if i.get("value")), None
+        )
         if not member_id:
             raise _Missing("required", f"{where}.subscriberId", f"{where} has no member id")
         subscriber_res = _ref(by_ref, cov.get("subscriber"))
         subscriber = _person(subscriber_res, "Subscriber") if subscriber_res else patient
-        relationship = (_coding(cov.get("relationship"), (
-            "http://terminology.hl7.org/CodeSystem/subscriber-relationship",)) or {}).get(
-            "code", "self")
-        group = next((c.get("value") for c in cov.get("class") or []
-                      if (_coding(c.get("type"), (
-                          "http://terminology.hl7.org/CodeSystem/coverage-class",)) or {}
-                          ).get("code") == "group"), None)
+        relationship = (
+            _coding(
+                cov.get("relationship"),
+                ("http://terminology.hl7.org/CodeSystem/subscriber-relationship",),
+            )
+            or {}
+        ).get("code", "self")
+        group = next(
+            (
+                c.get("value")
+                for c in cov.get("class") or []
+                if (
+                    _coding(
+                        c.get("type"), ("http://terminology.hl7.org/CodeSystem/coverage-class",)
+                    )
+                    or {}
+                ).get("code")
+                == "group"
+            ),
+            None,
+        )
         period = cov.get("period") or {}
         start, end = _date(period.get("start")), _date(period.get("end"))
         profile = profiles.get(payer_id)
         payer_name = (payor or {}).get("name") or (profile.name if profile else payer_id)
-        found.append({
-            "order": cov.get("order", 99),
-            "coverage": {
-                "payer_id": payer_id, "payer_name": payer_name,
-                # The claim filing indicator is the payer's (X12 SBR09), not in Coverage.
-                "plan_type": profile.plan_type if profile else "CI",
-                "member_id": str(member_id), "group_number": group,
-                "relationship": RELATIONSHIP.get(relationship, "G8"),
-                "subscriber": subscriber, "effective_date": start or on,
-                "termination_date": end,
-            },
-        })
+        found.append(
+            {
+                "order": cov.get("order", 99),
+                "coverage": {
+                    "payer_id": payer_id,
+                    "payer_name": payer_name,
+                    # The claim filing indicator is the payer's (X12 SBR09), not in Coverage.
+                    "plan_type": profile.plan_type if profile else "CI",
+                    "member_id": str(member_id),
+                    "group_number": group,
+                    "relationship": RELATIONSHIP.get(relationship, "G8"),
+                    "subscriber": subscriber,
+                    "effective_date": start or on,
+                    "termination_date": end,
+                },
+            }
+        )
     found.sort(key=lambda c: c["order"])
     return [c["coverage"] for c in found]
 
 
-def _encounter(encounter: Record, index: _Index, billing_provider: Record,
-               received_at: datetime, source: str,
-               profiles: Mapping[str, PayerProfile]) -> Record:
+def _encounter(
+    encounter: Record,
+    index: _Index,
+    billing_provider: Record,
+    received_at: datetime,
+    source: str,
+    profiles: Mapping[str, PayerProfile],
+) -> Record:
     by_ref = index.by_ref
     where = _name(encounter)
     patient_res = _ref(by_ref, encounter.get("subject"))
     if patient_res is None or patient_res["resourceType"] != "Patient":
-        raise _Missing("required", f"{where}.subject",
-                       f"{where} does not reference a Patient in the bundle")
+        raise _Missing(
+            "required", f"{where}.subject", f"{where} does not reference a Patient in the bundle"
+        )
     patient = _person(patient_res, "Patient")
     patient_refs = index.refs(patient_res)
     period = encounter.get("period") or {}
@@ -351,15 +432,20 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
     enc_refs = index.refs(encounter)
 
     conditions = index.linked_to("Condition", enc_refs)
-    ranked = {(_ref(by_ref, d.get("condition")) or {}).get("id"): d.get("rank", 99)
-              for d in encounter.get("diagnosis") or []}
+    ranked = {
+        (_ref(by_ref, d.get("condition")) or {}).get("id"): d.get("rank", 99)
+        for d in encounter.get("diagnosis") or []
+    }
     conditions.sort(key=lambda c: ranked.get(c.get("id"), 99))
     condition_refs = [index.refs(c) for c in conditions]
     age_days = (service_date - patient["birth_date"]).days
     diagnoses = [diagnosis_code(c, age_days) for c in conditions]
     if not diagnoses:
-        raise _Missing("required", f"{where}.diagnosis",
-                       f"{where} has no Condition linked to it (Condition.encounter)")
+        raise _Missing(
+            "required",
+            f"{where}.diagnosis",
+            f"{where} has no Condition linked to it (Condition.encounter)",
+        )
     procedures = index.linked_to("Procedure", enc_refs)
     if not procedures:
         raise _Missing("required", f"{where}", f"{where} has no Procedure linked to it")
@@ -367,8 +453,9 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
 
     rendering = referring = None
     for participant in encounter.get("participant") or []:
-        kinds = {c.get("code") for t in participant.get("type") or []
-                 for c in t.get("coding") or []}
+        kinds = {
+            c.get("code") for t in participant.get("type") or [] for c in t.get("coding") or []
+        }
         actor = _ref(by_ref, participant.get("individual"))
         if actor is None:
             continue
@@ -377,18 +464,29 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
         elif "REF" in kinds:
             referring = _provider(actor, "Referring practitioner")
     if rendering is None:
-        performer = next((_ref(by_ref, p.get("actor")) for proc in procedures
-                          for p in proc.get("performer") or []), None)
+        performer = next(
+            (
+                _ref(by_ref, p.get("actor"))
+                for proc in procedures
+                for p in proc.get("performer") or []
+            ),
+            None,
+        )
         if performer is None:
-            raise _Missing("required", f"{where}.participant",
-                           f"{where} names no attending practitioner and no procedure performer")
+            raise _Missing(
+                "required",
+                f"{where}.participant",
+                f"{where} names no attending practitioner and no procedure performer",
+            )
         rendering = _provider(performer, "Practitioner")
     org = _ref(by_ref, encounter.get("serviceProvider"))
     billing = _provider(org, "Organization", organization=True) if org else billing_provider
 
     coverages = _coverages(patient_refs, index, patient, service_date, profiles)
-    encounter_id = next((i.get("value") for i in encounter.get("identifier") or []
-                         if i.get("value")), encounter.get("id"))
+    encounter_id = next(
+        (i.get("value") for i in encounter.get("identifier") or [] if i.get("value")),
+        encounter.get("id"),
+    )
     if not encounter_id:
         raise _Missing("required", f"{where}.identifier", "the Encounter has no id or identifier")
     version = (encounter.get("meta") or {}).get("versionId", "")
@@ -400,8 +498,9 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
         "source": source,
         "received_at": received_at,
         "service_date": service_date,
-        "place_of_service": PLACE_OF_SERVICE.get((encounter.get("class") or {}).get("code", ""),
-                                                 "11"),
+        "place_of_service": PLACE_OF_SERVICE.get(
+            (encounter.get("class") or {}).get("code", ""), "11"
+        ),
         "patient": patient,
         "coverage": coverages[0] if coverages else None,
         "other_coverages": coverages[1:],
@@ -417,9 +516,14 @@ def _encounter(encounter: Record, index: _Index, billing_provider: Record,
     }
 
 
-def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime | None = None,
-               source: str = "fhir", *,
-               payers: Mapping[str, PayerProfile] | None = None) -> Mapped:
+def map_bundle(
+    bundle: Record,
+    billing_provider: Record,
+    received_at: datetime | None = None,
+    source: str = "fhir",
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> Mapped:
     """EncounterEvents for every billable Encounter of a FHIR R4 *bundle*.
 
     *billing_provider* is the practice billing the claims, used when an
@@ -431,8 +535,9 @@ def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime |
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BundleError("the document is not a FHIR Bundle (resourceType must be Bundle)")
     if bundle.get("type") not in ("transaction", "collection", "batch", "message", "document"):
-        raise BundleError(f"Bundle.type {repr(bundle.get('type'))[:40]}: use transaction or "
-                          "collection")
+        raise BundleError(
+            f"Bundle.type {repr(bundle.get('type'))[:40]}: use transaction or collection"
+        )
     index = _index(bundle)
     when = received_at or _timestamp(bundle.get("timestamp")) or datetime.now(UTC)
     out = Mapped()
@@ -441,17 +546,25 @@ def map_bundle(bundle: Record, billing_provider: Record, received_at: datetime |
         out.issues.append(_issue("required", "Bundle.entry", "the Bundle holds no Encounter"))
     for encounter in encounters:
         try:
-            out.events.append(_encounter(encounter, index, billing_provider, when, source,
-                                         profiles))
+            out.events.append(
+                _encounter(encounter, index, billing_provider, when, source, profiles)
+            )
         except _Missing as exc:
             out.issues.append(exc.issue)
         except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
             # An element of the wrong JSON type (an object where FHIR has an array, a
             # number where it has a string): the encounter is not valid FHIR.
             where = _name(encounter)
-            out.issues.append(_issue("structure", where, (
-                f"{where} or a resource it references has an element of the wrong type or "
-                f"shape ({type(exc).__name__}); check it against the FHIR R4 definitions")))
+            out.issues.append(
+                _issue(
+                    "structure",
+                    where,
+                    (
+                        f"{where} or a resource it references has an element of the wrong type or "
+                        f"shape ({type(exc).__name__}); check it against the FHIR R4 definitions"
+                    ),
+                )
+            )
     return out
 
 

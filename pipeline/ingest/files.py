@@ -22,8 +22,13 @@ from processors.refdata import PayerProfile
 Record = dict[str, Any]
 
 
-def ingest_fhir(paths: list[Path], sink: IngestSink, billing_provider: Record, *,
-                payers: Mapping[str, PayerProfile] | None = None) -> list[str]:
+def ingest_fhir(
+    paths: list[Path],
+    sink: IngestSink,
+    billing_provider: Record,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> list[str]:
     """Publish every billable Encounter of the bundles; returns the problems found."""
     problems: list[str] = []
     for path in paths:
@@ -35,8 +40,9 @@ def ingest_fhir(paths: list[Path], sink: IngestSink, billing_provider: Record, *
             problems.append(reason)
             sink.dead_letter(f"ingest:fhir:{path.name}", -1, path.read_bytes(), reason)
         for source, event in events:
-            print(f"accepted {source}: encounter {event['encounter_id']} as event "
-                  f"{event['event_id']}")
+            print(
+                f"accepted {source}: encounter {event['encounter_id']} as event {event['event_id']}"
+            )
     return problems
 
 
@@ -49,22 +55,30 @@ def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[
         try:
             records = remittances_from_835(raw.decode(errors="replace"), claims)
         except (ValueError, IndexError, KeyError) as exc:
-            reason = f"{path.name}: {exc}" if isinstance(exc, ValueError) else \
-                f"{path.name}: not a readable X12 835 ({type(exc).__name__})"
+            reason = (
+                f"{path.name}: {exc}"
+                if isinstance(exc, ValueError)
+                else f"{path.name}: not a readable X12 835 ({type(exc).__name__})"
+            )
             problems.append(reason)
             sink.dead_letter(f"ingest:835:{path.name}", -1, raw, reason)
             continue
         sink.remittances(records)
         unknown = sum(1 for r in records if r["claim_id"] not in claims)
-        print(f"accepted {path.name}: {len(records)} claim payment(s)"
-              + (f", {unknown} for claims this pipeline did not submit" if unknown else ""))
+        print(
+            f"accepted {path.name}: {len(records)} claim payment(s)"
+            + (f", {unknown} for claims this pipeline did not submit" if unknown else "")
+        )
     return problems
 
 
-def hl7_events(paths: list[Path], billing_provider: Record,
-               received_at: datetime | None = None, *,
-               payers: Mapping[str, PayerProfile] | None = None,
-               ) -> tuple[list[tuple[str, Record]], list[Record]]:
+def hl7_events(
+    paths: list[Path],
+    billing_provider: Record,
+    received_at: datetime | None = None,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> tuple[list[tuple[str, Record]], list[Record]]:
     """EncounterEvents from HL7 v2 message files (ADT registrations first), and problems."""
     from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
 
@@ -72,11 +86,16 @@ def hl7_events(paths: list[Path], billing_provider: Record,
     problems: list[Record] = []
     store: dict[str, Any] = {}  # registrations carry over from one file to the next
     for path in paths:
-        for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
-                                               billing_provider,
-                                               received_at or datetime.now(UTC), store=store,
-                                               payers=payers),
-                                    start=1):
+        for n, outcome in enumerate(
+            map_stream(
+                path.read_text(errors="replace"),
+                billing_provider,
+                received_at or datetime.now(UTC),
+                store=store,
+                payers=payers,
+            ),
+            start=1,
+        ):
             store = outcome.store
             source = f"{path.name}#{n}"
             events += [(source, e) for e in outcome.events]
@@ -84,17 +103,29 @@ def hl7_events(paths: list[Path], billing_provider: Record,
     return events, problems
 
 
-def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record, *,
-               payers: Mapping[str, PayerProfile] | None = None) -> list[str]:
+def ingest_hl7(
+    paths: list[Path],
+    sink: IngestSink,
+    billing_provider: Record,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> list[str]:
     """Publish the encounters of HL7 v2 message files; bad messages go to the dead letters."""
     from pipeline.ingest.hl7 import map_stream  # noqa: PLC0415
 
     problems: list[str] = []
     store: dict[str, Any] = {}
     for path in paths:
-        for n, outcome in enumerate(map_stream(path.read_text(errors="replace"),
-                                               billing_provider, datetime.now(UTC),
-                                               store=store, payers=payers), start=1):
+        for n, outcome in enumerate(
+            map_stream(
+                path.read_text(errors="replace"),
+                billing_provider,
+                datetime.now(UTC),
+                store=store,
+                payers=payers,
+            ),
+            start=1,
+        ):
             store = outcome.store
             sink.encounters(outcome.events)
             if outcome.errors:
@@ -102,4 +133,3 @@ def ingest_hl7(paths: list[Path], sink: IngestSink, billing_provider: Record, *,
                 problems.append(reason)
                 sink.dead_letter(f"ingest:hl7:{path.name}", n, outcome.text.encode(), reason)
     return problems
-

@@ -50,8 +50,11 @@ CHARGE_EVENTS = ("P03",)
 # structure from MSH-9 as "<type>_<trigger>" when MSH-9.3 is absent, and there is no ADT_A04
 # or ADT_A08 structure (both use ADT_A01), so in STRICT mode it rejects a legitimate ADT^A04
 # that leaves MSH-9.3 empty. The structure is filled in from this table before validation.
-MESSAGE_STRUCTURES = {("ADT", "A04"): "ADT_A01", ("ADT", "A08"): "ADT_A01",
-                      ("DFT", "P03"): "DFT_P03"}
+MESSAGE_STRUCTURES = {
+    ("ADT", "A04"): "ADT_A01",
+    ("ADT", "A08"): "ADT_A01",
+    ("DFT", "P03"): "DFT_P03",
+}
 
 # HL7 table 0357, message error condition codes.
 SEGMENT_SEQUENCE_ERROR = "100"
@@ -188,16 +191,25 @@ class Separators:
         """*text* with the HL7 escape sequences for the delimiters resolved."""
         if self.escape not in text:
             return text
-        names = {"F": self.field, "S": self.component, "T": self.subcomponent,
-                 "R": self.repetition, "E": self.escape}
+        names = {
+            "F": self.field,
+            "S": self.component,
+            "T": self.subcomponent,
+            "R": self.repetition,
+            "E": self.escape,
+        }
         esc = re.escape(self.escape)
         return re.sub(f"{esc}([^{esc}]*){esc}", lambda m: names.get(m.group(1), ""), text)
 
     def escape_text(self, text: str) -> str:
         """*text* escaped so it can stand in one field."""
         out = text.replace(self.escape, f"{self.escape}E{self.escape}")
-        for char, name in ((self.field, "F"), (self.component, "S"),
-                           (self.subcomponent, "T"), (self.repetition, "R")):
+        for char, name in (
+            (self.field, "F"),
+            (self.component, "S"),
+            (self.subcomponent, "T"),
+            (self.repetition, "R"),
+        ):
             out = out.replace(char, f"{self.escape}{name}{self.escape}")
         return out.replace("\r", " ").replace("\n", " ")
 
@@ -221,8 +233,11 @@ class Segment:
 
     def component(self, number: int, component: int = 1, repetition: str | None = None) -> str:
         """Component *component* of field *number* (first repetition), unescaped and stripped."""
-        value = repetition if repetition is not None else self.raw(number).split(
-            self.seps.repetition)[0]
+        value = (
+            repetition
+            if repetition is not None
+            else self.raw(number).split(self.seps.repetition)[0]
+        )
         parts = value.split(self.seps.component)
         if component > len(parts):
             return ""
@@ -297,16 +312,33 @@ def read_message(text: str) -> Message:
     """Split *text* into segments; raise :class:`MessageRejected` (AR) when it is not HL7 v2."""
     body = normalize(text)
     if not re.match(r"^MSH[^A-Za-z0-9\r]", body):
-        raise MessageRejected(APPLICATION_REJECT, [Hl7Error(
-            SEGMENT_SEQUENCE_ERROR, "not an HL7 v2 message: it does not start with an MSH segment",
-            "MSH", 1)])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                Hl7Error(
+                    SEGMENT_SEQUENCE_ERROR,
+                    "not an HL7 v2 message: it does not start with an MSH segment",
+                    "MSH",
+                    1,
+                )
+            ],
+        )
     field_sep = body[3]
     header = body.split("\r", 1)[0].split(field_sep)
     encoding = header[1] if len(header) > 1 else ""
     if len(encoding) < 4 or len(set(encoding[:4] + field_sep)) != 5:
-        raise MessageRejected(APPLICATION_REJECT, [Hl7Error(
-            REQUIRED_FIELD_MISSING, "MSH-2 (encoding characters) is missing or invalid",
-            "MSH", 1, 2)])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                Hl7Error(
+                    REQUIRED_FIELD_MISSING,
+                    "MSH-2 (encoding characters) is missing or invalid",
+                    "MSH",
+                    1,
+                    2,
+                )
+            ],
+        )
     seps = Separators(field_sep, encoding[0], encoding[1], encoding[2], encoding[3])
     counts: dict[str, int] = {}
     segments: list[Segment] = []
@@ -330,8 +362,11 @@ def split_messages(data: str | bytes) -> list[str]:
     """
     text = _decode(data) if isinstance(data, bytes) else data
     # In an MLLP stream only what stands between a start and an end block is a message.
-    chunks = [c.split(MLLP_END, 1)[0] for c in text.split(MLLP_START)[1:]] \
-        if MLLP_START in text else [text]
+    chunks = (
+        [c.split(MLLP_END, 1)[0] for c in text.split(MLLP_START)[1:]]
+        if MLLP_START in text
+        else [text]
+    )
     messages: list[list[str]] = []
     for chunk in chunks:
         current: list[str] = []
@@ -399,8 +434,10 @@ _FIELD_NAME = re.compile(r"^([A-Z][A-Z0-9]{2})_([0-9]+)$")
 
 def _translate(detail: str, message: Message) -> Hl7Error:
     """A value-free error from an hl7apy validation message (which names elements only)."""
-    for pattern, what in ((_MISSING_CHILD, "is required by the HL7 v2.5 message structure"),
-                          (_TOO_MANY, "occurs more often than the HL7 v2.5 structure allows")):
+    for pattern, what in (
+        (_MISSING_CHILD, "is required by the HL7 v2.5 message structure"),
+        (_TOO_MANY, "occurs more often than the HL7 v2.5 structure allows"),
+    ):
         found = pattern.search(detail)
         if not found:
             continue
@@ -410,31 +447,48 @@ def _translate(detail: str, message: Message) -> Hl7Error:
             number = int(field_name.group(2))
             # hl7apy does not say which occurrence; the first one without the field it is.
             occurrences = message.all(parent)
-            segment = next((s for s in occurrences if not s.raw(number).strip()),
-                           occurrences[0] if occurrences else None)
+            segment = next(
+                (s for s in occurrences if not s.raw(number).strip()),
+                occurrences[0] if occurrences else None,
+            )
             code = REQUIRED_FIELD_MISSING if pattern is _MISSING_CHILD else DATA_TYPE_ERROR
-            return Hl7Error(code, f"{parent}-{number} {what}", parent,
-                            segment.sequence if segment else 1, number)
+            return Hl7Error(
+                code,
+                f"{parent}-{number} {what}",
+                parent,
+                segment.sequence if segment else 1,
+                number,
+            )
         name = child.split("_")[-1] if child.startswith(parent) else child
         name = GROUP_FIRST_SEGMENT.get(name, name)
         return Hl7Error(SEGMENT_SEQUENCE_ERROR, f"segment {name} {what}", name)
-    return Hl7Error(SEGMENT_SEQUENCE_ERROR,
-                    "the message does not follow its HL7 v2.5 message structure", "MSH", 1)
+    return Hl7Error(
+        SEGMENT_SEQUENCE_ERROR,
+        "the message does not follow its HL7 v2.5 message structure",
+        "MSH",
+        1,
+    )
 
 
 def _locate_data_type_error(message: Message) -> Hl7Error:
     """The first segment, and field, that hl7apy cannot read in STRICT mode."""
     seps = message.seps
-    encoding = {"FIELD": seps.field, "COMPONENT": seps.component,
-                "SUBCOMPONENT": seps.subcomponent, "REPETITION": seps.repetition,
-                "ESCAPE": seps.escape, "SEGMENT": "\r", "GROUP": "\r"}
+    encoding = {
+        "FIELD": seps.field,
+        "COMPONENT": seps.component,
+        "SUBCOMPONENT": seps.subcomponent,
+        "REPETITION": seps.repetition,
+        "ESCAPE": seps.escape,
+        "SEGMENT": "\r",
+        "GROUP": "\r",
+    }
     version = message.version if message.version in SUPPORTED_VERSIONS else "2.5"
     strict = VALIDATION_LEVEL.STRICT
     for segment in message.segments:
         if segment.name.startswith("Z"):
             continue  # locally defined segments have no standard data types to check
         is_msh = segment.name == "MSH"
-        line = seps.field.join([segment.name, *segment.fields[2 if is_msh else 1:]])
+        line = seps.field.join([segment.name, *segment.fields[2 if is_msh else 1 :]])
         try:
             parse_segment(line, version, encoding, strict)
         except (HL7apyException, ValueError, AttributeError, KeyError, IndexError):
@@ -444,27 +498,43 @@ def _locate_data_type_error(message: Message) -> Hl7Error:
         try:
             defined = len(load_reference(segment.name, "Segment", version)[1])
         except (HL7apyException, ValueError, KeyError, IndexError):
-            return segment.error(None, SEGMENT_SEQUENCE_ERROR,
-                                 f"segment {segment.name} is not an HL7 v2.5 segment")
+            return segment.error(
+                None, SEGMENT_SEQUENCE_ERROR, f"segment {segment.name} is not an HL7 v2.5 segment"
+            )
         for number in range(3 if is_msh else 1, len(segment.fields)):
             raw = segment.raw(number)
             if not raw:
                 continue
             if number > defined:
-                return segment.error(number, SEGMENT_SEQUENCE_ERROR,
-                                     f"{segment.name}-{number} is beyond the {defined} fields "
-                                     f"HL7 v2.5 defines for {segment.name}")
+                return segment.error(
+                    number,
+                    SEGMENT_SEQUENCE_ERROR,
+                    f"{segment.name}-{number} is beyond the {defined} fields "
+                    f"HL7 v2.5 defines for {segment.name}",
+                )
             try:
-                parse_field(raw, name=f"{segment.name}_{number}", version=version,
-                            encoding_chars=encoding, validation_level=strict)
+                parse_field(
+                    raw,
+                    name=f"{segment.name}_{number}",
+                    version=version,
+                    encoding_chars=encoding,
+                    validation_level=strict,
+                )
             except (HL7apyException, ValueError, AttributeError, KeyError, IndexError):
-                return segment.error(number, DATA_TYPE_ERROR,
-                                     f"{segment.name}-{number} does not match its HL7 v2.5 "
-                                     "data type")
-        return segment.error(None, DATA_TYPE_ERROR,
-                             f"segment {segment.name} does not match its HL7 v2.5 definition")
-    return Hl7Error(SEGMENT_SEQUENCE_ERROR,
-                    "the message does not follow its HL7 v2.5 message structure", "MSH", 1)
+                return segment.error(
+                    number,
+                    DATA_TYPE_ERROR,
+                    f"{segment.name}-{number} does not match its HL7 v2.5 data type",
+                )
+        return segment.error(
+            None, DATA_TYPE_ERROR, f"segment {segment.name} does not match its HL7 v2.5 definition"
+        )
+    return Hl7Error(
+        SEGMENT_SEQUENCE_ERROR,
+        "the message does not follow its HL7 v2.5 message structure",
+        "MSH",
+        1,
+    )
 
 
 # Field readers: each returns a value or records a value-free error.
@@ -489,14 +559,28 @@ def message_time(message: Message) -> datetime | None:
     offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) if zone else timedelta()
     tz = timezone(-offset if zone and zone[0] == "-" else offset)
     try:
-        return datetime(int(day[:4]), int(day[4:6]), int(day[6:8]), int(hour or 0),
-                        int(minute or 0), int(second or 0), tzinfo=tz)
+        return datetime(
+            int(day[:4]),
+            int(day[4:6]),
+            int(day[6:8]),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=tz,
+        )
     except ValueError:
         return None
 
 
-def _date(segment: Segment, number: int, what: str, errors: _Errors, *,
-          required: bool = True, repetition: str | None = None) -> date | None:
+def _date(
+    segment: Segment,
+    number: int,
+    what: str,
+    errors: _Errors,
+    *,
+    required: bool = True,
+    repetition: str | None = None,
+) -> date | None:
     raw = segment.component(number, 1, repetition)
     label = f"{segment.name}-{number} ({what})"
     if not raw:
@@ -514,8 +598,7 @@ def _date(segment: Segment, number: int, what: str, errors: _Errors, *,
         return None
 
 
-def _required(segment: Segment, number: int, component: int, what: str,
-              errors: _Errors) -> str:
+def _required(segment: Segment, number: int, component: int, what: str, errors: _Errors) -> str:
     value = segment.component(number, component)
     if not value:
         where = f"{segment.name}-{number}" + (f".{component}" if component > 1 else "")
@@ -531,20 +614,36 @@ def _address(segment: Segment, number: int, what: str, errors: _Errors) -> Recor
     state = _required(segment, number, 4, f"{what} state", errors).upper()
     postal = _required(segment, number, 5, f"{what} ZIP code", errors).replace("-", "")
     if postal and not POSTAL_CODE_SHAPE.match(postal):
-        errors.add(segment, number, DATA_TYPE_ERROR,
-                   f"{segment.name}-{number}.5 ({what} ZIP code) is not 5 or 9 digits")
+        errors.add(
+            segment,
+            number,
+            DATA_TYPE_ERROR,
+            f"{segment.name}-{number}.5 ({what} ZIP code) is not 5 or 9 digits",
+        )
     if state and not re.match(r"^[A-Z]{2}$", state):
-        errors.add(segment, number, DATA_TYPE_ERROR,
-                   f"{segment.name}-{number}.4 ({what} state) is not a two-letter state code")
+        errors.add(
+            segment,
+            number,
+            DATA_TYPE_ERROR,
+            f"{segment.name}-{number}.4 ({what} state) is not a two-letter state code",
+        )
     if len(errors) > before:
         return None
     line2 = segment.component(number, 2) or None
     return {"line1": line1, "line2": line2, "city": city, "state": state, "postal_code": postal}
 
 
-def _person(segment: Segment, person_id: str, name_field: int, birth_field: int, sex_field: int,
-            address_field: int, what: str, errors: _Errors,
-            fallback_address: Record | None = None) -> Record | None:
+def _person(
+    segment: Segment,
+    person_id: str,
+    name_field: int,
+    birth_field: int,
+    sex_field: int,
+    address_field: int,
+    what: str,
+    errors: _Errors,
+    fallback_address: Record | None = None,
+) -> Record | None:
     """A claims.Person from an XPN name, a TS birth date, a sex code and an XAD address."""
     before = len(errors)
     last = _required(segment, name_field, 1, f"{what} family name", errors)
@@ -556,8 +655,14 @@ def _person(segment: Segment, person_id: str, name_field: int, birth_field: int,
         address = _address(segment, address_field, f"{what} address", errors)
     if len(errors) > before or birth is None or address is None:
         return None
-    return {"person_id": person_id, "last_name": last, "first_name": first, "birth_date": birth,
-            "sex": SEX.get(segment.value(sex_field).upper(), "U"), "address": dict(address)}
+    return {
+        "person_id": person_id,
+        "last_name": last,
+        "first_name": first,
+        "birth_date": birth,
+        "sex": SEX.get(segment.value(sex_field).upper(), "U"),
+        "address": dict(address),
+    }
 
 
 def _patient(message: Message, errors: _Errors) -> Record | None:
@@ -570,8 +675,9 @@ def _patient(message: Message, errors: _Errors) -> Record | None:
     return _person(pid, patient_id, 5, 7, 8, 11, "patient", errors)
 
 
-def _coverages(message: Message, patient: Record, payers: Mapping[str, PayerProfile],
-               errors: _Errors) -> list[Record]:
+def _coverages(
+    message: Message, patient: Record, payers: Mapping[str, PayerProfile], errors: _Errors
+) -> list[Record]:
     """The IN1 segments as claims.Coverage records, the primary (IN1-1 = 1) first."""
     ordered = sorted(message.all("IN1"), key=lambda s: (_set_id(s), s.sequence))
     out: list[Record] = []
@@ -587,14 +693,19 @@ def _set_id(segment: Segment) -> int:
     return int(value) if value.isdigit() else 1_000_000 + segment.sequence
 
 
-def _coverage(in1: Segment, patient: Record, payers: Mapping[str, PayerProfile],
-              errors: _Errors) -> Record | None:
+def _coverage(
+    in1: Segment, patient: Record, payers: Mapping[str, PayerProfile], errors: _Errors
+) -> Record | None:
     before = len(errors)
     payer_id = _required(in1, 3, 1, "insurance company id", errors)
     profile = payers.get(payer_id) if payer_id else None
     if payer_id and profile is None:
-        errors.add(in1, 3, TABLE_VALUE_NOT_FOUND,
-                   "IN1-3 (insurance company id) is not a payer the practice bills")
+        errors.add(
+            in1,
+            3,
+            TABLE_VALUE_NOT_FOUND,
+            "IN1-3 (insurance company id) is not a payer the practice bills",
+        )
     member_id = _required(in1, 36, 1, "policy number / member id", errors)
     effective = _date(in1, 12, "plan effective date", errors)
     terminated = _date(in1, 13, "plan expiration date", errors, required=False)
@@ -604,8 +715,9 @@ def _coverage(in1: Segment, patient: Record, payers: Mapping[str, PayerProfile],
         subscriber: Record | None = patient
     else:
         insured_id = in1.value(49) or f"{patient['person_id']}-S{in1.value(1) or in1.sequence}"
-        subscriber = _person(in1, insured_id, 16, 18, 43, 19, "insured", errors,
-                             fallback_address=patient["address"])
+        subscriber = _person(
+            in1, insured_id, 16, 18, 43, 19, "insured", errors, fallback_address=patient["address"]
+        )
     if len(errors) > before or profile is None or effective is None or subscriber is None:
         return None
     return {
@@ -621,21 +733,25 @@ def _coverage(in1: Segment, patient: Record, payers: Mapping[str, PayerProfile],
     }
 
 
-def _registration(message: Message, payers: Mapping[str, PayerProfile],
-                  errors: _Errors) -> tuple[str, Record] | None:
+def _registration(
+    message: Message, payers: Mapping[str, PayerProfile], errors: _Errors
+) -> tuple[str, Record] | None:
     patient = _patient(message, errors)
     if patient is None:
         return None
     coverages = _coverages(message, patient, payers, errors)
     if errors:
         return None
-    return patient["person_id"], {"patient": patient,
-                                  "coverage": coverages[0] if coverages else None,
-                                  "other_coverages": coverages[1:]}
+    return patient["person_id"], {
+        "patient": patient,
+        "coverage": coverages[0] if coverages else None,
+        "other_coverages": coverages[1:],
+    }
 
 
-def _provider(segment: Segment, number: int, repetition: str, what: str,
-              errors: _Errors) -> Record | None:
+def _provider(
+    segment: Segment, number: int, repetition: str, what: str, errors: _Errors
+) -> Record | None:
     """An XCN repetition naming a clinician by NPI, or None when it carries no NPI."""
     authority = segment.component(number, 9, repetition).upper()
     id_type = segment.component(number, 13, repetition).upper()
@@ -643,14 +759,22 @@ def _provider(segment: Segment, number: int, repetition: str, what: str,
     if "NPI" not in (authority, id_type) or not npi:
         return None
     if not is_valid_npi(npi):
-        errors.add(segment, number, DATA_TYPE_ERROR,
-                   f"{segment.name}-{number} ({what}) NPI is not 10 digits with a valid check "
-                   "digit")
+        errors.add(
+            segment,
+            number,
+            DATA_TYPE_ERROR,
+            f"{segment.name}-{number} ({what}) NPI is not 10 digits with a valid check digit",
+        )
         return None
-    return {"npi": npi, "entity_type": "1",
-            "name": segment.component(number, 2, repetition) or what,
-            "first_name": segment.component(number, 3, repetition) or None,
-            "taxonomy": None, "tin": None, "address": None}
+    return {
+        "npi": npi,
+        "entity_type": "1",
+        "name": segment.component(number, 2, repetition) or what,
+        "first_name": segment.component(number, 3, repetition) or None,
+        "taxonomy": None,
+        "tin": None,
+        "address": None,
+    }
 
 
 def _providers(segment: Segment | None, number: int, what: str, errors: _Errors) -> list[Record]:
@@ -660,8 +784,9 @@ def _providers(segment: Segment | None, number: int, what: str, errors: _Errors)
     return [p for p in found if p is not None]
 
 
-def _diagnosis_code(segment: Segment, number: int, repetition: str | None, what: str,
-                    errors: _Errors) -> str | None:
+def _diagnosis_code(
+    segment: Segment, number: int, repetition: str | None, what: str, errors: _Errors
+) -> str | None:
     """A CE/CWE ICD-10-CM code without its dot; other code systems are errors."""
     code = segment.component(number, 1, repetition).replace(".", "").upper()
     system = segment.component(number, 3, repetition).upper()
@@ -670,22 +795,29 @@ def _diagnosis_code(segment: Segment, number: int, repetition: str | None, what:
         errors.add(segment, number, REQUIRED_FIELD_MISSING, f"{label} is missing")
         return None
     if system in ICD9_SYSTEMS:
-        errors.add(segment, number, TABLE_VALUE_NOT_FOUND,
-                   f"{label} is coded in ICD-9-CM; send the ICD-10-CM code (coding system I10)")
+        errors.add(
+            segment,
+            number,
+            TABLE_VALUE_NOT_FOUND,
+            f"{label} is coded in ICD-9-CM; send the ICD-10-CM code (coding system I10)",
+        )
         return None
     if system and system not in ICD10CM_SYSTEMS:
-        errors.add(segment, number, TABLE_VALUE_NOT_FOUND,
-                   f"{label} coding system is not ICD-10-CM (I10)")
+        errors.add(
+            segment, number, TABLE_VALUE_NOT_FOUND, f"{label} coding system is not ICD-10-CM (I10)"
+        )
         return None
     if not ICD10CM_SHAPE.match(code):
-        errors.add(segment, number, DATA_TYPE_ERROR, f"{label} is not shaped like an ICD-10-CM "
-                   "code")
+        errors.add(
+            segment, number, DATA_TYPE_ERROR, f"{label} is not shaped like an ICD-10-CM code"
+        )
         return None
     return code
 
 
 def _diagnoses(message: Message, errors: _Errors) -> list[str]:
     """DG1-3 codes, by DG1-15 priority (1 the primary) and then DG1-1 set id."""
+
     def rank(dg1: Segment) -> tuple[int, int]:
         priority = dg1.value(15)
         ranked = int(priority) if priority.isdigit() and int(priority) > 0 else 1_000
@@ -711,8 +843,9 @@ def _procedure(ft1: Segment, diagnoses: list[str], errors: _Errors) -> Record | 
     if not code:
         errors.add(ft1, 7, REQUIRED_FIELD_MISSING, "FT1-7 (transaction code) is missing")
     elif system not in PROCEDURE_SYSTEMS:
-        errors.add(ft1, number, TABLE_VALUE_NOT_FOUND,
-                   f"{label} coding system is not CPT (C4) or HCPCS")
+        errors.add(
+            ft1, number, TABLE_VALUE_NOT_FOUND, f"{label} coding system is not CPT (C4) or HCPCS"
+        )
     quantity = ft1.value(10)
     units = 1
     if quantity:
@@ -721,16 +854,24 @@ def _procedure(ft1: Segment, diagnoses: list[str], errors: _Errors) -> Record | 
         except ValueError:
             parsed = 0.0
         if parsed < 1 or parsed != int(parsed):
-            errors.add(ft1, 10, DATA_TYPE_ERROR, "FT1-10 (transaction quantity) is not a whole "
-                       "number of units")
+            errors.add(
+                ft1,
+                10,
+                DATA_TYPE_ERROR,
+                "FT1-10 (transaction quantity) is not a whole number of units",
+            )
         else:
             units = int(parsed)
     modifiers: list[str] = []
     for repetition in ft1.repetitions(26):
         modifier = ft1.component(26, 1, repetition).upper()
         if not MODIFIER_SHAPE.match(modifier):
-            errors.add(ft1, 26, DATA_TYPE_ERROR,
-                       "FT1-26 (procedure code modifier) is not a two-character modifier")
+            errors.add(
+                ft1,
+                26,
+                DATA_TYPE_ERROR,
+                "FT1-26 (procedure code modifier) is not a two-character modifier",
+            )
         elif modifier not in modifiers:
             modifiers.append(modifier)
     refs: list[int] = []
@@ -755,8 +896,13 @@ def _service_date(ft1s: list[Segment], errors: _Errors) -> date | None:
         return None
     for ft1, day in dates:
         if day != known[0]:
-            errors.add(ft1, 4, APPLICATION_ERROR, "FT1-4 (transaction date) differs from the "
-                       "first line's; send one DFT P03 per date of service")
+            errors.add(
+                ft1,
+                4,
+                APPLICATION_ERROR,
+                "FT1-4 (transaction date) differs from the "
+                "first line's; send one DFT P03 per date of service",
+            )
             return None
     return known[0]
 
@@ -764,8 +910,9 @@ def _service_date(ft1s: list[Segment], errors: _Errors) -> date | None:
 # Public mapping functions.
 
 
-def apply_adt(store: Store, message: str, *,
-              payers: Mapping[str, PayerProfile] | None = None) -> Store:
+def apply_adt(
+    store: Store, message: str, *, payers: Mapping[str, PayerProfile] | None = None
+) -> Store:
     """*store* with the registration an ADT^A04 or ADT^A08 *message* carries.
 
     A04 registers the patient (PID) with their insurance (IN1, the one with set id 1 the
@@ -790,9 +937,13 @@ def _apply_adt(store: Store, message: Message, payers: Mapping[str, PayerProfile
     patient_id, record = registration
     on_file = store.get(patient_id)
     if message.trigger == "A08" and on_file is not None and not message.all("IN1"):
-        record = {**record, "coverage": _resubscribe(on_file["coverage"], record["patient"]),
-                  "other_coverages": [_resubscribe(c, record["patient"])
-                                      for c in on_file["other_coverages"]]}
+        record = {
+            **record,
+            "coverage": _resubscribe(on_file["coverage"], record["patient"]),
+            "other_coverages": [
+                _resubscribe(c, record["patient"]) for c in on_file["other_coverages"]
+            ],
+        }
     return {**store, patient_id: record}
 
 
@@ -803,8 +954,14 @@ def _resubscribe(coverage: Any, patient: Record) -> Any:
     return {**coverage, "subscriber": patient}
 
 
-def map_dft(message_text: str, store: Store, billing_provider: Record, received_at: datetime,
-            *, payers: Mapping[str, PayerProfile] | None = None) -> MappedMessage:
+def map_dft(
+    message_text: str,
+    store: Store,
+    billing_provider: Record,
+    received_at: datetime,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> MappedMessage:
     """The EncounterEvent of one DFT^P03, or the errors that keep it from being billed.
 
     *billing_provider* is the practice's billing provider (a claims.Provider record): the
@@ -817,12 +974,22 @@ def map_dft(message_text: str, store: Store, billing_provider: Record, received_
         _check_header(parsed, CHARGE_EVENTS, "DFT")
     except MessageRejected as rejected:
         return MappedMessage(None, rejected.errors)
-    return _map_dft(parsed, store, billing_provider, received_at,
-                    payers if payers is not None else shipped_payers())
+    return _map_dft(
+        parsed,
+        store,
+        billing_provider,
+        received_at,
+        payers if payers is not None else shipped_payers(),
+    )
 
 
-def _map_dft(message: Message, store: Store, billing_provider: Record, received_at: datetime,
-             payers: Mapping[str, PayerProfile]) -> MappedMessage:
+def _map_dft(
+    message: Message,
+    store: Store,
+    billing_provider: Record,
+    received_at: datetime,
+    payers: Mapping[str, PayerProfile],
+) -> MappedMessage:
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     structure = validate_structure(message)
@@ -837,14 +1004,21 @@ def _map_dft(message: Message, store: Store, billing_provider: Record, received_
     else:
         place = PLACE_OF_SERVICE.get(pv1.value(2).upper())
         if place is None:
-            errors.add(pv1, 2, TABLE_VALUE_NOT_FOUND, "PV1-2 (patient class) is not O "
-                       "(outpatient), E (emergency) or I (inpatient)")
+            errors.add(
+                pv1,
+                2,
+                TABLE_VALUE_NOT_FOUND,
+                "PV1-2 (patient class) is not O (outpatient), E (emergency) or I (inpatient)",
+            )
     diagnoses = _diagnoses(message, errors)
     ft1s = sorted(message.all("FT1"), key=lambda s: (_set_id(s), s.sequence))
     procedures = [p for p in (_procedure(ft1, diagnoses, errors) for ft1 in ft1s) if p]
     if not diagnoses and not any(e.segment in ("DG1", "FT1") for e in errors):
-        errors.append(Hl7Error(REQUIRED_FIELD_MISSING,
-                               "no DG1 segment: the encounter has no diagnosis", "DG1"))
+        errors.append(
+            Hl7Error(
+                REQUIRED_FIELD_MISSING, "no DG1 segment: the encounter has no diagnosis", "DG1"
+            )
+        )
     service_date = _service_date(ft1s, errors)
     rendering, referring = _clinicians(ft1s, pv1, errors)
 
@@ -861,9 +1035,13 @@ def _map_dft(message: Message, store: Store, billing_provider: Record, received_
         else:
             pid = message.first("PID")
             if pid is not None:
-                errors.add(pid, 3, UNKNOWN_KEY_IDENTIFIER,
-                           "PID-3 (patient identifier) has no registration on file (ADT A04) "
-                           "and the message carries no IN1 segment")
+                errors.add(
+                    pid,
+                    3,
+                    UNKNOWN_KEY_IDENTIFIER,
+                    "PID-3 (patient identifier) has no registration on file (ADT A04) "
+                    "and the message carries no IN1 segment",
+                )
     if errors or patient is None or place is None or service_date is None or rendering is None:
         return MappedMessage(None, list(errors))
 
@@ -896,16 +1074,22 @@ def _map_dft(message: Message, store: Store, billing_provider: Record, received_
     return MappedMessage(event, [])
 
 
-def _clinicians(ft1s: list[Segment], pv1: Segment | None,
-                errors: _Errors) -> tuple[Record | None, Record | None]:
+def _clinicians(
+    ft1s: list[Segment], pv1: Segment | None, errors: _Errors
+) -> tuple[Record | None, Record | None]:
     """Rendering (FT1-20, else PV1-7) and referring (PV1-8, else FT1-21) clinicians."""
     before = len(errors)
     performers = [(ft1, p) for ft1 in ft1s for p in _providers(ft1, 20, "performed by", errors)]
     rendering = performers[0][1] if performers else None
     for ft1, performer in performers:
         if performer["npi"] != performers[0][1]["npi"]:
-            errors.add(ft1, 20, APPLICATION_ERROR, "FT1-20 (performed by) names another "
-                       "rendering clinician than the first line; send one DFT P03 per clinician")
+            errors.add(
+                ft1,
+                20,
+                APPLICATION_ERROR,
+                "FT1-20 (performed by) names another "
+                "rendering clinician than the first line; send one DFT P03 per clinician",
+            )
             break
     if rendering is None:
         attending = _providers(pv1, 7, "attending doctor", errors)
@@ -913,38 +1097,78 @@ def _clinicians(ft1s: list[Segment], pv1: Segment | None,
     if rendering is None:
         where = ft1s[0] if ft1s else pv1
         if where is not None and len(errors) == before:  # else an invalid NPI was reported
-            errors.add(where, 20 if where.name == "FT1" else 7, REQUIRED_FIELD_MISSING,
-                       "FT1-20 (performed by) and PV1-7 (attending doctor) carry no NPI for the "
-                       "rendering clinician")
+            errors.add(
+                where,
+                20 if where.name == "FT1" else 7,
+                REQUIRED_FIELD_MISSING,
+                "FT1-20 (performed by) and PV1-7 (attending doctor) carry no NPI for the "
+                "rendering clinician",
+            )
         return None, None
     referring_doctors = _providers(pv1, 8, "referring doctor", errors)
-    ordering = [p for ft1 in ft1s for p in _providers(ft1, 21, "ordered by", errors)
-                if p["npi"] != rendering["npi"]]
+    ordering = [
+        p
+        for ft1 in ft1s
+        for p in _providers(ft1, 21, "ordered by", errors)
+        if p["npi"] != rendering["npi"]
+    ]
     return rendering, next(iter(referring_doctors + ordering), None)
 
 
 def _check_header(message: Message, triggers: Sequence[str], message_type: str) -> None:
     """Raise AR for a version, message type or trigger event this adapter does not take."""
     if message.version not in SUPPORTED_VERSIONS:
-        raise MessageRejected(APPLICATION_REJECT, [message.msh.error(
-            12, UNSUPPORTED_VERSION_ID, "MSH-12 (version id) is not 2.5 or 2.5.1")])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                message.msh.error(
+                    12, UNSUPPORTED_VERSION_ID, "MSH-12 (version id) is not 2.5 or 2.5.1"
+                )
+            ],
+        )
     if message.message_type != message_type:
-        raise MessageRejected(APPLICATION_REJECT, [message.msh.error(
-            9, UNSUPPORTED_MESSAGE_TYPE,
-            "MSH-9 (message type) is not one this interface accepts: ADT (A04, A08) or DFT "
-            "(P03)")])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                message.msh.error(
+                    9,
+                    UNSUPPORTED_MESSAGE_TYPE,
+                    "MSH-9 (message type) is not one this interface accepts: ADT (A04, A08) or DFT "
+                    "(P03)",
+                )
+            ],
+        )
     if message.trigger not in triggers:
-        raise MessageRejected(APPLICATION_REJECT, [message.msh.error(
-            9, UNSUPPORTED_EVENT_CODE,
-            "MSH-9.2 (trigger event) is not one this interface accepts: ADT (A04, A08) or "
-            "DFT (P03)")])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                message.msh.error(
+                    9,
+                    UNSUPPORTED_EVENT_CODE,
+                    "MSH-9.2 (trigger event) is not one this interface accepts: ADT (A04, A08) or "
+                    "DFT (P03)",
+                )
+            ],
+        )
     if not message.control_id:
-        raise MessageRejected(APPLICATION_REJECT, [message.msh.error(
-            10, REQUIRED_FIELD_MISSING, "MSH-10 (message control id) is missing")])
+        raise MessageRejected(
+            APPLICATION_REJECT,
+            [
+                message.msh.error(
+                    10, REQUIRED_FIELD_MISSING, "MSH-10 (message control id) is missing"
+                )
+            ],
+        )
 
 
-def map_message(text: str, store: Store, billing_provider: Record, received_at: datetime, *,
-                payers: Mapping[str, PayerProfile] | None = None) -> Outcome:
+def map_message(
+    text: str,
+    store: Store,
+    billing_provider: Record,
+    received_at: datetime,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> Outcome:
     """Apply or map one inbound message and acknowledge it.
 
     ADT^A04/A08 update the registration store and give no event; DFT^P03 gives one
@@ -962,12 +1186,20 @@ def map_message(text: str, store: Store, billing_provider: Record, received_at: 
             return _outcome(text, message, [], updated, ACCEPTED, [], received_at)
         _check_header(message, CHARGE_EVENTS, "DFT")
     except MessageRejected as rejected:
-        return _outcome(text, message, [], store, _ack_code(rejected.errors, rejected.ack_code),
-                        rejected.errors, received_at)
+        return _outcome(
+            text,
+            message,
+            [],
+            store,
+            _ack_code(rejected.errors, rejected.ack_code),
+            rejected.errors,
+            received_at,
+        )
     mapped = _map_dft(message, store, billing_provider, received_at, profiles)
     if mapped.event is None:
-        return _outcome(text, message, [], store, _ack_code(mapped.errors), mapped.errors,
-                        received_at)
+        return _outcome(
+            text, message, [], store, _ack_code(mapped.errors), mapped.errors, received_at
+        )
     return _outcome(text, message, [mapped.event], store, ACCEPTED, [], received_at)
 
 
@@ -976,17 +1208,38 @@ def _ack_code(errors: Sequence[Hl7Error], code: str = APPLICATION_ERROR_ACK) -> 
     return APPLICATION_REJECT if any(e.segment == "MSH" for e in errors) else code
 
 
-def _outcome(text: str, message: Message | None, events: list[Record], store: Store,
-             code: str, errors: Sequence[Hl7Error], at: datetime) -> Outcome:
+def _outcome(
+    text: str,
+    message: Message | None,
+    events: list[Record],
+    store: Store,
+    code: str,
+    errors: Sequence[Hl7Error],
+    at: datetime,
+) -> Outcome:
     ack = build_ack(text, code, errors, at)
     kind = f"{message.message_type}^{message.trigger}" if message else ""
-    return Outcome(events, store, ack, [str(e) for e in errors], code, kind,
-                   message.control_id if message else "", text, list(errors))
+    return Outcome(
+        events,
+        store,
+        ack,
+        [str(e) for e in errors],
+        code,
+        kind,
+        message.control_id if message else "",
+        text,
+        list(errors),
+    )
 
 
-def map_stream(data: str | bytes, billing_provider: Record, received_at: datetime, *,
-               store: Store | None = None,
-               payers: Mapping[str, PayerProfile] | None = None) -> Iterator[Outcome]:
+def map_stream(
+    data: str | bytes,
+    billing_provider: Record,
+    received_at: datetime,
+    *,
+    store: Store | None = None,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> Iterator[Outcome]:
     """The outcome of every message in a file or stream, in order (see :func:`split_messages`).
 
     Registrations carry over from one message to the next, starting from *store*, so a
@@ -1020,26 +1273,42 @@ def build_ack(original: str, ack_code: str, errors: Sequence[Hl7Error], at: date
         return msh.raw(number) if msh else ""
 
     control_id = message.control_id if message else ""
-    ack_id = stable_id("ACK", message.sending_facility if message else "", control_id
-                       or original, length=12)
+    ack_id = stable_id(
+        "ACK", message.sending_facility if message else "", control_id or original, length=12
+    )
     trigger = message.trigger if message else ""
-    header = fs.join([
-        "MSH", f"{seps.component}{seps.repetition}{seps.escape}{seps.subcomponent}",
-        raw(5), raw(6), raw(3), raw(4), at.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000"), "",
-        seps.component.join(["ACK", trigger, "ACK"]), ack_id,
-        (msh.value(11) if msh else "") or "P", "2.5",
-    ])
+    header = fs.join(
+        [
+            "MSH",
+            f"{seps.component}{seps.repetition}{seps.escape}{seps.subcomponent}",
+            raw(5),
+            raw(6),
+            raw(3),
+            raw(4),
+            at.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000"),
+            "",
+            seps.component.join(["ACK", trigger, "ACK"]),
+            ack_id,
+            (msh.value(11) if msh else "") or "P",
+            "2.5",
+        ]
+    )
     segments = [header, fs.join(["MSA", ack_code, seps.escape_text(control_id)])]
     for error in errors:
         condition = seps.component.join(
-            [error.code, ERROR_CONDITIONS.get(error.code, ""), "HL70357"])
+            [error.code, ERROR_CONDITIONS.get(error.code, ""), "HL70357"]
+        )
         location = seps.component.join(error.location.split("^"))
-        segments.append(fs.join(["ERR", "", location, condition, "E", "", "", "",
-                                 seps.escape_text(error.reason)]))
+        segments.append(
+            fs.join(
+                ["ERR", "", location, condition, "E", "", "", "", seps.escape_text(error.reason)]
+            )
+        )
     return "".join(f"{s}\r" for s in segments)
 
 
 def reject(original: str, reason: str, at: datetime) -> str:
     """An AR ACK for a message the application failed on (ERR-3 207, *reason* in ERR-8)."""
-    return build_ack(original, APPLICATION_REJECT,
-                     [Hl7Error(APPLICATION_ERROR, reason, "MSH", 1)], at)
+    return build_ack(
+        original, APPLICATION_REJECT, [Hl7Error(APPLICATION_ERROR, reason, "MSH", 1)], at
+    )

@@ -87,9 +87,12 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         """The limits *settings* name."""
-        return cls(max_bytes=settings.http_max_bytes, max_entries=settings.http_max_entries,
-                   max_record_bytes=settings.max_record_bytes,
-                   ack_timeout=float(settings.http_ack_timeout))
+        return cls(
+            max_bytes=settings.http_max_bytes,
+            max_entries=settings.http_max_entries,
+            max_record_bytes=settings.max_record_bytes,
+            ack_timeout=float(settings.http_ack_timeout),
+        )
 
 
 @dataclass
@@ -104,8 +107,10 @@ class Answer:
 
 def outcome(code: str, diagnostics: str) -> Record:
     """A FHIR OperationOutcome with one error issue."""
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+    }
 
 
 def nested_deeper_than(raw: bytes, limit: int) -> bool:
@@ -123,20 +128,36 @@ def nested_deeper_than(raw: bytes, limit: int) -> bool:
     return False
 
 
-def _dead_letter(raw: bytes, error: str, error_type: str, limits: Limits,
-                 record_id: str | None = None) -> bytes:
-    return encode_dead_letter(dead_letter_record(
-        "ingest", error, error_type, Source(SOURCE, value=raw), record_id,
-        max_record_bytes=limits.max_record_bytes))
+def _dead_letter(
+    raw: bytes, error: str, error_type: str, limits: Limits, record_id: str | None = None
+) -> bytes:
+    return encode_dead_letter(
+        dead_letter_record(
+            "ingest",
+            error,
+            error_type,
+            Source(SOURCE, value=raw),
+            record_id,
+            max_record_bytes=limits.max_record_bytes,
+        )
+    )
 
 
 def _refused(raw: bytes, error: str, error_type: str, limits: Limits) -> Answer:
-    return Answer(400, outcome("structure" if error_type != "INTERNAL" else "exception", error),
-                  dead_letters=[_dead_letter(raw, error, error_type, limits)])
+    return Answer(
+        400,
+        outcome("structure" if error_type != "INTERNAL" else "exception", error),
+        dead_letters=[_dead_letter(raw, error, error_type, limits)],
+    )
 
 
-def read_bundle(raw: bytes, billing_provider: Record, limits: Limits, *,
-                payers: Mapping[str, PayerProfile] | None = None) -> Answer:
+def read_bundle(
+    raw: bytes,
+    billing_provider: Record,
+    limits: Limits,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> Answer:
     """The answer to a request body *raw*: pure work, run off the event loop.
 
     Never raises for bad input: what cannot be read is a 400 with its dead letter.
@@ -144,39 +165,71 @@ def read_bundle(raw: bytes, billing_provider: Record, limits: Limits, *,
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return _refused(raw, "the request body is not UTF-8 text (FHIR JSON is UTF-8)",
-                        "DECODE", limits)
+        return _refused(
+            raw, "the request body is not UTF-8 text (FHIR JSON is UTF-8)", "DECODE", limits
+        )
     if nested_deeper_than(raw, MAX_JSON_DEPTH):
-        return _refused(raw, f"the request body nests JSON arrays and objects more than "
-                             f"{MAX_JSON_DEPTH} levels deep; a FHIR Bundle does not", "DECODE",
-                        limits)
+        return _refused(
+            raw,
+            f"the request body nests JSON arrays and objects more than "
+            f"{MAX_JSON_DEPTH} levels deep; a FHIR Bundle does not",
+            "DECODE",
+            limits,
+        )
     try:
         bundle = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return _refused(raw, f"the request body is not JSON ({type(exc).__name__})", "DECODE",
-                        limits)
+        return _refused(
+            raw, f"the request body is not JSON ({type(exc).__name__})", "DECODE", limits
+        )
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if isinstance(entries, list) and len(entries) > limits.max_entries:
-        return Answer(413, outcome("too-costly", (
-            f"the Bundle holds {len(entries):,} entries, more than the {limits.max_entries:,} "
-            "this endpoint takes in one request (CLAIMS_HTTP_MAX_ENTRIES); split it")))
+        return Answer(
+            413,
+            outcome(
+                "too-costly",
+                (
+                    f"the Bundle holds {len(entries):,} entries, more than the "
+                    f"{limits.max_entries:,} "
+                    "this endpoint takes in one request (CLAIMS_HTTP_MAX_ENTRIES); split it"
+                ),
+            ),
+        )
     try:
         return _map(raw, bundle, billing_provider, limits, payers)
     except BundleError as exc:
         return _refused(raw, str(exc), "VALIDATION", limits)
     except Exception as exc:  # bad input must never become a 500
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        log.warning("POST /fhir: mapping failed with %s at %s:%d; answered 400",
-                    type(exc).__name__, where.filename, where.lineno or 0)
-        return _refused(raw, f"the bundle could not be mapped ({type(exc).__name__})",
-                        "INTERNAL", limits)
+        log.warning(
+            "POST /fhir: mapping failed with %s at %s:%d; answered 400",
+            type(exc).__name__,
+            where.filename,
+            where.lineno or 0,
+        )
+        return _refused(
+            raw, f"the bundle could not be mapped ({type(exc).__name__})", "INTERNAL", limits
+        )
 
 
-def _map(raw: bytes, bundle: Any, billing_provider: Record, limits: Limits,
-         payers: Mapping[str, PayerProfile] | None) -> Answer:
+def _map(
+    raw: bytes,
+    bundle: Any,
+    billing_provider: Record,
+    limits: Limits,
+    payers: Mapping[str, PayerProfile] | None,
+) -> Answer:
     mapped = map_bundle(bundle, billing_provider, source="fhir-http", payers=payers)
-    dead = [_dead_letter(raw, f"{i['expression'][0]}: {i['diagnostics']}", "VALIDATION", limits,
-                         i["expression"][0].split(".")[0]) for i in mapped.issues]
+    dead = [
+        _dead_letter(
+            raw,
+            f"{i['expression'][0]}: {i['diagnostics']}",
+            "VALIDATION",
+            limits,
+            i["expression"][0].split(".")[0],
+        )
+        for i in mapped.issues
+    ]
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
     events: list[KeyValue] = []
     accepted: list[Record] = []
@@ -187,36 +240,70 @@ def _map(raw: bytes, bundle: Any, billing_provider: Record, limits: Limits,
             events.append((key, value))
             accepted.append(event)
             continue
-        reason = (f"its EncounterEvent is {size:,} bytes, over the {limits.max_record_bytes:,}-"
-                  "byte record limit (CLAIMS_MAX_RECORD_BYTES); send fewer diagnoses and "
-                  "procedures per encounter")
-        mapped.issues.append({"severity": "error", "code": "too-long",
-                              "diagnostics": f"encounter {event['encounter_id']}: {reason}",
-                              "expression": ["Encounter"]})
-        dead.append(_dead_letter(raw, f"encounter {event['encounter_id']}: {reason}", "OVERSIZE",
-                                 limits, event["encounter_id"]))
+        reason = (
+            f"its EncounterEvent is {size:,} bytes, over the {limits.max_record_bytes:,}-"
+            "byte record limit (CLAIMS_MAX_RECORD_BYTES); send fewer diagnoses and "
+            "procedures per encounter"
+        )
+        mapped.issues.append(
+            {
+                "severity": "error",
+                "code": "too-long",
+                "diagnostics": f"encounter {event['encounter_id']}: {reason}",
+                "expression": ["Encounter"],
+            }
+        )
+        dead.append(
+            _dead_letter(
+                raw,
+                f"encounter {event['encounter_id']}: {reason}",
+                "OVERSIZE",
+                limits,
+                event["encounter_id"],
+            )
+        )
     mapped.events = accepted
     if not accepted:
         return Answer(400, mapped.outcome(), dead_letters=dead)
-    return Answer(202, {"event_ids": [e["event_id"] for e in accepted],
-                        "encounter_ids": [e["encounter_id"] for e in accepted],
-                        "outcome": mapped.outcome()}, events, dead)
+    return Answer(
+        202,
+        {
+            "event_ids": [e["event_id"] for e in accepted],
+            "encounter_ids": [e["encounter_id"] for e in accepted],
+            "outcome": mapped.outcome(),
+        },
+        events,
+        dead,
+    )
 
 
 def _fhir(status: int, body: Record, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body),
-                        content_type="application/fhir+json", headers=headers)
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/fhir+json", headers=headers
+    )
 
 
 def _too_large(limits: Limits) -> web.Response:
-    return _fhir(413, outcome("too-long", (
-        f"the request body is larger than the {limits.max_bytes:,} bytes this endpoint takes "
-        "(CLAIMS_HTTP_MAX_BYTES); split the bundle")))
+    return _fhir(
+        413,
+        outcome(
+            "too-long",
+            (
+                f"the request body is larger than the {limits.max_bytes:,} bytes this endpoint "
+                "takes "
+                "(CLAIMS_HTTP_MAX_BYTES); split the bundle"
+            ),
+        ),
+    )
 
 
-def build_web_app(publish: Publish, billing_provider: Record,
-                  limits: Limits | None = None, *,
-                  payers: Mapping[str, PayerProfile] | None = None) -> web.Application:
+def build_web_app(
+    publish: Publish,
+    billing_provider: Record,
+    limits: Limits | None = None,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> web.Application:
     """The aiohttp application; *publish* sends events and dead letters and awaits their acks.
 
     *payers* are the settings' payer profiles (the shipped ones when not given).
@@ -227,10 +314,18 @@ def build_web_app(publish: Publish, billing_provider: Record,
     async def post_fhir(request: web.Request) -> web.Response:
         charset = (request.charset or "utf-8").lower()
         if request.content_type not in CONTENT_TYPES or charset not in CHARSETS:
-            return _fhir(415, outcome("not-supported", (
-                "send the Bundle as application/fhir+json or application/json in UTF-8, not "
-                f"{request.content_type[:60]}" + (f"; charset={charset[:20]}"
-                                                  if request.charset else ""))))
+            return _fhir(
+                415,
+                outcome(
+                    "not-supported",
+                    (
+                        "send the Bundle as application/fhir+json or application/json in UTF-8, "
+                        "not "
+                        f"{request.content_type[:60]}"
+                        + (f"; charset={charset[:20]}" if request.charset else "")
+                    ),
+                ),
+            )
         if request.content_length is not None and request.content_length > limits.max_bytes:
             return _too_large(limits)
         try:
@@ -238,23 +333,42 @@ def build_web_app(publish: Publish, billing_provider: Record,
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limits)
         async with gate:
-            answer = await asyncio.to_thread(read_bundle, raw, billing_provider, limits,
-                                             payers=payers)
+            answer = await asyncio.to_thread(
+                read_bundle, raw, billing_provider, limits, payers=payers
+            )
         if answer.events or answer.dead_letters:
             try:
-                await asyncio.wait_for(publish(answer.events, answer.dead_letters),
-                                       limits.ack_timeout)
+                await asyncio.wait_for(
+                    publish(answer.events, answer.dead_letters), limits.ack_timeout
+                )
             except Exception as exc:  # a failed or slow send: say so, claim nothing
-                log.warning("POST /fhir: Kafka did not acknowledge %d event(s) and %d dead "
-                            "letter(s) (%s); answered 503", len(answer.events),
-                            len(answer.dead_letters), type(exc).__name__)
-                return _fhir(503, outcome("transient", (
-                    "the events could not be stored in Kafka; nothing from this request was "
-                    f"accepted. Send it again (after {RETRY_AFTER_SECONDS} s): the same bundle "
-                    "gives the same event ids")), {"Retry-After": str(RETRY_AFTER_SECONDS)})
+                log.warning(
+                    "POST /fhir: Kafka did not acknowledge %d event(s) and %d dead "
+                    "letter(s) (%s); answered 503",
+                    len(answer.events),
+                    len(answer.dead_letters),
+                    type(exc).__name__,
+                )
+                return _fhir(
+                    503,
+                    outcome(
+                        "transient",
+                        (
+                            "the events could not be stored in Kafka; nothing from this request "
+                            "was "
+                            f"accepted. Send it again (after {RETRY_AFTER_SECONDS} s): the same "
+                            "bundle "
+                            "gives the same event ids"
+                        ),
+                    ),
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
         if answer.status == 202:
-            log.info("POST /fhir: %d encounter(s) accepted, %d dead letter(s)",
-                     len(answer.events), len(answer.dead_letters))
+            log.info(
+                "POST /fhir: %d encounter(s) accepted, %d dead letter(s)",
+                len(answer.events),
+                len(answer.dead_letters),
+            )
         return _fhir(answer.status, answer.body)
 
     app = web.Application(client_max_size=limits.max_bytes)

@@ -28,8 +28,13 @@ Record = dict[str, Any]
 class Hl7Handler:
     """Maps one message at a time, publishes it and answers with the ACK."""
 
-    def __init__(self, sink: IngestSink, billing_provider: Record, *,
-                 payers: Mapping[str, PayerProfile] | None = None) -> None:
+    def __init__(
+        self,
+        sink: IngestSink,
+        billing_provider: Record,
+        *,
+        payers: Mapping[str, PayerProfile] | None = None,
+    ) -> None:
         self.sink = sink
         self.billing_provider = billing_provider
         self.payers = payers
@@ -40,12 +45,14 @@ class Hl7Handler:
         from pipeline.ingest.hl7 import map_message  # noqa: PLC0415
 
         self.received += 1
-        outcome = map_message(text, self.store, self.billing_provider, datetime.now(UTC),
-                              payers=self.payers)
+        outcome = map_message(
+            text, self.store, self.billing_provider, datetime.now(UTC), payers=self.payers
+        )
         self.store = outcome.store
         if outcome.errors:
-            self.sink.dead_letter("ingest:mllp", self.received, text.encode(),
-                                  "; ".join(outcome.errors))
+            self.sink.dead_letter(
+                "ingest:mllp", self.received, text.encode(), "; ".join(outcome.errors)
+            )
         else:
             self.sink.encounters(outcome.events)
         self.sink.producer.flush(timeout=30)
@@ -55,8 +62,9 @@ class Hl7Handler:
     def refuse(self, raw: bytes, reason: str, control_id: str | None) -> None:
         """Keep an unfinished frame's bytes on the dead-letter topic with the reason."""
         self.received += 1
-        self.sink.dead_letter("ingest:mllp", self.received, raw, reason, control_id,
-                              error_type="DECODE")
+        self.sink.dead_letter(
+            "ingest:mllp", self.received, raw, reason, control_id, error_type="DECODE"
+        )
         self.sink.producer.flush(timeout=30)
 
 
@@ -66,13 +74,25 @@ def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record)
 
     with IngestSink(settings) as sink:
         handler = Hl7Handler(sink, billing_provider, payers=settings.refdata().payers)
-        print(f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
-              file=sys.stderr, flush=True)
+        print(
+            f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_mllp(host, port, handler,
-                                   idle_timeout=float(settings.mllp_idle_timeout),
-                                   frame_timeout=float(settings.mllp_frame_timeout),
-                                   refuse=handler.refuse))
-        print(f"received {handler.received} message(s); published {sink.sent} encounter(s), "
-              f"{sink.dead} refused", file=sys.stderr)
+            asyncio.run(
+                serve_mllp(
+                    host,
+                    port,
+                    handler,
+                    idle_timeout=float(settings.mllp_idle_timeout),
+                    frame_timeout=float(settings.mllp_frame_timeout),
+                    refuse=handler.refuse,
+                )
+            )
+        print(
+            f"received {handler.received} message(s); published {sink.sent} encounter(s), "
+            f"{sink.dead} refused",
+            file=sys.stderr,
+        )
     return 0

@@ -80,10 +80,16 @@ def partial_header(payload: bytes) -> str | None:
     return header if control_id else None
 
 
-async def serve_mllp(host: str, port: int, handle: Callable[[str], str],
-                     ready: asyncio.Event | None = None, *,
-                     idle_timeout: float = IDLE_TIMEOUT_S, frame_timeout: float = FRAME_TIMEOUT_S,
-                     refuse: Refuse | None = None) -> None:
+async def serve_mllp(
+    host: str,
+    port: int,
+    handle: Callable[[str], str],
+    ready: asyncio.Event | None = None,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT_S,
+    frame_timeout: float = FRAME_TIMEOUT_S,
+    refuse: Refuse | None = None,
+) -> None:
     """Listen on *host*:*port* until cancelled, answering each message with ``handle(text)``.
 
     *ready* is set once the socket accepts connections. *refuse* is called, off the event
@@ -96,10 +102,12 @@ async def serve_mllp(host: str, port: int, handle: Callable[[str], str],
         try:
             return await loop.run_in_executor(executor, handle, text)
         except Exception as exc:  # a bad message must never stop the listener
-            log.warning("MLLP message could not be handled (%s); answered AR",
-                        type(exc).__name__)
-            return reject(text, f"the message could not be processed ({type(exc).__name__})",
-                          datetime.now(UTC))
+            log.warning("MLLP message could not be handled (%s); answered AR", type(exc).__name__)
+            return reject(
+                text,
+                f"the message could not be processed ({type(exc).__name__})",
+                datetime.now(UTC),
+            )
 
     async def refuse_frame(writer: asyncio.StreamWriter, payload: bytes, reason: str) -> None:
         """Keep an unfinished frame and answer it AR when its control id can be read."""
@@ -110,16 +118,27 @@ async def serve_mllp(host: str, port: int, handle: Callable[[str], str],
             try:
                 await loop.run_in_executor(executor, refuse, payload, reason, control_id)
             except Exception as exc:  # the answer still goes out
-                log.error("an unfinished MLLP frame could not be dead-lettered (%s)",
-                          type(exc).__name__)
+                log.error(
+                    "an unfinished MLLP frame could not be dead-lettered (%s)", type(exc).__name__
+                )
         if header is not None:
-            writer.write(frame(reject(header, f"{reason}; the message was not processed, "
-                                              "send it again", datetime.now(UTC))))
+            writer.write(
+                frame(
+                    reject(
+                        header,
+                        f"{reason}; the message was not processed, send it again",
+                        datetime.now(UTC),
+                    )
+                )
+            )
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
-        log.warning("MLLP frame from %s refused: %s (%s); connection closed", writer.get_extra_info(
-            "peername"), reason, f"answered AR to {control_id}" if header else
-            "no MSH-10 to answer")
+        log.warning(
+            "MLLP frame from %s refused: %s (%s); connection closed",
+            writer.get_extra_info("peername"),
+            reason,
+            f"answered AR to {control_id}" if header else "no MSH-10 to answer",
+        )
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -133,27 +152,38 @@ async def serve_mllp(host: str, port: int, handle: Callable[[str], str],
                     chunk = await asyncio.wait_for(reader.read(65536), max(wait, 0.0))
                 except TimeoutError:
                     if started is None:
-                        log.info("MLLP connection from %s idle for %g s; closed", peer,
-                                 idle_timeout)
+                        log.info(
+                            "MLLP connection from %s idle for %g s; closed", peer, idle_timeout
+                        )
                     else:
-                        await refuse_frame(writer, buffer[1:], (
-                            f"the MLLP frame was not finished within {frame_timeout:g} s "
-                            "(no <FS><CR> end block)"))
+                        await refuse_frame(
+                            writer,
+                            buffer[1:],
+                            (
+                                f"the MLLP frame was not finished within {frame_timeout:g} s "
+                                "(no <FS><CR> end block)"
+                            ),
+                        )
                     return
                 if not chunk:
                     if started is not None:
-                        await refuse_frame(writer, buffer[1:], (
-                            "the connection closed before the MLLP frame ended (no <FS><CR> "
-                            "end block)"))
+                        await refuse_frame(
+                            writer,
+                            buffer[1:],
+                            (
+                                "the connection closed before the MLLP frame ended (no <FS><CR> "
+                                "end block)"
+                            ),
+                        )
                     return
                 buffer += chunk
                 while (end := buffer.find(END_BLOCK)) != -1:
-                    payload, buffer = buffer[:end], buffer[end + len(END_BLOCK):]
+                    payload, buffer = buffer[:end], buffer[end + len(END_BLOCK) :]
                     started = None
                     start = payload.rfind(START_BLOCK)
                     if start == -1:
                         continue  # bytes outside a frame are not a message
-                    ack = await answer(decode(payload[start + 1:]))
+                    ack = await answer(decode(payload[start + 1 :]))
                     writer.write(frame(ack))
                     await writer.drain()
                 begin = buffer.find(START_BLOCK)
@@ -163,8 +193,9 @@ async def serve_mllp(host: str, port: int, handle: Callable[[str], str],
                 buffer = buffer[begin:]
                 started = loop.time() if started is None else started
                 if len(buffer) > MAX_FRAME_BYTES:
-                    await refuse_frame(writer, buffer[1:],
-                                       f"the MLLP frame exceeds {MAX_FRAME_BYTES:,} bytes")
+                    await refuse_frame(
+                        writer, buffer[1:], f"the MLLP frame exceeds {MAX_FRAME_BYTES:,} bytes"
+                    )
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -193,10 +224,11 @@ def send_mllp(host: str, port: int, messages: Iterable[str], timeout: float = 10
             while (end := buffer.find(END_BLOCK)) == -1:
                 chunk = sock.recv(65536)
                 if not chunk:
-                    raise ConnectionError("the MLLP listener closed the connection before "
-                                          "acknowledging")
+                    raise ConnectionError(
+                        "the MLLP listener closed the connection before acknowledging"
+                    )
                 buffer += chunk
-            payload, buffer = buffer[:end], buffer[end + len(END_BLOCK):]
+            payload, buffer = buffer[:end], buffer[end + len(END_BLOCK) :]
             start = payload.find(START_BLOCK)
-            acks.append(decode(payload[start + 1:] if start != -1 else payload))
+            acks.append(decode(payload[start + 1 :] if start != -1 else payload))
     return acks

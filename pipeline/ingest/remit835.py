@@ -25,11 +25,22 @@ def _provider(payee: Record | None) -> Record | None:
         return None
     address = payee.get("address")
     if address is not None:
-        address = {"line1": address.get("line1") or "", "line2": address.get("line2"),
-                   "city": address.get("city") or "", "state": address.get("state") or "",
-                   "postal_code": address.get("postal_code") or ""}
-    return {"npi": payee["npi"], "entity_type": "2", "name": payee.get("name") or "",
-            "first_name": None, "taxonomy": None, "tin": payee.get("tin"), "address": address}
+        address = {
+            "line1": address.get("line1") or "",
+            "line2": address.get("line2"),
+            "city": address.get("city") or "",
+            "state": address.get("state") or "",
+            "postal_code": address.get("postal_code") or "",
+        }
+    return {
+        "npi": payee["npi"],
+        "entity_type": "2",
+        "name": payee.get("name") or "",
+        "first_name": None,
+        "taxonomy": None,
+        "tin": payee.get("tin"),
+        "address": address,
+    }
 
 
 def remittances_from_835(text: str, claims: Mapping[str, Record]) -> list[Record]:
@@ -48,23 +59,36 @@ def remittances_from_835(text: str, claims: Mapping[str, Record]) -> list[Record
             adjustments = [{**a, "rule_id": PAYER_RULE} for a in line["adjustments"]]
             patient = sum(a["amount_cents"] for a in adjustments if a["group_code"] == "PR")
             allowed = line["allowed_cents"]
-            lines.append({
-                "line_number": line["line_number"], "procedure_code": line["procedure_code"],
-                "modifiers": line["modifiers"], "units": line["units"],
-                "charge_cents": line["charge_cents"],
-                "allowed_cents": allowed if allowed is not None else line["paid_cents"] + patient,
-                "paid_cents": line["paid_cents"], "adjustments": adjustments,
-                "rarcs": line["rarcs"], "service_date": line.get("service_date"),
-            })
+            lines.append(
+                {
+                    "line_number": line["line_number"],
+                    "procedure_code": line["procedure_code"],
+                    "modifiers": line["modifiers"],
+                    "units": line["units"],
+                    "charge_cents": line["charge_cents"],
+                    "allowed_cents": allowed
+                    if allowed is not None
+                    else line["paid_cents"] + patient,
+                    "paid_cents": line["paid_cents"],
+                    "adjustments": adjustments,
+                    "rarcs": line["rarcs"],
+                    "service_date": line.get("service_date"),
+                }
+            )
         status = parsed["claim_status_code"]
         record = {
-            "remittance_id": stable_id("R", "835", payer_id, parsed.get("payment_trace_number"),
-                                       parsed["claim_id"], status,
-                                       parsed["payer_claim_control_number"]),
+            "remittance_id": stable_id(
+                "R",
+                "835",
+                payer_id,
+                parsed.get("payment_trace_number"),
+                parsed["claim_id"],
+                status,
+                parsed["payer_claim_control_number"],
+            ),
             "claim_id": parsed["claim_id"],
             "encounter_id": claim.get("encounter_id") or parsed["claim_id"],
-            "member_key": claim.get("member_id") or parsed.get("member_key")
-            or parsed["claim_id"],
+            "member_key": claim.get("member_id") or parsed.get("member_key") or parsed["claim_id"],
             "payer_id": payer_id,
             "claim_status_code": status,
             "total_charge_cents": parsed["total_charge_cents"],
@@ -74,16 +98,17 @@ def remittances_from_835(text: str, claims: Mapping[str, Record]) -> list[Record
             "payer_claim_control_number": parsed["payer_claim_control_number"],
             "frequency_code": parsed.get("frequency_code") or "1",
             "adjudicated_date": parsed["adjudicated_date"],
-            "claim_adjustments": [{**a, "rule_id": PAYER_RULE}
-                                  for a in parsed["claim_adjustments"]],
+            "claim_adjustments": [
+                {**a, "rule_id": PAYER_RULE} for a in parsed["claim_adjustments"]
+            ],
             "lines": lines,
             "rarcs": parsed["rarcs"],
             "payer_profile_version": f"{payer_id}@835",
             "in_response_to": parsed["claim_id"],
             "original_payer_claim_control_number": parsed.get(
-                "original_payer_claim_control_number"),
-            "service_date_from": parsed.get("service_date_from")
-            or claim.get("service_date_from"),
+                "original_payer_claim_control_number"
+            ),
+            "service_date_from": parsed.get("service_date_from") or claim.get("service_date_from"),
             "service_date_to": parsed.get("service_date_to") or claim.get("service_date_to"),
             "payer_received_date": parsed.get("payer_received_date"),
             "payment_method": parsed.get("payment_method") or "NON",

@@ -66,17 +66,44 @@ PFS_STATUS_DENIALS: dict[str, tuple[str, str, str]] = {
 }
 
 # Noise categories decided for the whole claim; the others deny one line.
-CLAIM_LEVEL_NOISE = ("eligibility", "registration", "coordination_of_benefits",
-                     "missing_information", "duplicate")
+CLAIM_LEVEL_NOISE = (
+    "eligibility",
+    "registration",
+    "coordination_of_benefits",
+    "missing_information",
+    "duplicate",
+)
 # Line categories each line-level noise category may strike (None: any line).
 NOISE_LINE_CATEGORIES: dict[str, tuple[str, ...] | None] = {
-    "excluded_service": ("minor_procedure", "injection", "drug", "vaccine", "imaging",
-                         "advanced_imaging", "diagnostic", "lab"),
-    "benefit_limit": ("preventive_visit", "imaging", "advanced_imaging", "lab", "diagnostic",
-                      "minor_procedure", "injection"),
+    "excluded_service": (
+        "minor_procedure",
+        "injection",
+        "drug",
+        "vaccine",
+        "imaging",
+        "advanced_imaging",
+        "diagnostic",
+        "lab",
+    ),
+    "benefit_limit": (
+        "preventive_visit",
+        "imaging",
+        "advanced_imaging",
+        "lab",
+        "diagnostic",
+        "minor_procedure",
+        "injection",
+    ),
     "authorization": ("advanced_imaging", "imaging", "minor_procedure", "drug", "injection"),
-    "medical_necessity": ("lab", "imaging", "advanced_imaging", "diagnostic", "minor_procedure",
-                          "drug", "injection"),
+    "medical_necessity": (
+        "lab",
+        "imaging",
+        "advanced_imaging",
+        "diagnostic",
+        "minor_procedure",
+        "drug",
+        "injection",
+    ),
     "coding": None,
     "bundling": None,
 }
@@ -123,8 +150,9 @@ def _adjustment(group: str, carc: str, amount: int, rule_id: str) -> Record:
     return {"group_code": group, "carc": carc, "amount_cents": amount, "rule_id": rule_id}
 
 
-def _line(line: Record, allowed: int, paid: int, adjustments: list[Record],
-          rarcs: list[str]) -> Record:
+def _line(
+    line: Record, allowed: int, paid: int, adjustments: list[Record], rarcs: list[str]
+) -> Record:
     return {
         "line_number": line["line_number"],
         "procedure_code": line["procedure_code"],
@@ -149,8 +177,13 @@ class LineDenial:
 
 
 def _deny_line(line: Record, denial: LineDenial) -> Record:
-    return _line(line, 0, 0, [_adjustment(denial.group, denial.carc, line["charge_cents"],
-                                          denial.rule_id)], list(denial.rarcs))
+    return _line(
+        line,
+        0,
+        0,
+        [_adjustment(denial.group, denial.carc, line["charge_cents"], denial.rule_id)],
+        list(denial.rarcs),
+    )
 
 
 def noise_category(payer: PayerProfile, seed: int, claim_id: str) -> str | None:
@@ -165,8 +198,9 @@ def noise_category(payer: PayerProfile, seed: int, claim_id: str) -> str | None:
     return None
 
 
-def claim_denial(claim: Record, payer: PayerProfile, paid_by: str | None,
-                 noise: str | None = None, seed: int = 0) -> LineDenial | None:
+def claim_denial(
+    claim: Record, payer: PayerProfile, paid_by: str | None, noise: str | None = None, seed: int = 0
+) -> LineDenial | None:
     """The claim-level denial a payer applies before pricing, if any.
 
     *paid_by* is the claim that already paid this service for the member, if any.
@@ -257,8 +291,11 @@ def _line_rule_denials(p: _Pricing) -> dict[int, LineDenial]:
             out[i] = LineDenial("CO", "288", f"REFERRAL-REQUIRED-{category}")
             continue
         policy = refdata.coverage.get(code)
-        if policy is not None and policy.policy_id in payer.coverage_policies \
-                and not policy.covers(_line_diagnoses(claim, line)):
+        if (
+            policy is not None
+            and policy.policy_id in payer.coverage_policies
+            and not policy.covers(_line_diagnoses(claim, line))
+        ):
             rarc = "N386" if policy.kind == "NCD" else "N115"
             out[i] = LineDenial("CO", "50", f"COVERAGE-{policy.policy_id}", (rarc,))
             continue
@@ -268,24 +305,30 @@ def _line_rule_denials(p: _Pricing) -> dict[int, LineDenial]:
                 out[i] = LineDenial("CO", "119", f"FREQUENCY-{limited}", ("N130",))
                 continue
             uses[limited] = uses.get(limited, 0) + 1
-    procedures = [{"code": ln["procedure_code"], "modifiers": ln["modifiers"]}
-                  for ln in claim["lines"]]
-    categories = {ln["procedure_code"]: c for ln, c in zip(claim["lines"], p.categories,
-                                                           strict=True)}
+    procedures = [
+        {"code": ln["procedure_code"], "modifiers": ln["modifiers"]} for ln in claim["lines"]
+    ]
+    categories = {
+        ln["procedure_code"]: c for ln, c in zip(claim["lines"], p.categories, strict=True)
+    }
     for i, j, _edit in ptp_conflicts(procedures, claim["service_date_from"], refdata, categories):
         if i not in out and j not in out:
-            out[j] = LineDenial("CO", "97", f"NCCI-PTP-{claim['lines'][i]['procedure_code']}",
-                                ("N20",))
+            out[j] = LineDenial(
+                "CO", "97", f"NCCI-PTP-{claim['lines'][i]['procedure_code']}", ("N20",)
+            )
     return out
 
 
-def _noise_line_denial(p: _Pricing, noise: str, seed: int,
-                       denied: dict[int, LineDenial]) -> tuple[int, LineDenial] | None:
+def _noise_line_denial(
+    p: _Pricing, noise: str, seed: int, denied: dict[int, LineDenial]
+) -> tuple[int, LineDenial] | None:
     """The line a line-level noise category strikes, and how."""
     wanted = NOISE_LINE_CATEGORIES.get(noise, ())
     candidates = [
-        i for i, category in enumerate(p.categories)
-        if i not in denied and (wanted is None or category in wanted)
+        i
+        for i, category in enumerate(p.categories)
+        if i not in denied
+        and (wanted is None or category in wanted)
         and not (noise == "bundling" and i == 0)
     ]
     if not candidates:
@@ -293,8 +336,9 @@ def _noise_line_denial(p: _Pricing, noise: str, seed: int,
     claim_id = p.claim["claim_id"]
     index = candidates[int(unit_draw(seed, claim_id, p.payer.payer_id, "line") * len(candidates))]
     if noise == "excluded_service":
-        return index, LineDenial("CO", p.payer.excluded_service_carc, "NOISE-EXCLUDED-SERVICE",
-                                 ("N130",))
+        return index, LineDenial(
+            "CO", p.payer.excluded_service_carc, "NOISE-EXCLUDED-SERVICE", ("N130",)
+        )
     if noise == "benefit_limit":
         return index, LineDenial("CO", "119", "NOISE-BENEFIT-LIMIT", ("N130",))
     if noise == "authorization":
@@ -327,7 +371,8 @@ def _price_lines(p: _Pricing, denied: dict[int, LineDenial]) -> tuple[list[Recor
     out: list[Record] = []
     deductible_left = max(payer.deductible_cents - p.year["deductible"], 0)
     oop_left = (
-        None if payer.out_of_pocket_max_cents is None
+        None
+        if payer.out_of_pocket_max_cents is None
         else max(payer.out_of_pocket_max_cents - p.year["out_of_pocket"], 0)
     )
     applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
@@ -397,22 +442,35 @@ def payment_trace_number(payer_id: str, payee_npi: str, paid_on: date) -> str:
     return f"{int(digest, 16) % 10**10:010d}"
 
 
-def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status: str,
-                rarcs: list[str], *, claim_id: str | None = None, frequency: str | None = None,
-                pccn: str | None = None, original_pccn: str | None = None) -> Record:
+def _remittance(
+    claim: Record,
+    payer: PayerProfile,
+    lines: list[Record],
+    status: str,
+    rarcs: list[str],
+    *,
+    claim_id: str | None = None,
+    frequency: str | None = None,
+    pccn: str | None = None,
+    original_pccn: str | None = None,
+) -> Record:
     filed = _as_date(claim["created_at"])
     paid_on = filed + timedelta(days=payer.turnaround_days)
     answered = claim_id or claim["claim_id"]
-    patient_total = sum(a["amount_cents"] for ln in lines for a in ln["adjustments"]
-                        if a["group_code"] == "PR")
+    patient_total = sum(
+        a["amount_cents"] for ln in lines for a in ln["adjustments"] if a["group_code"] == "PR"
+    )
     line_dates = {ln["line_number"]: ln.get("service_date") for ln in claim["lines"]}
-    lines = [{**ln, "service_date": line_dates.get(ln["line_number"])
-              or claim["service_date_from"]} for ln in lines]
+    lines = [
+        {**ln, "service_date": line_dates.get(ln["line_number"]) or claim["service_date_from"]}
+        for ln in lines
+    ]
     payee = claim["billing_provider"]
     subscriber = claim["subscriber"] if claim.get("relationship", "18") != "18" else None
     return {
-        "remittance_id": stable_id("R", answered, status, claim["claim_id"], payer.payer_id,
-                                   payer.profile_version),
+        "remittance_id": stable_id(
+            "R", answered, status, claim["claim_id"], payer.payer_id, payer.profile_version
+        ),
         "claim_id": answered,
         "encounter_id": claim["encounter_id"],
         "member_key": claim["member_id"],
@@ -446,36 +504,56 @@ def _remittance(claim: Record, payer: PayerProfile, lines: list[Record], status:
 
 
 def _negated(lines: list[Record]) -> list[Record]:
-    return [{
-        **ln,
-        "charge_cents": -ln["charge_cents"],
-        "allowed_cents": -ln["allowed_cents"],
-        "paid_cents": -ln["paid_cents"],
-        "adjustments": [{**a, "amount_cents": -a["amount_cents"]} for a in ln["adjustments"]],
-    } for ln in lines]
+    return [
+        {
+            **ln,
+            "charge_cents": -ln["charge_cents"],
+            "allowed_cents": -ln["allowed_cents"],
+            "paid_cents": -ln["paid_cents"],
+            "adjustments": [{**a, "amount_cents": -a["amount_cents"]} for a in ln["adjustments"]],
+        }
+        for ln in lines
+    ]
 
 
 def _kept_lines(lines: list[Record]) -> list[Record]:
     """A copy of adjudicated lines to keep in the state (never shared with a remittance)."""
-    return [{**ln, "modifiers": list(ln["modifiers"]), "rarcs": list(ln["rarcs"]),
-             "adjustments": [dict(a) for a in ln["adjustments"]]} for ln in lines]
+    return [
+        {
+            **ln,
+            "modifiers": list(ln["modifiers"]),
+            "rarcs": list(ln["rarcs"]),
+            "adjustments": [dict(a) for a in ln["adjustments"]],
+        }
+        for ln in lines
+    ]
 
 
-def _reversal_of(claim: Record, payer: PayerProfile, original_id: str,
-                 original: Record) -> Record:
+def _reversal_of(claim: Record, payer: PayerProfile, original_id: str, original: Record) -> Record:
     answer = original["answer"]
-    return _remittance(claim, payer, _negated(answer["lines"]), REVERSAL, [],
-                       claim_id=original_id, frequency=answer["frequency"], pccn=answer["pccn"])
+    return _remittance(
+        claim,
+        payer,
+        _negated(answer["lines"]),
+        REVERSAL,
+        [],
+        claim_id=original_id,
+        frequency=answer["frequency"],
+        pccn=answer["pccn"],
+    )
 
 
 def _void_denial(claim: Record, payer: PayerProfile) -> Record:
-    lines = [_deny_line(ln, LineDenial("CO", "16", "VOID-NO-PAYMENT-ON-FILE", ("MA130",)))
-             for ln in claim["lines"]]
+    lines = [
+        _deny_line(ln, LineDenial("CO", "16", "VOID-NO-PAYMENT-ON-FILE", ("MA130",)))
+        for ln in claim["lines"]
+    ]
     return _remittance(claim, payer, lines, DENIED, ["MA130"])
 
 
-def recorded_answer(claim: Record, payer: PayerProfile, state: MemberState,
-                    row: Record) -> list[Record]:
+def recorded_answer(
+    claim: Record, payer: PayerProfile, state: MemberState, row: Record
+) -> list[Record]:
     """The remittances the payer sent for *claim*, rebuilt from its claim row."""
     out: list[Record] = []
     original_id = row.get("reversal")
@@ -487,14 +565,22 @@ def recorded_answer(claim: Record, payer: PayerProfile, state: MemberState,
         out.append(_void_denial(claim, payer))
     answer = row.get("answer")
     if answer is not None:
-        out.append(_remittance(claim, payer, _kept_lines(answer["lines"]), answer["status"],
-                               list(answer["rarcs"]),
-                               original_pccn=answer.get("original_pccn")))
+        out.append(
+            _remittance(
+                claim,
+                payer,
+                _kept_lines(answer["lines"]),
+                answer["status"],
+                list(answer["rarcs"]),
+                original_pccn=answer.get("original_pccn"),
+            )
+        )
     return out
 
 
-def _reverse(claim: Record, payer: PayerProfile, state: MemberState,
-             effects: Record) -> Record | None:
+def _reverse(
+    claim: Record, payer: PayerProfile, state: MemberState, effects: Record
+) -> Record | None:
     """Reverse the payment of the claim *claim* replaces or voids; None when nothing to reverse.
 
     The member's accumulators get back what the original claim took from
@@ -556,9 +642,18 @@ def _apply_effects(state: MemberState, row: Record) -> None:
     state.advance(int(row["seq"]))
 
 
-def _record(state: MemberState, claim: Record, effects: Record, *, year: str,
-            answer: Record | None, keep_claim: bool, reversal: str | None,
-            void_denied: bool = False, awaiting: Record | None = None) -> None:
+def _record(
+    state: MemberState,
+    claim: Record,
+    effects: Record,
+    *,
+    year: str,
+    answer: Record | None,
+    keep_claim: bool,
+    reversal: str | None,
+    void_denied: bool = False,
+    awaiting: Record | None = None,
+) -> None:
     """Keep the payer's answer to *claim* as its claim row, and count it in the member row.
 
     The row holds what rebuilds the remittances (:func:`recorded_answer`): the
@@ -568,19 +663,29 @@ def _record(state: MemberState, claim: Record, effects: Record, *, year: str,
     first_year = int(year) - KEPT_PLAN_YEARS + 1
     if state.row["first_year"] is None or first_year > int(state.row["first_year"]):
         effects["first_year"] = first_year
-    state.put_claim(claim["claim_id"], {
-        "v": STATE_VERSION, "seq": seq, "claim_id": claim["claim_id"], "year": year,
-        "answer": answer, "reversal": reversal, "void_denied": void_denied,
-        "claim": keepable(claim) if keep_claim else None, "awaiting": awaiting,
-        "effects": effects,
-    })
+    state.put_claim(
+        claim["claim_id"],
+        {
+            "v": STATE_VERSION,
+            "seq": seq,
+            "claim_id": claim["claim_id"],
+            "year": year,
+            "answer": answer,
+            "reversal": reversal,
+            "void_denied": void_denied,
+            "claim": keepable(claim) if keep_claim else None,
+            "awaiting": awaiting,
+            "effects": effects,
+        },
+    )
     if effects.get("first_year") is not None:
         state.forget_before(int(effects["first_year"]))
     state.advance(seq)
 
 
-def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
-               refdata: RefData, seed: int = 0) -> Adjudication:
+def adjudicate(
+    claim: Record, payer: PayerProfile, state: MemberState | None, refdata: RefData, seed: int = 0
+) -> Adjudication:
     """Decide *claim* as *payer* would, given the member's accumulators *state*.
 
     A claim the state already holds an answer for gets that answer again,
@@ -595,16 +700,29 @@ def adjudicate(claim: Record, payer: PayerProfile, state: MemberState | None,
             _apply_effects(state, previous)
         return Adjudication(recorded_answer(claim, payer, state, previous), state)
     if previous is not None:  # decided by version 1: again from what it started from
-        again = _decide(claim, payer, state.fork(), refdata, seed, previous["before"],
-                        record=False)
+        again = _decide(claim, payer, state.fork(), refdata, seed, previous["before"], record=False)
         return Adjudication(again.remittances, state)
     return _decide(claim, payer, state, refdata, seed, None, record=True)
 
 
-def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: RefData,
-            seed: int, before: Record | None, *, record: bool) -> Adjudication:
-    effects: Record = {"years": {}, "reversed": [], "services_dropped": [], "service": None,
-                       "due": {}, "first_year": None}
+def _decide(
+    claim: Record,
+    payer: PayerProfile,
+    state: MemberState,
+    refdata: RefData,
+    seed: int,
+    before: Record | None,
+    *,
+    record: bool,
+) -> Adjudication:
+    effects: Record = {
+        "years": {},
+        "reversed": [],
+        "services_dropped": [],
+        "service": None,
+        "due": {},
+        "first_year": None,
+    }
     out: list[Record] = []
     reversed_id: str | None = None
     if claim["frequency_code"] in (REPLACEMENT, VOID):
@@ -616,9 +734,16 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
             if reversal is None:  # no payment on file to take back
                 out.append(_void_denial(claim, payer))
             if record:
-                _record(state, claim, effects, year=str(claim["service_date_from"].year),
-                        answer=None, keep_claim=False, reversal=reversed_id,
-                        void_denied=reversal is None)
+                _record(
+                    state,
+                    claim,
+                    effects,
+                    year=str(claim["service_date_from"].year),
+                    answer=None,
+                    keep_claim=False,
+                    reversal=reversed_id,
+                    void_denied=reversal is None,
+                )
             return Adjudication(out, state)
 
     service_date: date = claim["service_date_from"]
@@ -630,31 +755,52 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
         # The payer never received the claim (or lost it): no answer at all. The claim is
         # kept so a follow-up can find it when the payer's turnaround has long passed.
         if record:
-            awaiting = {"payer_id": payer.payer_id,
-                        "filed": _as_date(claim["created_at"]).isoformat(),
-                        "turnaround_days": payer.turnaround_days}
+            awaiting = {
+                "payer_id": payer.payer_id,
+                "filed": _as_date(claim["created_at"]).isoformat(),
+                "turnaround_days": payer.turnaround_days,
+            }
             effects["due"][DUE_CLAIM + claim["claim_id"]] = follow_up_due(awaiting).isoformat()
-            state.set_due(DUE_CLAIM + claim["claim_id"],
-                          effects["due"][DUE_CLAIM + claim["claim_id"]])
-            _record(state, claim, effects, year=year_key, answer=None, keep_claim=True,
-                    reversal=reversed_id, awaiting=awaiting)
+            state.set_due(
+                DUE_CLAIM + claim["claim_id"], effects["due"][DUE_CLAIM + claim["claim_id"]]
+            )
+            _record(
+                state,
+                claim,
+                effects,
+                year=year_key,
+                answer=None,
+                keep_claim=True,
+                reversal=reversed_id,
+                awaiting=awaiting,
+            )
         return Adjudication(out, state)
     fingerprint = service_fingerprint(claim)
     denial = claim_denial(claim, payer, state.service(fingerprint), noise, seed)
     claim_rarcs: list[str] = []
     applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
     if denial is not None:
-        lines = [_deny_line(ln, LineDenial(denial.group, denial.carc, denial.rule_id))
-                 for ln in claim["lines"]]
+        lines = [
+            _deny_line(ln, LineDenial(denial.group, denial.carc, denial.rule_id))
+            for ln in claim["lines"]
+        ]
         claim_rarcs = list(denial.rarcs)
     else:
         categories = [
-            (refdata.procedures[ln["procedure_code"]].category
-             if ln["procedure_code"] in refdata.procedures else "")
+            (
+                refdata.procedures[ln["procedure_code"]].category
+                if ln["procedure_code"] in refdata.procedures
+                else ""
+            )
             for ln in claim["lines"]
         ]
         pricing = _Pricing(
-            claim, payer, refdata, year, categories, _locality(claim, payer, refdata),
+            claim,
+            payer,
+            refdata,
+            year,
+            categories,
+            _locality(claim, payer, refdata),
             claim.get("place_of_service") in FACILITY_PLACES_OF_SERVICE,
         )
         denied = _line_rule_denials(pricing)
@@ -665,10 +811,10 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
         lines, applied = _price_lines(pricing, denied)
     paid_any = any(ln["allowed_cents"] > 0 for ln in lines)
     status = PROCESSED_PRIMARY if paid_any else DENIED
-    original_pccn = claim.get("payer_claim_control_number") \
-        if claim["frequency_code"] == REPLACEMENT else None
-    remittance = _remittance(claim, payer, lines, status, claim_rarcs,
-                             original_pccn=original_pccn)
+    original_pccn = (
+        claim.get("payer_claim_control_number") if claim["frequency_code"] == REPLACEMENT else None
+    )
+    remittance = _remittance(claim, payer, lines, status, claim_rarcs, original_pccn=original_pccn)
     out.append(remittance)
     if not record:
         return Adjudication(out, state)
@@ -676,20 +822,35 @@ def _decide(claim: Record, payer: PayerProfile, state: MemberState, refdata: Ref
     uses = dict(year["uses"])
     for category, n in applied["uses"].items():
         uses[category] = uses.get(category, 0) + n
-    after = {"deductible": year["deductible"] + applied["deductible"],
-             "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"], "uses": uses}
+    after = {
+        "deductible": year["deductible"] + applied["deductible"],
+        "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"],
+        "uses": uses,
+    }
     state.set_year(year_key, after)
     effects["years"][year_key] = after
     if status != DENIED and state.service(fingerprint) is None:
         state.put_service(fingerprint, claim["claim_id"], year_key)
         effects["service"] = [fingerprint, year_key]
-    answer = {"year": year_key, "applied": applied, "fingerprint": fingerprint,
-              "pccn": remittance["payer_claim_control_number"], "status": status,
-              "frequency": claim["frequency_code"], "lines": _kept_lines(lines),
-              "rarcs": claim_rarcs, "original_pccn": original_pccn}
+    answer = {
+        "year": year_key,
+        "applied": applied,
+        "fingerprint": fingerprint,
+        "pccn": remittance["payer_claim_control_number"],
+        "status": status,
+        "frequency": claim["frequency_code"],
+        "lines": _kept_lines(lines),
+        "rarcs": claim_rarcs,
+        "original_pccn": original_pccn,
+    }
     # A denied claim is kept so the rework stage can correct and resubmit it.
-    _record(state, claim, effects, year=year_key, answer=answer,
-            keep_claim=is_denial(remittance), reversal=reversed_id)
+    _record(
+        state,
+        claim,
+        effects,
+        year=year_key,
+        answer=answer,
+        keep_claim=is_denial(remittance),
+        reversal=reversed_id,
+    )
     return Adjudication(out, state)
-
-

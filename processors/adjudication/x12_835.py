@@ -122,14 +122,16 @@ def check_balance(remit: Record) -> None:
             raise ValueError(
                 f"claim {claim_id} line {line.get('line_number')}: charge "
                 f"{amount(line['charge_cents'])} - adjustments {amount(adjusted)} "
-                f"!= paid {amount(line['paid_cents'])}")
+                f"!= paid {amount(line['paid_cents'])}"
+            )
         line_adjusted += adjusted
     claim_adjusted = sum(a["amount_cents"] for a in remit["claim_adjustments"])
     if remit["total_charge_cents"] - claim_adjusted - line_adjusted != remit["paid_cents"]:
         raise ValueError(
             f"claim {claim_id}: charge {amount(remit['total_charge_cents'])} - claim "
             f"adjustments {amount(claim_adjusted)} - line adjustments {amount(line_adjusted)} "
-            f"!= paid {amount(remit['paid_cents'])}")
+            f"!= paid {amount(remit['paid_cents'])}"
+        )
 
 
 def _cas(claim_id: str, adjustments: list[Record]) -> list[str]:
@@ -137,14 +139,16 @@ def _cas(claim_id: str, adjustments: list[Record]) -> list[str]:
     by_group: dict[str, list[Record]] = {}
     for adj in adjustments:
         if adj["group_code"] not in GROUP_CODES:
-            raise ValueError(f"claim {claim_id}: CAS group code {adj['group_code']!r} is not "
-                             f"one of {', '.join(GROUP_CODES)}")
+            raise ValueError(
+                f"claim {claim_id}: CAS group code {adj['group_code']!r} is not "
+                f"one of {', '.join(GROUP_CODES)}"
+            )
         by_group.setdefault(adj["group_code"], []).append(adj)
     out = []
     for group, items in by_group.items():
         for start in range(0, len(items), CAS_TRIPLES):
             triples: list[str] = []
-            for adj in items[start:start + CAS_TRIPLES]:
+            for adj in items[start : start + CAS_TRIPLES]:
                 triples += [adj["carc"], amount(adj["amount_cents"]), ""]
             out.append(seg("CAS", group, *triples))
     return out
@@ -152,9 +156,18 @@ def _cas(claim_id: str, adjustments: list[Record]) -> list[str]:
 
 def _person(code: str, person: Record | None, member_id: str | None) -> str:
     person = person or {}
-    return seg("NM1", code, "1", clean(person.get("last_name")),
-               clean(person.get("first_name")), "", "", "",
-               "MI" if member_id else "", member_id or "")
+    return seg(
+        "NM1",
+        code,
+        "1",
+        clean(person.get("last_name")),
+        clean(person.get("first_name")),
+        "",
+        "",
+        "",
+        "MI" if member_id else "",
+        member_id or "",
+    )
 
 
 def claim_segments(remit: Record, payee_npi: str) -> list[str]:
@@ -165,13 +178,24 @@ def claim_segments(remit: Record, payee_npi: str) -> list[str]:
         raise ValueError(f"claim {claim_id}: CLP07 needs the payer claim control number")
     rarcs = remit["rarcs"]
     if len(rarcs) > MOA_REMARKS:
-        raise ValueError(f"claim {claim_id}: {len(rarcs)} claim remark codes; MOA holds "
-                         f"{MOA_REMARKS}")
+        raise ValueError(
+            f"claim {claim_id}: {len(rarcs)} claim remark codes; MOA holds {MOA_REMARKS}"
+        )
     patient_share = remit["patient_responsibility_cents"]
-    out = [seg("CLP", claim_id, remit["claim_status_code"], amount(remit["total_charge_cents"]),
-               amount(remit["paid_cents"]), amount(patient_share) if patient_share else "",
-               remit["plan_type"], remit["payer_claim_control_number"],
-               remit.get("place_of_service") or "", remit.get("frequency_code") or "")]
+    out = [
+        seg(
+            "CLP",
+            claim_id,
+            remit["claim_status_code"],
+            amount(remit["total_charge_cents"]),
+            amount(remit["paid_cents"]),
+            amount(patient_share) if patient_share else "",
+            remit["plan_type"],
+            remit["payer_claim_control_number"],
+            remit.get("place_of_service") or "",
+            remit.get("frequency_code") or "",
+        )
+    ]
     out += _cas(claim_id, remit["claim_adjustments"])
     subscriber = remit.get("subscriber")
     member_id = remit.get("member_key")
@@ -183,9 +207,20 @@ def claim_segments(remit: Record, payee_npi: str) -> list[str]:
     if rendering and rendering != payee_npi:
         provider = remit.get("rendering_provider") or {}
         entity = provider.get("entity_type") or "1"
-        out.append(seg("NM1", "82", entity, clean(provider.get("name")),
-                       clean(provider.get("first_name")) if entity == "1" else "",
-                       "", "", "", "XX", rendering))
+        out.append(
+            seg(
+                "NM1",
+                "82",
+                entity,
+                clean(provider.get("name")),
+                clean(provider.get("first_name")) if entity == "1" else "",
+                "",
+                "",
+                "",
+                "XX",
+                rendering,
+            )
+        )
     if rarcs:
         out.append(seg("MOA", "", "", *rarcs))
     if remit.get("original_payer_claim_control_number"):
@@ -202,8 +237,16 @@ def claim_segments(remit: Record, payee_npi: str) -> list[str]:
     for line in remit["lines"]:
         line_date = line.get("service_date") or one_day
         procedure = COMPONENT.join(("HC", line["procedure_code"], *line["modifiers"]))
-        out.append(seg("SVC", procedure, amount(line["charge_cents"]),
-                       amount(line["paid_cents"]), "", line["units"]))
+        out.append(
+            seg(
+                "SVC",
+                procedure,
+                amount(line["charge_cents"]),
+                amount(line["paid_cents"]),
+                "",
+                line["units"],
+            )
+        )
         if line_date:
             out.append(seg("DTM", "472", d8(line_date)))
         out += _cas(claim_id, line["adjustments"])
@@ -227,15 +270,31 @@ def _bpr(payment: Payment) -> str:
     if total == 0:
         return seg("BPR", "H", "0", "C", "NON", *[""] * 11, d8(payment.paid_on))
     if payment.method == "NON":
-        raise ValueError(f"claim {payment.claims[0]['claim_id']}: payment method NON in a "
-                         f"payment of {amount(total)}")
+        raise ValueError(
+            f"claim {payment.claims[0]['claim_id']}: payment method NON in a "
+            f"payment of {amount(total)}"
+        )
     if payment.method == "ACH":
         payer_id, npi = payment.payer.payer_id, payment.payee["npi"]
-        return seg("BPR", "I", amount(total), "C", "ACH", "CCP",
-                   "01", routing_number(payer_id), "DA", account_number(payer_id),
-                   "1" + payer_tin(payer_id), "",
-                   "01", routing_number(npi), "DA", account_number(npi),
-                   d8(payment.paid_on))
+        return seg(
+            "BPR",
+            "I",
+            amount(total),
+            "C",
+            "ACH",
+            "CCP",
+            "01",
+            routing_number(payer_id),
+            "DA",
+            account_number(payer_id),
+            "1" + payer_tin(payer_id),
+            "",
+            "01",
+            routing_number(npi),
+            "DA",
+            account_number(npi),
+            d8(payment.paid_on),
+        )
     return seg("BPR", "I", amount(total), "C", payment.method, *[""] * 11, d8(payment.paid_on))
 
 
@@ -252,11 +311,14 @@ def transaction(payment: Payment, control: str) -> list[str]:
         seg("N1", "PR", clean(payer.name)),
         *_address(payer.address),
         seg("REF", "2U", payer.payer_id),
-        seg("PER", "BL", "EDI SUPPORT", "TE" if payer.contact_phone else "",
-            payer.contact_phone),
-        seg("N1", "PE", clean(" ".join(filter(None, (payee.get("first_name"),
-                                                      payee["name"])))),
-            "XX", payee["npi"]),
+        seg("PER", "BL", "EDI SUPPORT", "TE" if payer.contact_phone else "", payer.contact_phone),
+        seg(
+            "N1",
+            "PE",
+            clean(" ".join(filter(None, (payee.get("first_name"), payee["name"])))),
+            "XX",
+            payee["npi"],
+        ),
         *_address(payee.get("address")),
     ]
     if payee.get("tin"):
@@ -265,9 +327,15 @@ def transaction(payment: Payment, control: str) -> list[str]:
     for remit in payment.claims:
         body += claim_segments(remit, payee["npi"])
     if payment.forwarding_balance:
-        body.append(seg("PLB", payee["npi"], f"{payment.paid_on.year}1231",
-                        COMPONENT.join((FORWARDING_BALANCE, payment.trace)),
-                        amount(payment.forwarding_balance)))
+        body.append(
+            seg(
+                "PLB",
+                payee["npi"],
+                f"{payment.paid_on.year}1231",
+                COMPONENT.join((FORWARDING_BALANCE, payment.trace)),
+                amount(payment.forwarding_balance),
+            )
+        )
     body.append(seg("SE", len(body) + 1, control))
     return body
 
@@ -278,8 +346,9 @@ def _claim_order(remit: Record) -> tuple[str, bool, str]:
     return answered, remit["claim_status_code"] != REVERSAL, remit["claim_id"]
 
 
-def payments(remittances: Iterable[Record],
-             payers: Mapping[str, PayerProfile]) -> dict[str, list[Payment]]:
+def payments(
+    remittances: Iterable[Record], payers: Mapping[str, PayerProfile]
+) -> dict[str, list[Payment]]:
     """The remittances sent to payees, grouped into payments, by payer id (self-pay left out)."""
     grouped: dict[tuple[str, str, date, str], Payment] = {}
     for remit in remittances:
@@ -298,14 +367,22 @@ def payments(remittances: Iterable[Record],
             raise ValueError(f"claim {claim_id}: the 835 needs the payment trace number (TRN02)")
         method = remit.get("payment_method") or payer.payment_method
         if method not in PAYMENT_METHODS:
-            raise ValueError(f"claim {claim_id}: payment method {method!r} is not one of "
-                             f"{', '.join(PAYMENT_METHODS)}")
-        key = (payer.payer_id, payee["npi"], remit["adjudicated_date"],
-               remit["payment_trace_number"])
+            raise ValueError(
+                f"claim {claim_id}: payment method {method!r} is not one of "
+                f"{', '.join(PAYMENT_METHODS)}"
+            )
+        key = (
+            payer.payer_id,
+            payee["npi"],
+            remit["adjudicated_date"],
+            remit["payment_trace_number"],
+        )
         payment = grouped.setdefault(key, Payment(payer, payee, key[2], key[3], method))
         if payment.method != method:
-            raise ValueError(f"claim {claim_id}: paid by {method} in a {payment.method} payment "
-                             f"(trace {payment.trace})")
+            raise ValueError(
+                f"claim {claim_id}: paid by {method} in a {payment.method} payment "
+                f"(trace {payment.trace})"
+            )
         payment.claims.append(remit)
     out: dict[str, list[Payment]] = {}
     for key in sorted(grouped):
@@ -315,16 +392,46 @@ def payments(remittances: Iterable[Record],
     return out
 
 
-def interchange(payer_payments: list[Payment], *, sender_id: str, receiver_id: str,
-                control: int, created: datetime, usage: str = "T") -> str:
+def interchange(
+    payer_payments: list[Payment],
+    *,
+    sender_id: str,
+    receiver_id: str,
+    control: int,
+    created: datetime,
+    usage: str = "T",
+) -> str:
     """One ISA/GS interchange (one payer) holding one 835 transaction per payment."""
     isa = seg(
-        "ISA", "00", " " * 10, "00", " " * 10, "ZZ", sender_id.ljust(15)[:15], "ZZ",
-        receiver_id.ljust(15)[:15], created.strftime("%y%m%d"), created.strftime("%H%M"),
-        REPETITION, "00501", f"{control:09d}", "0", usage, COMPONENT,
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        "ZZ",
+        sender_id.ljust(15)[:15],
+        "ZZ",
+        receiver_id.ljust(15)[:15],
+        created.strftime("%y%m%d"),
+        created.strftime("%H%M"),
+        REPETITION,
+        "00501",
+        f"{control:09d}",
+        "0",
+        usage,
+        COMPONENT,
     )
-    gs = seg("GS", "HP", sender_id, receiver_id, d8(created.date()), created.strftime("%H%M"),
-             control, "X", VERSION)
+    gs = seg(
+        "GS",
+        "HP",
+        sender_id,
+        receiver_id,
+        d8(created.date()),
+        created.strftime("%H%M"),
+        control,
+        "X",
+        VERSION,
+    )
     segments = [isa, gs]
     for number, payment in enumerate(payer_payments, start=1):
         segments += transaction(payment, f"{number:04d}")
@@ -333,9 +440,16 @@ def interchange(payer_payments: list[Payment], *, sender_id: str, receiver_id: s
     return SEGMENT.join(segments) + SEGMENT + "\n"
 
 
-def write_835(remittances: Iterable[Record], payers: Mapping[str, PayerProfile], *,
-              receiver_id: str, created: datetime, control_start: int = 1,
-              sender_id: str | None = None, usage: str = "T") -> list[tuple[str, str]]:
+def write_835(
+    remittances: Iterable[Record],
+    payers: Mapping[str, PayerProfile],
+    *,
+    receiver_id: str,
+    created: datetime,
+    control_start: int = 1,
+    sender_id: str | None = None,
+    usage: str = "T",
+) -> list[tuple[str, str]]:
     """One 835 interchange per payer: (file name, text), payers in id order.
 
     *sender_id* is ISA06/GS02, by default each interchange's payer id; control
@@ -343,10 +457,17 @@ def write_835(remittances: Iterable[Record], payers: Mapping[str, PayerProfile],
     are left out: there is no payer to send them.
     """
     out = []
-    for control, (payer_id, batch) in enumerate(sorted(payments(remittances, payers).items()),
-                                                start=control_start):
-        text = interchange(batch, sender_id=sender_id or payer_id, receiver_id=receiver_id,
-                           control=control, created=created, usage=usage)
+    for control, (payer_id, batch) in enumerate(
+        sorted(payments(remittances, payers).items()), start=control_start
+    ):
+        text = interchange(
+            batch,
+            sender_id=sender_id or payer_id,
+            receiver_id=receiver_id,
+            control=control,
+            created=created,
+            usage=usage,
+        )
         out.append((f"{payer_id}-{control:09d}.x12", text))
     return out
 
@@ -377,8 +498,14 @@ def _adjustments(e: list[str]) -> list[Record]:
     out = []
     for i in range(2, len(e), 3):
         if e[i]:
-            out.append({"group_code": e[1], "carc": e[i],
-                        "amount_cents": parse_cents(_el(e, i + 1)), "rule_id": ""})
+            out.append(
+                {
+                    "group_code": e[1],
+                    "carc": e[i],
+                    "amount_cents": parse_cents(_el(e, i + 1)),
+                    "rule_id": "",
+                }
+            )
     return out
 
 
@@ -440,8 +567,12 @@ def parse_835(text: str) -> list[Record]:
             trx.header.update(payer_name=e[2], payer_id=_el(e, 4))
             entity = None
         elif tag == "N1" and e[1] == "PE":
-            entity = {"name": e[2], "npi": _el(e, 4) if _el(e, 3) == "XX" else None, "tin": None,
-                      "address": None}
+            entity = {
+                "name": e[2],
+                "npi": _el(e, 4) if _el(e, 3) == "XX" else None,
+                "tin": None,
+                "address": None,
+            }
             trx.header["payee"] = entity
         elif tag == "N3" and entity is not None:
             entity["address"] = {"line1": e[1], "line2": _el(e, 2) or None}
@@ -469,7 +600,8 @@ def parse_835(text: str) -> list[Record]:
             continue  # header segments this reader does not keep
         elif tag == "CAS":
             (line["adjustments"] if line is not None else claim["claim_adjustments"]).extend(
-                _adjustments(e))
+                _adjustments(e)
+            )
         elif tag == "NM1" and e[1] in ("QC", "IL"):
             claim["patient" if e[1] == "QC" else "subscriber"] = _name(e)
             if _el(e, 8) == "MI":
@@ -503,26 +635,46 @@ def parse_835(text: str) -> list[Record]:
 def _claim(e: list[str], header: Record) -> Record:
     """A remittance from a CLP segment and its transaction's payment and payee."""
     return {
-        **header, "payee": dict(header.get("payee") or {}),
-        "claim_id": e[1], "claim_status_code": e[2],
-        "total_charge_cents": parse_cents(e[3]), "paid_cents": parse_cents(e[4]),
+        **header,
+        "payee": dict(header.get("payee") or {}),
+        "claim_id": e[1],
+        "claim_status_code": e[2],
+        "total_charge_cents": parse_cents(e[3]),
+        "paid_cents": parse_cents(e[4]),
         "patient_responsibility_cents": parse_cents(_el(e, 5)),
-        "plan_type": e[6], "payer_claim_control_number": e[7],
-        "place_of_service": _el(e, 8) or None, "frequency_code": _el(e, 9),
-        "claim_adjustments": [], "lines": [], "rarcs": [],
-        "original_payer_claim_control_number": None, "service_date_from": None,
-        "service_date_to": None, "payer_received_date": None, "patient": None,
-        "subscriber": None, "member_key": None, "rendering_npi": None,
+        "plan_type": e[6],
+        "payer_claim_control_number": e[7],
+        "place_of_service": _el(e, 8) or None,
+        "frequency_code": _el(e, 9),
+        "claim_adjustments": [],
+        "lines": [],
+        "rarcs": [],
+        "original_payer_claim_control_number": None,
+        "service_date_from": None,
+        "service_date_to": None,
+        "payer_received_date": None,
+        "patient": None,
+        "subscriber": None,
+        "member_key": None,
+        "rendering_npi": None,
     }
 
 
 def _service(e: list[str], component: str, number: int) -> Record:
     """A service payment from an SVC segment; REF*6R, when present, renumbers it."""
     parts = e[1].split(component)
-    return {"line_number": number, "procedure_code": parts[1],
-            "modifiers": [m for m in parts[2:6] if m], "units": _units(e),
-            "charge_cents": parse_cents(e[2]), "paid_cents": parse_cents(e[3]),
-            "allowed_cents": None, "adjustments": [], "rarcs": [], "service_date": None}
+    return {
+        "line_number": number,
+        "procedure_code": parts[1],
+        "modifiers": [m for m in parts[2:6] if m],
+        "units": _units(e),
+        "charge_cents": parse_cents(e[2]),
+        "paid_cents": parse_cents(e[3]),
+        "allowed_cents": None,
+        "adjustments": [],
+        "rarcs": [],
+        "service_date": None,
+    }
 
 
 def _units(e: list[str]) -> int:
@@ -535,10 +687,14 @@ def _units(e: list[str]) -> int:
 
 def _close_transaction(trx: _Transaction, declared: int) -> list[Record]:
     if declared != trx.segments:
-        raise ValueError(f"transaction {trx.control}: SE01 says {declared} segments, "
-                         f"the transaction has {trx.segments}")
+        raise ValueError(
+            f"transaction {trx.control}: SE01 says {declared} segments, "
+            f"the transaction has {trx.segments}"
+        )
     paid = sum(c["paid_cents"] for c in trx.claims)
     if paid - trx.plb != trx.total:
-        raise ValueError(f"transaction {trx.control}: BPR02 {amount(trx.total)} != claim "
-                         f"payments {amount(paid)} - provider adjustments {amount(trx.plb)}")
+        raise ValueError(
+            f"transaction {trx.control}: BPR02 {amount(trx.total)} != claim "
+            f"payments {amount(paid)} - provider adjustments {amount(trx.plb)}"
+        )
     return trx.claims

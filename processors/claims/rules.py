@@ -47,62 +47,90 @@ def scrub(claim: Record, refdata: RefData) -> list[Record]:
     for role in ("billing_provider", "rendering_provider", "referring_provider"):
         provider = claim.get(role)
         if provider is not None and not is_valid_npi(provider["npi"]):
-            out.append(finding(
-                "SCRUB-NPI", HARD, None,
-                f"The {role.replace('_', ' ')}'s NPI fails the check digit; correct it in the "
-                "provider master file.",
-                SCRUBBER_VERSION,
-            ))
+            out.append(
+                finding(
+                    "SCRUB-NPI",
+                    HARD,
+                    None,
+                    f"The {role.replace('_', ' ')}'s NPI fails the check digit; correct it in the "
+                    "provider master file.",
+                    SCRUBBER_VERSION,
+                )
+            )
     billing = claim["billing_provider"]
     address = billing.get("address") or {}
     zip_code = str(address.get("postal_code") or "")
     if not billing.get("tin") or not address or not (len(zip_code) == 9 and zip_code.isdigit()):
-        out.append(finding(
-            "SCRUB-BILLING-PROVIDER", HARD, None,
-            "The billing provider needs a tax id and an address with the full nine-digit ZIP "
-            "code on an 837P (loop 2010AA).",
-            SCRUBBER_VERSION,
-        ))
+        out.append(
+            finding(
+                "SCRUB-BILLING-PROVIDER",
+                HARD,
+                None,
+                "The billing provider needs a tax id and an address with the full nine-digit ZIP "
+                "code on an 837P (loop 2010AA).",
+                SCRUBBER_VERSION,
+            )
+        )
     out.extend(_required_fields(claim))
     out.extend(_dates(claim))
     payer = refdata.payer(claim["payer_id"])
     if payer is not None:
         missing = [f for f in payer.required_claim_fields if not claim.get(f)]
         if missing:
-            out.append(finding(
-                "SCRUB-PAYER-FIELDS", HARD, None,
-                f"{payer.name} requires {', '.join(missing)} on its claims; add it from the "
-                "insurance card or the registration.",
-                f"{SCRUBBER_VERSION}|{payer.payer_id}@{payer.profile_version}",
-            ))
+            out.append(
+                finding(
+                    "SCRUB-PAYER-FIELDS",
+                    HARD,
+                    None,
+                    f"{payer.name} requires {', '.join(missing)} on its claims; add it from the "
+                    "insurance card or the registration.",
+                    f"{SCRUBBER_VERSION}|{payer.payer_id}@{payer.profile_version}",
+                )
+            )
     if claim["payer_id"] != SELF_PAY_ID and refdata.payer(claim["payer_id"]) is None:
-        out.append(finding(
-            "SCRUB-PAYER", HARD, None,
-            f"Payer {claim['payer_id']} is not in the payer list; fix the coverage on the "
-            "registration.",
-            SCRUBBER_VERSION,
-        ))
+        out.append(
+            finding(
+                "SCRUB-PAYER",
+                HARD,
+                None,
+                f"Payer {claim['payer_id']} is not in the payer list; fix the coverage on the "
+                "registration.",
+                SCRUBBER_VERSION,
+            )
+        )
     for line in claim["lines"]:
         if line["charge_cents"] <= 0:
-            out.append(finding(
-                "SCRUB-CHARGE", HARD, line["procedure_code"],
-                f"Line {line['line_number']}: no charge for {line['procedure_code']} in the "
-                "chargemaster; add a price before billing it.",
-                PROCEDURE_CODES_VERSION,
-            ))
+            out.append(
+                finding(
+                    "SCRUB-CHARGE",
+                    HARD,
+                    line["procedure_code"],
+                    f"Line {line['line_number']}: no charge for {line['procedure_code']} in the "
+                    "chargemaster; add a price before billing it.",
+                    PROCEDURE_CODES_VERSION,
+                )
+            )
         if any(p < 1 or p > len(claim["diagnoses"]) for p in line["dx_pointers"]):
-            out.append(finding(
-                "SCRUB-DX-POINTER", HARD, line["procedure_code"],
-                f"Line {line['line_number']}: a diagnosis pointer is outside 1-"
-                f"{len(claim['diagnoses'])}.",
-                SCRUBBER_VERSION,
-            ))
+            out.append(
+                finding(
+                    "SCRUB-DX-POINTER",
+                    HARD,
+                    line["procedure_code"],
+                    f"Line {line['line_number']}: a diagnosis pointer is outside 1-"
+                    f"{len(claim['diagnoses'])}.",
+                    SCRUBBER_VERSION,
+                )
+            )
     if claim["total_charge_cents"] != sum(line["charge_cents"] for line in claim["lines"]):
-        out.append(finding(
-            "SCRUB-TOTAL", HARD, None,
-            "The claim total does not equal the sum of its lines.",
-            SCRUBBER_VERSION,
-        ))
+        out.append(
+            finding(
+                "SCRUB-TOTAL",
+                HARD,
+                None,
+                "The claim total does not equal the sum of its lines.",
+                SCRUBBER_VERSION,
+            )
+        )
     return out
 
 
@@ -124,11 +152,15 @@ def _required_fields(claim: Record) -> list[Record]:
         missing.append("at least one service line")
     if not missing:
         return []
-    return [finding(
-        "SCRUB-REQUIRED", HARD, None,
-        "The 837P requires: " + ", ".join(missing) + "; complete the registration.",
-        SCRUBBER_VERSION,
-    )]
+    return [
+        finding(
+            "SCRUB-REQUIRED",
+            HARD,
+            None,
+            "The 837P requires: " + ", ".join(missing) + "; complete the registration.",
+            SCRUBBER_VERSION,
+        )
+    ]
 
 
 def _dates(claim: Record) -> list[Record]:
@@ -144,8 +176,9 @@ def _dates(claim: Record) -> list[Record]:
         problems.append("a line's date of service is outside the claim's service period")
     if not problems:
         return []
-    return [finding("SCRUB-DATES", HARD, None, "; ".join(problems).capitalize() + ".",
-                    SCRUBBER_VERSION)]
+    return [
+        finding("SCRUB-DATES", HARD, None, "; ".join(problems).capitalize() + ".", SCRUBBER_VERSION)
+    ]
 
 
 def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
@@ -156,22 +189,28 @@ def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
     lines = []
     for line in coded["lines"]:
         unit_charge = refdata.charges_cents.get(line["procedure_code"], 0)
-        lines.append({
-            "line_number": line["line_number"],
-            "procedure_code": line["procedure_code"],
-            "modifiers": list(line["modifiers"]),
-            "charge_cents": unit_charge * line["units"],
-            "units": line["units"],
-            "place_of_service": enc["place_of_service"],
-            "dx_pointers": list(line["dx_pointers"]),
-            "service_date": enc["service_date"],
-        })
+        lines.append(
+            {
+                "line_number": line["line_number"],
+                "procedure_code": line["procedure_code"],
+                "modifiers": list(line["modifiers"]),
+                "charge_cents": unit_charge * line["units"],
+                "units": line["units"],
+                "place_of_service": enc["place_of_service"],
+                "dx_pointers": list(line["dx_pointers"]),
+                "service_date": enc["service_date"],
+            }
+        )
     if coverage is not None:
         payer_id, payer_name, plan_type = (
-            coverage["payer_id"], coverage["payer_name"], coverage["plan_type"]
+            coverage["payer_id"],
+            coverage["payer_name"],
+            coverage["plan_type"],
         )
         subscriber, relationship, member_id = (
-            coverage["subscriber"], coverage["relationship"], coverage["member_id"]
+            coverage["subscriber"],
+            coverage["relationship"],
+            coverage["member_id"],
         )
         group = coverage.get("group_number")
         effective, terminated = coverage["effective_date"], coverage.get("termination_date")
@@ -233,21 +272,21 @@ def split_claim(claim: Record) -> list[Record]:
         return [claim]
     parts = []
     for seq, start in enumerate(range(0, len(lines), MAX_LINES), start=1):
-        chunk = lines[start:start + MAX_LINES]
+        chunk = lines[start : start + MAX_LINES]
         used = sorted({p for line in chunk for p in line["dx_pointers"]})
         remap = {old: new for new, old in enumerate(used, start=1)}
         part_lines = [
             {**line, "line_number": n, "dx_pointers": [remap[p] for p in line["dx_pointers"]]}
             for n, line in enumerate(chunk, start=1)
         ]
-        parts.append({
-            **claim,
-            "claim_id": claim_id_for(claim["encounter_id"], claim["frequency_code"], seq),
-            "diagnoses": [claim["diagnoses"][p - 1] for p in used],
-            "lines": part_lines,
-            "total_charge_cents": sum(line["charge_cents"] for line in part_lines),
-            "findings": list(claim["findings"]),
-        })
+        parts.append(
+            {
+                **claim,
+                "claim_id": claim_id_for(claim["encounter_id"], claim["frequency_code"], seq),
+                "diagnoses": [claim["diagnoses"][p - 1] for p in used],
+                "lines": part_lines,
+                "total_charge_cents": sum(line["charge_cents"] for line in part_lines),
+                "findings": list(claim["findings"]),
+            }
+        )
     return parts
-
-

@@ -15,21 +15,42 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
     at = coded["encounter"]["received_at"]
     if result.held:
         claim = result.claim
-        item = hold_item("SCRUBBER_HOLD", coded["encounter"], claim, result.findings,
-                         key.decode(), ctx.refdata.ruleset_version)
+        item = hold_item(
+            "SCRUBBER_HOLD",
+            coded["encounter"],
+            claim,
+            result.findings,
+            key.decode(),
+            ctx.refdata.ruleset_version,
+        )
         detail = hard_edit_ids(result.findings)
         return [
             Output(DENIALS_REWORK, key, item),
-            lifecycle(claim["claim_id"], claim["encounter_id"], "HELD_SCRUBBER", "claims", at,
-                      charge=claim["total_charge_cents"], payer_id=claim["payer_id"],
-                      detail=detail),
+            lifecycle(
+                claim["claim_id"],
+                claim["encounter_id"],
+                "HELD_SCRUBBER",
+                "claims",
+                at,
+                charge=claim["total_charge_cents"],
+                payer_id=claim["payer_id"],
+                detail=detail,
+            ),
         ]
     outputs = []
     for claim in result.claims:
         outputs.append(Output(CLAIMS_SUBMITTED, key, claim))
-        outputs.append(lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED",
-                                 "claims", at, charge=claim["total_charge_cents"],
-                                 payer_id=claim["payer_id"]))
+        outputs.append(
+            lifecycle(
+                claim["claim_id"],
+                claim["encounter_id"],
+                "SUBMITTED",
+                "claims",
+                at,
+                charge=claim["total_charge_cents"],
+                payer_id=claim["payer_id"],
+            )
+        )
     return outputs
 
 

@@ -48,9 +48,18 @@ class Envelope:
 
 def _name(code: str, provider: Record) -> str:
     person = provider["entity_type"] == "1"
-    return seg("NM1", code, "1" if person else "2", clean(provider["name"]),
-               clean(provider.get("first_name")) if person else "", "", "", "",
-               "XX", provider["npi"])
+    return seg(
+        "NM1",
+        code,
+        "1" if person else "2",
+        clean(provider["name"]),
+        clean(provider.get("first_name")) if person else "",
+        "",
+        "",
+        "",
+        "XX",
+        provider["npi"],
+    )
 
 
 def _address(address: Record | None) -> list[str]:
@@ -64,8 +73,18 @@ def _address(address: Record | None) -> list[str]:
 
 def _person(code: str, person: Record, id_qualifier: str = "", ident: str = "") -> list[str]:
     return [
-        seg("NM1", code, "1", clean(person["last_name"]), clean(person["first_name"]), "", "",
-            "", id_qualifier, ident),
+        seg(
+            "NM1",
+            code,
+            "1",
+            clean(person["last_name"]),
+            clean(person["first_name"]),
+            "",
+            "",
+            "",
+            id_qualifier,
+            ident,
+        ),
         *_address(person.get("address")),
         seg("DMG", "D8", d8(person["birth_date"]), person["sex"]),
     ]
@@ -74,8 +93,20 @@ def _person(code: str, person: Record, id_qualifier: str = "", ident: str = "") 
 def claim_segments(claim: Record) -> list[str]:
     """Loop 2300 and its service lines (2400) for one claim."""
     freq = claim["frequency_code"]
-    out = [seg("CLM", claim["claim_id"], amount(claim["total_charge_cents"]), "", "",
-               COMPONENT.join((claim["place_of_service"], "B", freq)), "Y", "A", "Y", "Y")]
+    out = [
+        seg(
+            "CLM",
+            claim["claim_id"],
+            amount(claim["total_charge_cents"]),
+            "",
+            "",
+            COMPONENT.join((claim["place_of_service"], "B", freq)),
+            "Y",
+            "A",
+            "Y",
+            "Y",
+        )
+    ]
     if freq in ("7", "8") and claim.get("payer_claim_control_number"):
         out.append(seg("REF", "F8", claim["payer_claim_control_number"]))
     if claim.get("authorization_number"):
@@ -83,9 +114,12 @@ def claim_segments(claim: Record) -> list[str]:
     if claim.get("referral_number"):
         out.append(seg("REF", "9F", clean(claim["referral_number"])))
     codes = claim["diagnoses"]
-    out.append(seg("HI", *(
-        COMPONENT.join(("ABK" if i == 0 else "ABF", code)) for i, code in enumerate(codes)
-    )))
+    out.append(
+        seg(
+            "HI",
+            *(COMPONENT.join(("ABK" if i == 0 else "ABF", code)) for i, code in enumerate(codes)),
+        )
+    )
     if claim.get("referring_provider"):
         out.append(_name("DN", claim["referring_provider"]))
     rendering = claim["rendering_provider"]
@@ -95,12 +129,22 @@ def claim_segments(claim: Record) -> list[str]:
     for line in claim["lines"]:
         procedure = COMPONENT.join(("HC", line["procedure_code"], *line["modifiers"]))
         pointers = COMPONENT.join(str(p) for p in line["dx_pointers"])
-        out.extend([
-            seg("LX", line["line_number"]),
-            seg("SV1", procedure, amount(line["charge_cents"]), "UN", line["units"], "", "",
-                pointers),
-            seg("DTP", "472", "D8", d8(line["service_date"])),
-        ])
+        out.extend(
+            [
+                seg("LX", line["line_number"]),
+                seg(
+                    "SV1",
+                    procedure,
+                    amount(line["charge_cents"]),
+                    "UN",
+                    line["units"],
+                    "",
+                    "",
+                    pointers,
+                ),
+                seg("DTP", "472", "D8", d8(line["service_date"])),
+            ]
+        )
     return out
 
 
@@ -108,12 +152,20 @@ def transaction(claims: list[Record], control: str, env: Envelope) -> list[str]:
     """One ST...SE 837P transaction: billing provider, subscribers, patients, claims."""
     body = [
         seg("ST", "837", control, VERSION),
-        seg("BHT", "0019", "00", f"{env.group_control}{control}", d8(env.created.date()),
-            env.created.strftime("%H%M"), "CH"),
+        seg(
+            "BHT",
+            "0019",
+            "00",
+            f"{env.group_control}{control}",
+            d8(env.created.date()),
+            env.created.strftime("%H%M"),
+            "CH",
+        ),
         seg("NM1", "41", "2", clean(env.submitter_name), "", "", "", "", "46", env.sender_id),
         seg("PER", "IC", clean(env.submitter_contact), "TE", env.submitter_phone),
-        seg("NM1", "40", "2", clean(claims[0]["payer_name"]), "", "", "", "", "46",
-            env.receiver_id),
+        seg(
+            "NM1", "40", "2", clean(claims[0]["payer_name"]), "", "", "", "", "46", env.receiver_id
+        ),
     ]
     hl = 0
     by_billing: dict[str, list[Record]] = {}
@@ -133,12 +185,35 @@ def transaction(claims: list[Record], control: str, env: Envelope) -> list[str]:
             hl += 1
             dependent = claim["relationship"] != "18"
             body.append(seg("HL", hl, billing_hl, "22", "1" if dependent else "0"))
-            body.append(seg("SBR", "P", "" if dependent else "18",
-                            clean(claim.get("group_number")), "", "", "", "", "",
-                            claim["plan_type"]))
+            body.append(
+                seg(
+                    "SBR",
+                    "P",
+                    "" if dependent else "18",
+                    clean(claim.get("group_number")),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    claim["plan_type"],
+                )
+            )
             body.extend(_person("IL", claim["subscriber"], "MI", claim["member_id"]))
-            body.append(seg("NM1", "PR", "2", clean(claim["payer_name"]), "", "", "", "",
-                            "PI", claim["payer_id"]))
+            body.append(
+                seg(
+                    "NM1",
+                    "PR",
+                    "2",
+                    clean(claim["payer_name"]),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "PI",
+                    claim["payer_id"],
+                )
+            )
             if dependent:
                 hl += 1
                 body.append(seg("HL", hl, hl - 1, "23", "0"))
@@ -156,17 +231,40 @@ def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 
         raise ValueError("an interchange needs at least one claim")
     created = env.created
     isa = seg(
-        "ISA", "00", " " * 10, "00", " " * 10, "ZZ", env.sender_id.ljust(15)[:15], "ZZ",
-        env.receiver_id.ljust(15)[:15], created.strftime("%y%m%d"), created.strftime("%H%M"),
-        REPETITION, "00501", f"{env.interchange_control:09d}", "0", env.usage, COMPONENT,
+        "ISA",
+        "00",
+        " " * 10,
+        "00",
+        " " * 10,
+        "ZZ",
+        env.sender_id.ljust(15)[:15],
+        "ZZ",
+        env.receiver_id.ljust(15)[:15],
+        created.strftime("%y%m%d"),
+        created.strftime("%H%M"),
+        REPETITION,
+        "00501",
+        f"{env.interchange_control:09d}",
+        "0",
+        env.usage,
+        COMPONENT,
     )
-    gs = seg("GS", "HC", env.sender_id, env.receiver_id, d8(created.date()),
-             created.strftime("%H%M"), env.group_control, "X", VERSION)
+    gs = seg(
+        "GS",
+        "HC",
+        env.sender_id,
+        env.receiver_id,
+        d8(created.date()),
+        created.strftime("%H%M"),
+        env.group_control,
+        "X",
+        VERSION,
+    )
     segments = [isa, gs]
     count = 0
     for start in range(0, len(claims), per_transaction):
         count += 1
-        segments.extend(transaction(claims[start:start + per_transaction], f"{count:04d}", env))
+        segments.extend(transaction(claims[start : start + per_transaction], f"{count:04d}", env))
     segments.append(seg("GE", count, env.group_control))
     segments.append(seg("IEA", "1", f"{env.interchange_control:09d}"))
     return SEGMENT.join(segments) + SEGMENT + "\n"
@@ -196,9 +294,12 @@ def parse_837p(text: str) -> list[Record]:
         elif tag == "SBR":
             subscriber.update(group_number=e[3] or None, plan_type=e[9])
         elif tag == "NM1":
-            person = {"npi": e[9] if len(e) > 9 and e[8] == "XX" else None,
-                      "entity_type": e[2], "name": e[3],
-                      "first_name": e[4] if len(e) > 4 and e[4] else None}
+            person = {
+                "npi": e[9] if len(e) > 9 and e[8] == "XX" else None,
+                "entity_type": e[2],
+                "name": e[3],
+                "first_name": e[4] if len(e) > 4 and e[4] else None,
+            }
             code = e[1]
             if code == "85":
                 billing = person
@@ -223,27 +324,46 @@ def parse_837p(text: str) -> list[Record]:
             relationship = e[1]
         elif tag == "CLM":
             pos, _, freq = e[5].split(COMPONENT)
-            claim = {"claim_id": e[1], "total_charge_cents": parse_cents(e[2]),
-                     "place_of_service": pos, "frequency_code": freq,
-                     "payer_claim_control_number": None, "authorization_number": None,
-                     "referral_number": None, "referring_provider": None, "lines": [],
-                     "billing_provider": billing, "subscriber": dict(subscriber),
-                     "patient": dict(patient or subscriber), "relationship": relationship,
-                     "member_id": subscriber.get("member_id"), **payer,
-                     "group_number": subscriber.get("group_number"),
-                     "plan_type": subscriber.get("plan_type")}
+            claim = {
+                "claim_id": e[1],
+                "total_charge_cents": parse_cents(e[2]),
+                "place_of_service": pos,
+                "frequency_code": freq,
+                "payer_claim_control_number": None,
+                "authorization_number": None,
+                "referral_number": None,
+                "referring_provider": None,
+                "lines": [],
+                "billing_provider": billing,
+                "subscriber": dict(subscriber),
+                "patient": dict(patient or subscriber),
+                "relationship": relationship,
+                "member_id": subscriber.get("member_id"),
+                **payer,
+                "group_number": subscriber.get("group_number"),
+                "plan_type": subscriber.get("plan_type"),
+            }
             claims.append(claim)
         elif tag == "REF" and claim is not None and e[1] in ("F8", "G1", "9F"):
-            field = {"F8": "payer_claim_control_number", "G1": "authorization_number",
-                     "9F": "referral_number"}[e[1]]
+            field = {
+                "F8": "payer_claim_control_number",
+                "G1": "authorization_number",
+                "9F": "referral_number",
+            }[e[1]]
             claim[field] = e[2]
         elif tag == "HI" and claim is not None:
             claim["diagnoses"] = [c.split(COMPONENT)[1] for c in e[1:]]
         elif tag == "SV1" and claim is not None:
             parts = e[1].split(COMPONENT)
-            claim["lines"].append({"procedure_code": parts[1], "modifiers": parts[2:],
-                    "charge_cents": parse_cents(e[2]), "units": int(e[4]),
-                    "dx_pointers": [int(p) for p in e[7].split(COMPONENT)]})
+            claim["lines"].append(
+                {
+                    "procedure_code": parts[1],
+                    "modifiers": parts[2:],
+                    "charge_cents": parse_cents(e[2]),
+                    "units": int(e[4]),
+                    "dx_pointers": [int(p) for p in e[7].split(COMPONENT)],
+                }
+            )
         elif tag == "DTP" and e[1] == "472" and claim is not None and claim["lines"]:
             claim["lines"][-1]["service_date"] = parse_d8(e[3])
     return claims

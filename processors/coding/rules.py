@@ -66,9 +66,7 @@ class CodingResult:
 def validate_encounter(event: Record) -> None:
     """Raise InvalidEncounter when the event lacks what every encounter must carry."""
     missing = [
-        name
-        for name in ("event_id", "encounter_id")
-        if not str(event.get(name) or "").strip()
+        name for name in ("event_id", "encounter_id") if not str(event.get(name) or "").strip()
     ]
     if not event.get("procedures"):
         missing.append("procedures (at least one service)")
@@ -81,7 +79,8 @@ def validate_encounter(event: Record) -> None:
         missing.append("patient.person_id")
     if missing:
         raise InvalidEncounter(
-            "encounter is missing required data: " + ", ".join(missing)
+            "encounter is missing required data: "
+            + ", ".join(missing)
             + "; fix the EHR feed mapping and resend the encounter"
         )
 
@@ -96,63 +95,92 @@ def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
     out: list[Record] = []
     icd = refdata.icd
     if not diagnoses:
-        out.append(finding(
-            "DX-MISSING", HARD, None,
-            "No diagnosis documented; every service needs a supporting ICD-10-CM code.",
-            ICD10CM_VERSION,
-        ))
+        out.append(
+            finding(
+                "DX-MISSING",
+                HARD,
+                None,
+                "No diagnosis documented; every service needs a supporting ICD-10-CM code.",
+                ICD10CM_VERSION,
+            )
+        )
     valid: list[str] = []
     for code in diagnoses:
         if not icd.exists(code):
-            out.append(finding(
-                "ICD-VALID", HARD, code,
-                f"{code} is not an ICD-10-CM code; check the code against the documentation.",
-                ICD10CM_VERSION,
-            ))
+            out.append(
+                finding(
+                    "ICD-VALID",
+                    HARD,
+                    code,
+                    f"{code} is not an ICD-10-CM code; check the code against the documentation.",
+                    ICD10CM_VERSION,
+                )
+            )
         elif not icd.is_billable(code):
             seventh = icd.seventh_characters(code)
             if seventh and len(code) < 7:
                 choices = "; ".join(f"{k} {v}" for k, v in sorted(seventh.items()))
-                out.append(finding(
-                    "ICD-7TH-CHAR", HARD, code,
-                    f"{icd.display(code)} needs a 7th character (use X placeholders to fill "
-                    f"to six characters): {choices}.",
-                    ICD10CM_VERSION,
-                ))
+                out.append(
+                    finding(
+                        "ICD-7TH-CHAR",
+                        HARD,
+                        code,
+                        f"{icd.display(code)} needs a 7th character (use X placeholders to fill "
+                        f"to six characters): {choices}.",
+                        ICD10CM_VERSION,
+                    )
+                )
             else:
                 children = ", ".join(icd.display(c) for c in icd.billable_children(code, limit=8))
-                out.append(finding(
-                    "ICD-BILLABLE", HARD, code,
-                    f"{icd.display(code)} is a header code, not billable; code to the highest "
-                    f"specificity documented, e.g. {children}.",
-                    ICD10CM_VERSION,
-                ))
+                out.append(
+                    finding(
+                        "ICD-BILLABLE",
+                        HARD,
+                        code,
+                        f"{icd.display(code)} is a header code, not billable; code to the highest "
+                        f"specificity documented, e.g. {children}.",
+                        ICD10CM_VERSION,
+                    )
+                )
         else:
             valid.append(code)
     if diagnoses and diagnoses[0] in valid and icd.is_manifestation(diagnoses[0]):
-        out.append(finding(
-            "ICD-MANIFESTATION-PRIMARY", HARD, diagnoses[0],
-            f"{icd.display(diagnoses[0])} is a manifestation code (\"in diseases classified "
-            "elsewhere\"); list the underlying condition first.",
-            ICD10CM_VERSION,
-        ))
+        out.append(
+            finding(
+                "ICD-MANIFESTATION-PRIMARY",
+                HARD,
+                diagnoses[0],
+                f'{icd.display(diagnoses[0])} is a manifestation code ("in diseases classified '
+                'elsewhere"); list the underlying condition first.',
+                ICD10CM_VERSION,
+            )
+        )
     for i, code in enumerate(valid):
-        for other in valid[i + 1:]:
+        for other in valid[i + 1 :]:
             if any(matches(other, p) for p in icd.excludes1(code)) or any(
-                    matches(code, p) for p in icd.excludes1(other)):
-                out.append(finding(
-                    "ICD-EXCLUDES1", HARD, other,
-                    f"{icd.display(code)} and {icd.display(other)} are an Excludes1 pair: they "
-                    "are not coded together; keep the one the documentation supports.",
-                    ICD10CM_VERSION,
-                ))
+                matches(code, p) for p in icd.excludes1(other)
+            ):
+                out.append(
+                    finding(
+                        "ICD-EXCLUDES1",
+                        HARD,
+                        other,
+                        f"{icd.display(code)} and {icd.display(other)} are an Excludes1 pair: they "
+                        "are not coded together; keep the one the documentation supports.",
+                        ICD10CM_VERSION,
+                    )
+                )
     if len(diagnoses) > MAX_DIAGNOSES:
-        out.append(finding(
-            "DX-OVER-12", SOFT, None,
-            f"{len(diagnoses)} diagnoses documented; a professional claim carries 12, "
-            "so only the first 12 are billed.",
-            ICD10CM_VERSION,
-        ))
+        out.append(
+            finding(
+                "DX-OVER-12",
+                SOFT,
+                None,
+                f"{len(diagnoses)} diagnoses documented; a professional claim carries 12, "
+                "so only the first 12 are billed.",
+                ICD10CM_VERSION,
+            )
+        )
     return out
 
 
@@ -160,17 +188,22 @@ def check_service_date(diagnoses: list[str], service_date: date) -> list[Record]
     """Codes are checked against the FY2026 edition; other dates get a warning."""
     if not diagnoses or ICD10CM_VALID_FROM <= service_date <= ICD10CM_VALID_TO:
         return []
-    return [finding(
-        "ICD-DOS-EDITION", SOFT, None,
-        f"Service date {service_date.isoformat()} is outside ICD-10-CM FY2026 "
-        f"({ICD10CM_VALID_FROM.isoformat()} to {ICD10CM_VALID_TO.isoformat()}); codes were "
-        "checked against FY2026 and may differ in the edition in force.",
-        ICD10CM_VERSION,
-    )]
+    return [
+        finding(
+            "ICD-DOS-EDITION",
+            SOFT,
+            None,
+            f"Service date {service_date.isoformat()} is outside ICD-10-CM FY2026 "
+            f"({ICD10CM_VALID_FROM.isoformat()} to {ICD10CM_VALID_TO.isoformat()}); codes were "
+            "checked against FY2026 and may differ in the edition in force.",
+            ICD10CM_VERSION,
+        )
+    ]
 
 
-def check_age_sex(diagnoses: list[str], patient: Record, service_date: date,
-                  refdata: RefData) -> list[Record]:
+def check_age_sex(
+    diagnoses: list[str], patient: Record, service_date: date, refdata: RefData
+) -> list[Record]:
     """Age and sex edits in the manner of the Medicare Code Editor."""
     out: list[Record] = []
     age = age_in_years(patient["birth_date"], service_date)
@@ -183,21 +216,30 @@ def check_age_sex(diagnoses: list[str], patient: Record, service_date: date,
                 if sex in ("F", "M") and sex != SEX_LISTS[name]:
                     # A warning, not a hold: CMS dropped sex conflict edits from the MCE in
                     # FY2025, and administrative sex need not match anatomy.
-                    out.append(finding(
-                        "ICD-SEX", SOFT, code,
-                        f"{shown} is usually a {name} diagnosis and the patient's recorded sex "
-                        f"is {sex}; confirm the code and the registration.",
-                        AGE_SEX_VERSION,
-                    ))
+                    out.append(
+                        finding(
+                            "ICD-SEX",
+                            SOFT,
+                            code,
+                            f"{shown} is usually a {name} diagnosis and the patient's recorded sex "
+                            f"is {sex}; confirm the code and the registration.",
+                            AGE_SEX_VERSION,
+                        )
+                    )
                 continue
             low, high = edits.ages[name]
             if not low <= age <= high:
-                out.append(finding(
-                    "ICD-AGE", HARD, code,
-                    f"{shown} is a {name} diagnosis (ages {low}-{high}) and the patient is {age} "
-                    "on the date of service; check the code and the birth date.",
-                    AGE_SEX_VERSION,
-                ))
+                out.append(
+                    finding(
+                        "ICD-AGE",
+                        HARD,
+                        code,
+                        f"{shown} is a {name} diagnosis (ages {low}-{high}) and the patient is "
+                        f"{age} "
+                        "on the date of service; check the code and the birth date.",
+                        AGE_SEX_VERSION,
+                    )
+                )
     return out
 
 
@@ -205,62 +247,97 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
     """CPT/HCPCS edits: code known, unit count and modifier count within limits."""
     code = proc["code"]
     if not PROCEDURE_FORMAT.match(code):
-        return [finding(
-            "PROC-FORMAT", HARD, code,
-            f"Line {line_no}: {code!r} is not shaped like a CPT or HCPCS code (five characters: "
-            "digits, 4 digits + F/T, or a letter + 4 digits).",
-            PROCEDURE_CODES_VERSION,
-        )]
+        return [
+            finding(
+                "PROC-FORMAT",
+                HARD,
+                code,
+                f"Line {line_no}: {code!r} is not shaped like a CPT or HCPCS code (five "
+                "characters: "
+                "digits, 4 digits + F/T, or a letter + 4 digits).",
+                PROCEDURE_CODES_VERSION,
+            )
+        ]
     known = refdata.procedures.get(code)
     if known is None:
-        return [finding(
-            "PROC-VALID", HARD, code,
-            f"Line {line_no}: {code} is not a CPT or HCPCS code in the practice's code list.",
-            PROCEDURE_CODES_VERSION,
-        )]
+        return [
+            finding(
+                "PROC-VALID",
+                HARD,
+                code,
+                f"Line {line_no}: {code} is not a CPT or HCPCS code in the practice's code list.",
+                PROCEDURE_CODES_VERSION,
+            )
+        ]
     out: list[Record] = []
     units = proc.get("units", 1)
     if units < 1:
-        out.append(finding(
-            "PROC-UNITS", HARD, code,
-            f"Line {line_no}: {code} has {units} units; bill at least one.",
-            PROCEDURE_CODES_VERSION,
-        ))
+        out.append(
+            finding(
+                "PROC-UNITS",
+                HARD,
+                code,
+                f"Line {line_no}: {code} has {units} units; bill at least one.",
+                PROCEDURE_CODES_VERSION,
+            )
+        )
     elif code in refdata.mue:
         pass  # the CMS MUE, checked per date of service in check_mue
     elif units > known.max_units_per_day:
-        out.append(finding(
-            "PROC-UNITS", HARD, code,
-            f"Line {line_no}: {units} units of {code} exceed {known.max_units_per_day} per day; "
-            "check the documentation or split by date of service.",
-            PROCEDURE_CODES_VERSION,
-        ))
+        out.append(
+            finding(
+                "PROC-UNITS",
+                HARD,
+                code,
+                f"Line {line_no}: {units} units of {code} exceed {known.max_units_per_day} per "
+                "day; "
+                "check the documentation or split by date of service.",
+                PROCEDURE_CODES_VERSION,
+            )
+        )
     modifiers = list(proc.get("modifiers", []))
     if len(modifiers) > MAX_MODIFIERS:
-        out.append(finding(
-            "PROC-MODIFIERS", HARD, code,
-            f"Line {line_no}: {len(modifiers)} modifiers; a line carries at most 4.",
-            PROCEDURE_CODES_VERSION,
-        ))
+        out.append(
+            finding(
+                "PROC-MODIFIERS",
+                HARD,
+                code,
+                f"Line {line_no}: {len(modifiers)} modifiers; a line carries at most 4.",
+                PROCEDURE_CODES_VERSION,
+            )
+        )
     for modifier in modifiers:
         if modifier not in refdata.modifiers:
-            out.append(finding(
-                "MOD-VALID", HARD, modifier,
-                f"Line {line_no}: {modifier!r} is not a CPT or HCPCS modifier in the code list.",
-                MODIFIERS_VERSION,
-            ))
+            out.append(
+                finding(
+                    "MOD-VALID",
+                    HARD,
+                    modifier,
+                    f"Line {line_no}: {modifier!r} is not a CPT or HCPCS modifier in the code "
+                    "list.",
+                    MODIFIERS_VERSION,
+                )
+            )
     if "25" in modifiers and known.category not in (*E_AND_M, PREVENTIVE):
-        out.append(finding(
-            "MOD-25-NOT-EM", HARD, code,
-            f"Line {line_no}: modifier 25 belongs on an E/M service, not on {code}.",
-            MODIFIERS_VERSION,
-        ))
+        out.append(
+            finding(
+                "MOD-25-NOT-EM",
+                HARD,
+                code,
+                f"Line {line_no}: modifier 25 belongs on an E/M service, not on {code}.",
+                MODIFIERS_VERSION,
+            )
+        )
     if "RT" in modifiers and "LT" in modifiers:
-        out.append(finding(
-            "MOD-LATERALITY", HARD, code,
-            f"Line {line_no}: RT and LT on one line; bill two lines or use 50 if bilateral.",
-            MODIFIERS_VERSION,
-        ))
+        out.append(
+            finding(
+                "MOD-LATERALITY",
+                HARD,
+                code,
+                f"Line {line_no}: RT and LT on one line; bill two lines or use 50 if bilateral.",
+                MODIFIERS_VERSION,
+            )
+        )
     return out
 
 
@@ -282,27 +359,36 @@ def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
         units = proc.get("units", 1)
         per_day[mue.code] = per_day.get(mue.code, 0) + units
         if mue.mai == 1 and units > mue.units:
-            out.append(finding(
-                "MUE", HARD, mue.code,
-                f"Line {line_no}: {units} units of {mue.code} exceed its MUE of {mue.units} "
-                f"{MAI_MEANING[1]}; correct the units or split the line as documented.",
-                MUE_VERSION,
-            ))
+            out.append(
+                finding(
+                    "MUE",
+                    HARD,
+                    mue.code,
+                    f"Line {line_no}: {units} units of {mue.code} exceed its MUE of {mue.units} "
+                    f"{MAI_MEANING[1]}; correct the units or split the line as documented.",
+                    MUE_VERSION,
+                )
+            )
     for code, units in per_day.items():
         mue = refdata.mue[code]
         if mue.mai != 1 and units > mue.units:
-            out.append(finding(
-                "MUE", HARD, code,
-                f"{units} units of {code} on one date exceed its MUE of {mue.units} "
-                f"{MAI_MEANING[mue.mai]} (MAI {mue.mai}); bill the documented units, appeal "
-                "only with records showing medical necessity.",
-                MUE_VERSION,
-            ))
+            out.append(
+                finding(
+                    "MUE",
+                    HARD,
+                    code,
+                    f"{units} units of {code} on one date exceed its MUE of {mue.units} "
+                    f"{MAI_MEANING[mue.mai]} (MAI {mue.mai}); bill the documented units, appeal "
+                    "only with records showing medical necessity.",
+                    MUE_VERSION,
+                )
+            )
     return out
 
 
-def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
-               categories: dict[str, str]) -> list[Record]:
+def check_ncci(
+    procedures: list[Record], service_date: date, refdata: RefData, categories: dict[str, str]
+) -> list[Record]:
     """NCCI procedure-to-procedure edits between the lines of one date of service."""
     out: list[Record] = []
     mod25_reported = any(c in (MINOR_PROCEDURE, PREVENTIVE) for c in categories.values())
@@ -313,35 +399,49 @@ def check_ncci(procedures: list[Record], service_date: date, refdata: RefData,
             mods = set(second.get("modifiers", []))
             if col2_category in E_AND_M and "25" not in mods and mod25_reported:
                 continue  # the missing 25 is reported once, as EM-MOD25
-            fix = ("append 25 to the E/M if it was significant and separately "
-                   "identifiable" if col2_category in (*E_AND_M, PREVENTIVE) else
-                   "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "
-                   "anatomic modifier) only if the documentation shows a distinct "
-                   "service")
-            out.append(finding(
-                "NCCI-PTP", HARD, second["code"],
-                f"Line {j + 1}: {second['code']} is a column 2 code of {first['code']} "
-                f"(NCCI PTP, modifier indicator 1, effective "
-                f"{edit.effective.isoformat()}): {fix}, otherwise remove it.",
-                NCCI_VERSION,
-            ))
+            fix = (
+                "append 25 to the E/M if it was significant and separately identifiable"
+                if col2_category in (*E_AND_M, PREVENTIVE)
+                else "append an NCCI-associated modifier (59, XE, XS, XP, XU or an "
+                "anatomic modifier) only if the documentation shows a distinct "
+                "service"
+            )
+            out.append(
+                finding(
+                    "NCCI-PTP",
+                    HARD,
+                    second["code"],
+                    f"Line {j + 1}: {second['code']} is a column 2 code of {first['code']} "
+                    f"(NCCI PTP, modifier indicator 1, effective "
+                    f"{edit.effective.isoformat()}): {fix}, otherwise remove it.",
+                    NCCI_VERSION,
+                )
+            )
         else:
-            out.append(finding(
-                "NCCI-PTP", HARD, second["code"],
-                f"Line {j + 1}: {second['code']} is not payable with {first['code']} "
-                f"on the same date (NCCI PTP, modifier indicator 0: no modifier "
-                "bypasses it); remove it.",
-                NCCI_VERSION,
-            ))
+            out.append(
+                finding(
+                    "NCCI-PTP",
+                    HARD,
+                    second["code"],
+                    f"Line {j + 1}: {second['code']} is not payable with {first['code']} "
+                    f"on the same date (NCCI PTP, modifier indicator 0: no modifier "
+                    "bypasses it); remove it.",
+                    NCCI_VERSION,
+                )
+            )
     return out
 
 
-def supported_em_code(level_code: str, minutes: int | None, mdm: str | None,
-                      refdata: RefData) -> str | None:
+def supported_em_code(
+    level_code: str, minutes: int | None, mdm: str | None, refdata: RefData
+) -> str | None:
     """The highest E/M code of *level_code*'s family that time or MDM supports."""
     billed = refdata.em_levels[level_code]
-    family = [lv for lv in refdata.em_levels.values()
-              if lv.patient == billed.patient and lv.min_minutes > 0]
+    family = [
+        lv
+        for lv in refdata.em_levels.values()
+        if lv.patient == billed.patient and lv.min_minutes > 0
+    ]
     best: str | None = None
     for level in sorted(family, key=lambda lv: lv.min_minutes):
         by_time = minutes is not None and minutes >= level.min_minutes
@@ -361,39 +461,56 @@ def check_em(event: Record, refdata: RefData, categories: dict[str, str]) -> lis
         if refdata.em_levels[code].min_minutes == 0:
             continue  # 99211 needs no physician time or MDM
         if minutes is None and mdm is None:
-            out.append(finding(
-                "EM-NOT-VERIFIABLE", SOFT, code,
-                f"Neither total time nor MDM is documented, so the level of {code} cannot be "
-                "checked.", EM_VERSION,
-            ))
+            out.append(
+                finding(
+                    "EM-NOT-VERIFIABLE",
+                    SOFT,
+                    code,
+                    f"Neither total time nor MDM is documented, so the level of {code} cannot be "
+                    "checked.",
+                    EM_VERSION,
+                )
+            )
             continue
         supported = supported_em_code(code, minutes, mdm, refdata)
         if supported is None or supported < code:
             shown = supported or "no level of this family"
-            out.append(finding(
-                "EM-LEVEL", HARD, code,
-                f"{code} is not supported: the documentation ({minutes or 'no'} minutes, MDM "
-                f"{mdm or 'not documented'}) supports {shown}; bill that level or document more.",
-                EM_VERSION,
-            ))
+            out.append(
+                finding(
+                    "EM-LEVEL",
+                    HARD,
+                    code,
+                    f"{code} is not supported: the documentation ({minutes or 'no'} minutes, MDM "
+                    f"{mdm or 'not documented'}) supports {shown}; bill that level or document "
+                    "more.",
+                    EM_VERSION,
+                )
+            )
         elif supported > code:
-            out.append(finding(
-                "EM-UNDERCODED", SOFT, code,
-                f"The documentation supports {supported}; {code} may be under-coded.",
-                EM_VERSION,
-            ))
+            out.append(
+                finding(
+                    "EM-UNDERCODED",
+                    SOFT,
+                    code,
+                    f"The documentation supports {supported}; {code} may be under-coded.",
+                    EM_VERSION,
+                )
+            )
     minor = MINOR_PROCEDURE in categories.values()
     preventive = PREVENTIVE in categories.values()
     if visits and (minor or preventive):
         with_what = "a minor procedure" if minor else "a preventive visit"
         out.extend(
             finding(
-                "EM-MOD25", HARD, visit["code"],
+                "EM-MOD25",
+                HARD,
+                visit["code"],
                 f"{visit['code']} is billed with {with_what} the same day: append modifier 25 "
                 "if the visit was significant and separately identifiable, otherwise remove it.",
                 MODIFIERS_VERSION,
             )
-            for visit in visits if "25" not in visit.get("modifiers", [])
+            for visit in visits
+            if "25" not in visit.get("modifiers", [])
         )
     return out
 
@@ -415,14 +532,20 @@ def check_pointers(procedures: list[Record], billed: int) -> list[Record]:
         refs = list(proc.get("diagnosis_refs", []))
         kept = [r for r in refs if 0 <= r < billed]
         if not refs:
-            message = (f"Line {line_no}: no diagnosis is linked to {proc['code']}; it points at "
-                       "the primary diagnosis. Link the diagnoses that support it.")
+            message = (
+                f"Line {line_no}: no diagnosis is linked to {proc['code']}; it points at "
+                "the primary diagnosis. Link the diagnoses that support it."
+            )
         elif len(kept) < len(refs):
-            message = (f"Line {line_no}: {proc['code']} is linked to a diagnosis beyond the "
-                       "12 billed; move the supporting diagnosis into the first 12.")
+            message = (
+                f"Line {line_no}: {proc['code']} is linked to a diagnosis beyond the "
+                "12 billed; move the supporting diagnosis into the first 12."
+            )
         elif len(dict.fromkeys(kept)) > MAX_POINTERS:
-            message = (f"Line {line_no}: {proc['code']} is linked to more than 4 diagnoses; "
-                       "the 4 most relevant, as documented first, are pointed at.")
+            message = (
+                f"Line {line_no}: {proc['code']} is linked to more than 4 diagnoses; "
+                "the 4 most relevant, as documented first, are pointed at."
+            )
         else:
             continue
         out.append(finding("DX-POINTER", SOFT, proc["code"], message, ICD10CM_VERSION))
@@ -439,8 +562,11 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     procedures = event["procedures"]
     for line_no, proc in enumerate(procedures, start=1):
         findings.extend(check_procedure(line_no, proc, refdata))
-    categories = {p["code"]: refdata.procedures[p["code"]].category
-                  for p in procedures if p["code"] in refdata.procedures}
+    categories = {
+        p["code"]: refdata.procedures[p["code"]].category
+        for p in procedures
+        if p["code"] in refdata.procedures
+    }
     findings.extend(check_em(event, refdata, categories))
     findings.extend(check_mue(procedures, refdata))
     findings.extend(check_ncci(procedures, event["service_date"], refdata, categories))

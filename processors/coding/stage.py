@@ -15,13 +15,20 @@ def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
     result = code_encounter(event, ctx.refdata)
     claim_id = claim_id_for(event["encounter_id"])
     if result.held or result.coded is None:
-        item = hold_item("CODING_HOLD", event, None, result.findings, key.decode(),
-                         ctx.refdata.ruleset_version)
+        item = hold_item(
+            "CODING_HOLD", event, None, result.findings, key.decode(), ctx.refdata.ruleset_version
+        )
         detail = hard_edit_ids(result.findings)
         return [
             Output(DENIALS_REWORK, key, item),
-            lifecycle(claim_id, event["encounter_id"], "HELD_CODING", "coding",
-                      event["received_at"], detail=detail),
+            lifecycle(
+                claim_id,
+                event["encounter_id"],
+                "HELD_CODING",
+                "coding",
+                event["received_at"],
+                detail=detail,
+            ),
         ]
     return [
         Output(ENCOUNTERS_CODED, key, result.coded),

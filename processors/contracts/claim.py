@@ -13,8 +13,12 @@ Record = dict[str, Any]
 SELF_PAY_ID = "SELFPAY"
 
 
-def corrected_claim(original: Record, frequency_code: str, payer_claim_control_number: str,
-                    created_at: datetime | None = None) -> Record:
+def corrected_claim(
+    original: Record,
+    frequency_code: str,
+    payer_claim_control_number: str,
+    created_at: datetime | None = None,
+) -> Record:
     """A replacement (7) or void (8) of *original*, referencing the payer's control number.
 
     Its id is derived from the claim it corrects, so a chain of corrections (and

@@ -28,9 +28,7 @@ def is_denial(remittance: Record) -> bool:
         return False
     if remittance["claim_status_code"] == DENIED:
         return True
-    return any(
-        denies_money(adj) for line in remittance["lines"] for adj in line["adjustments"]
-    )
+    return any(denies_money(adj) for line in remittance["lines"] for adj in line["adjustments"])
 
 
 def denies_money(adjustment: Record) -> bool:

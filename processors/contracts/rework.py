@@ -32,9 +32,15 @@ def priority(amount_cents: int, recovery_percent: int, days_left: int | None) ->
 
 # ReworkItem fields most items leave at their default.
 ITEM_DEFAULTS: Record = {
-    "deadline": None, "status": "OPEN", "remittance_id": None,
-    "payer_claim_control_number": None, "service_date": None, "deadline_kind": None,
-    "correction": None, "resubmitted_claim_id": None, "related_rework_id": None,
+    "deadline": None,
+    "status": "OPEN",
+    "remittance_id": None,
+    "payer_claim_control_number": None,
+    "service_date": None,
+    "deadline_kind": None,
+    "correction": None,
+    "resubmitted_claim_id": None,
+    "related_rework_id": None,
 }
 
 
@@ -43,40 +49,56 @@ def rework_item(fields: Record) -> Record:
     return {**ITEM_DEFAULTS, **fields}
 
 
-def item_reason(code: str, group: str | None, line: int | None, message: str,
-            rule_id: str) -> Record:
-    return {"code": code, "group_code": group, "line_number": line, "message": message,
-            "rule_id": rule_id}
+def item_reason(
+    code: str, group: str | None, line: int | None, message: str, rule_id: str
+) -> Record:
+    return {
+        "code": code,
+        "group_code": group,
+        "line_number": line,
+        "message": message,
+        "rule_id": rule_id,
+    }
 
 
-def hold_item(kind: str, event: Record, claim: Record | None, findings: list[Record],
-              member_key: str, ruleset_version: str) -> Record:
+def hold_item(
+    kind: str,
+    event: Record,
+    claim: Record | None,
+    findings: list[Record],
+    member_key: str,
+    ruleset_version: str,
+) -> Record:
     """The rework item for a coding hold (no claim yet) or a scrubber hold."""
     hard = [f for f in findings if f["severity"] == "HARD"]
-    queue, category = ("coding", "coding") if kind == "CODING_HOLD" else ("billing",
-                                                                           "missing_information")
+    queue, category = (
+        ("coding", "coding") if kind == "CODING_HOLD" else ("billing", "missing_information")
+    )
     at_stake = claim["total_charge_cents"] if claim else 0
-    return rework_item({
-        "rework_id": stable_id("W", kind, event["encounter_id"], *(f["edit_id"] for f in hard)),
-        "kind": kind,
-        "encounter_id": event["encounter_id"],
-        "claim_id": claim["claim_id"] if claim else None,
-        "payer_id": claim["payer_id"] if claim else (
-            (event.get("coverage") or {}).get("payer_id")
-        ),
-        "member_key": member_key,
-        "category": category,
-        "action": "fix_coding" if kind == "CODING_HOLD" else "correct_and_resubmit",
-        "queue": queue,
-        "priority": priority(at_stake, 90, None),
-        "amount_at_stake_cents": at_stake,
-        "reasons": [
-            item_reason(f["edit_id"], None, None, f["message"],
-                    f"{f['edit_id']}@{f['refdata_version']}")
-            for f in hard
-        ],
-        "suggested_fix": " ".join(f["message"] for f in hard),
-        "created_at": event["received_at"],
-        "ruleset_version": ruleset_version,
-        "service_date": event.get("service_date"),
-    })
+    return rework_item(
+        {
+            "rework_id": stable_id("W", kind, event["encounter_id"], *(f["edit_id"] for f in hard)),
+            "kind": kind,
+            "encounter_id": event["encounter_id"],
+            "claim_id": claim["claim_id"] if claim else None,
+            "payer_id": claim["payer_id"]
+            if claim
+            else ((event.get("coverage") or {}).get("payer_id")),
+            "member_key": member_key,
+            "category": category,
+            "action": "fix_coding" if kind == "CODING_HOLD" else "correct_and_resubmit",
+            "queue": queue,
+            "priority": priority(at_stake, 90, None),
+            "amount_at_stake_cents": at_stake,
+            "reasons": [
+                item_reason(
+                    f["edit_id"], None, None, f["message"], f"{f['edit_id']}@{f['refdata_version']}"
+                )
+                for f in hard
+            ],
+            "suggested_fix": " ".join(f["message"] for f in hard),
+            "created_at": event["received_at"],
+            "ruleset_version": ruleset_version,
+            "service_date": event.get("service_date"),
+        }
+    )

@@ -38,44 +38,62 @@ class TopicSpec:
 
 
 EHR_ENCOUNTERS = TopicSpec(
-    "ehr.encounters", "member key", "claims.EncounterEvent",
+    "ehr.encounters",
+    "member key",
+    "claims.EncounterEvent",
     retention_ms=365 * DAY_MS,
     description="Encounters released for billing by the EHR; the replay source.",
 )
 ENCOUNTERS_CODED = TopicSpec(
-    "encounters.coded", "member key", "claims.CodedEncounter",
+    "encounters.coded",
+    "member key",
+    "claims.CodedEncounter",
     description="Encounters that passed the coding edits.",
 )
 CLAIMS_SUBMITTED = TopicSpec(
-    "claims.submitted", "member key", "claims.Claim",
+    "claims.submitted",
+    "member key",
+    "claims.Claim",
     description="Claims sent to the payer (originals and replacements).",
 )
 CLAIMS_REMITTANCE = TopicSpec(
-    "claims.remittance", "member key", "claims.Remittance",
+    "claims.remittance",
+    "member key",
+    "claims.Remittance",
     description="The payer's answers (835 claim payments).",
 )
 DENIALS_REWORK = TopicSpec(
-    "denials.rework", "member key", "claims.ReworkItem",
+    "denials.rework",
+    "member key",
+    "claims.ReworkItem",
     retention_ms=90 * DAY_MS,
     description="Coding holds, scrubber holds and denials for people to work.",
 )
 REWORK_ACTIONS = TopicSpec(
-    "rework.actions", "member key", "claims.ReworkAction",
+    "rework.actions",
+    "member key",
+    "claims.ReworkAction",
     retention_ms=365 * DAY_MS,
     description="What people and automatic corrections did about rework items.",
 )
 PATIENT_STATEMENTS = TopicSpec(
-    "patients.statements", "member key", "claims.PatientStatement",
+    "patients.statements",
+    "member key",
+    "claims.PatientStatement",
     retention_ms=90 * DAY_MS,
     description="What each patient owes after the payer's answer.",
 )
 CLAIMS_LIFECYCLE = TopicSpec(
-    "claims.lifecycle", "claim_id", "claims.ClaimStatus",
+    "claims.lifecycle",
+    "claim_id",
+    "claims.ClaimStatus",
     cleanup_policy="compact",
     description="Current status of every claim, one record per claim once compacted.",
 )
 DEAD_LETTER = TopicSpec(
-    "pipeline.dead-letter", "original key", "claims.DeadLetter",
+    "pipeline.dead-letter",
+    "original key",
+    "claims.DeadLetter",
     retention_ms=30 * DAY_MS,
     description="Records a stage could not process, with the raw bytes and the reason.",
 )

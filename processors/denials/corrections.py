@@ -47,8 +47,9 @@ class Correction:
 
 def denied_carcs(remittance: Record) -> set[str]:
     """CARCs of the adjustments that withheld money (not CO-45, not patient shares)."""
-    return {a["carc"] for line in remittance["lines"] for a in line["adjustments"]
-            if denies_money(a)}
+    return {
+        a["carc"] for line in remittance["lines"] for a in line["adjustments"] if denies_money(a)
+    }
 
 
 def _covers(coverage: Record, on: date) -> bool:
@@ -62,8 +63,7 @@ def _filed_at(remittance: Record) -> datetime:
 
 def other_coverage(claim: Record, remittance: Record, refdata: RefData) -> Correction | None:
     """Rebill an eligibility denial to another plan that covered the date of service."""
-    if remittance["claim_status_code"] != "4" or not denied_carcs(remittance) <= \
-            ELIGIBILITY_CARCS:
+    if remittance["claim_status_code"] != "4" or not denied_carcs(remittance) <= ELIGIBILITY_CARCS:
         return None
     on = claim["service_date_from"]
     for coverage in claim.get("other_coverages") or []:
@@ -73,9 +73,12 @@ def other_coverage(claim: Record, remittance: Record, refdata: RefData) -> Corre
         if not _covers(coverage, on):
             continue
         old = {
-            "payer_id": claim["payer_id"], "payer_name": claim["payer_name"],
-            "plan_type": claim["plan_type"], "member_id": claim["member_id"],
-            "group_number": claim["group_number"], "relationship": claim["relationship"],
+            "payer_id": claim["payer_id"],
+            "payer_name": claim["payer_name"],
+            "plan_type": claim["plan_type"],
+            "member_id": claim["member_id"],
+            "group_number": claim["group_number"],
+            "relationship": claim["relationship"],
             "subscriber": claim["subscriber"],
             "effective_date": claim["coverage_effective_date"] or on,
             "termination_date": claim["coverage_termination_date"],
@@ -113,8 +116,9 @@ def _category(code: str, refdata: RefData) -> str:
     return proc.category if proc else ""
 
 
-def distinct_service_modifier(claim: Record, remittance: Record,
-                              refdata: RefData) -> Correction | None:
+def distinct_service_modifier(
+    claim: Record, remittance: Record, refdata: RefData
+) -> Correction | None:
     """Add 25 or 59 to a bundled line that treats a problem no other line treats."""
     lines = {ln["line_number"]: ln for ln in claim["lines"]}
     fixes: dict[int, str] = {}
@@ -128,19 +132,22 @@ def distinct_service_modifier(claim: Record, remittance: Record,
         if set(line["modifiers"]) & (refdata.distinct_service_modifiers | {"25", "57"}):
             return None  # the distinct service was already claimed; a person must appeal
         own = set(line["dx_pointers"])
-        others = set().union(*(set(ln["dx_pointers"]) for n, ln in lines.items()
-                               if n != line["line_number"]))
+        others = set().union(
+            *(set(ln["dx_pointers"]) for n, ln in lines.items() if n != line["line_number"])
+        )
         if not own or own & others:
             return None  # no separate problem is documented for it
         em = _category(line["procedure_code"], refdata) in EM_CATEGORIES
         fixes[line["line_number"]] = "25" if em else "59"
     if not fixes:
         return None
-    replacement = corrected_claim(claim, "7", remittance["payer_claim_control_number"],
-                                  _filed_at(remittance))
+    replacement = corrected_claim(
+        claim, "7", remittance["payer_claim_control_number"], _filed_at(remittance)
+    )
     replacement["lines"] = [
         {**ln, "modifiers": [*ln["modifiers"], fixes[ln["line_number"]]]}
-        if ln["line_number"] in fixes else ln
+        if ln["line_number"] in fixes
+        else ln
         for ln in claim["lines"]
     ]
     added = ", ".join(f"{mod} on line {n}" for n, mod in sorted(fixes.items()))
@@ -155,8 +162,9 @@ def distinct_service_modifier(claim: Record, remittance: Record,
 CORRECTIONS = (other_coverage, distinct_service_modifier)
 
 
-def auto_correct(claim: Record, remittance: Record, refdata: RefData,
-                 max_resubmissions: int) -> Correction | None:
+def auto_correct(
+    claim: Record, remittance: Record, refdata: RefData, max_resubmissions: int
+) -> Correction | None:
     """The first safe correction for a denied *claim*, if it may still be resubmitted."""
     if claim.get("resubmission", 0) >= max_resubmissions:
         return None

@@ -41,16 +41,26 @@ def remember_item(state: MemberState, item: Record) -> date | None:
         return None
     remind_on: date = item["deadline"] - timedelta(days=REMINDER_DAYS)
     service_date = item["service_date"]
-    state.put_item(item["rework_id"], {
-        "claim_id": item["claim_id"], "encounter_id": item["encounter_id"],
-        "payer_id": item["payer_id"], "category": item["category"], "action": item["action"],
-        "queue": item["queue"], "amount_cents": item["amount_at_stake_cents"],
-        "deadline": item["deadline"].isoformat(), "deadline_kind": item["deadline_kind"],
-        "service_date": service_date.isoformat() if service_date else None,
-        "year": str((service_date or item["deadline"]).year),
-        "remind_on": remind_on.isoformat(), "reminded": False, "closed": False,
-        "suggested_fix": item["suggested_fix"],
-    })
+    state.put_item(
+        item["rework_id"],
+        {
+            "claim_id": item["claim_id"],
+            "encounter_id": item["encounter_id"],
+            "payer_id": item["payer_id"],
+            "category": item["category"],
+            "action": item["action"],
+            "queue": item["queue"],
+            "amount_cents": item["amount_at_stake_cents"],
+            "deadline": item["deadline"].isoformat(),
+            "deadline_kind": item["deadline_kind"],
+            "service_date": service_date.isoformat() if service_date else None,
+            "year": str((service_date or item["deadline"]).year),
+            "remind_on": remind_on.isoformat(),
+            "reminded": False,
+            "closed": False,
+            "suggested_fix": item["suggested_fix"],
+        },
+    )
     state.set_due(DUE_ITEM + item["rework_id"], remind_on.isoformat())
     return remind_on
 
@@ -65,76 +75,93 @@ def close_item(state: MemberState, rework_id: str) -> bool:
     return True
 
 
-def follow_up_item(claim: Record, awaiting: Record, due: date, key: str,
-                   timely_filing_days: int) -> Record:
+def follow_up_item(
+    claim: Record, awaiting: Record, due: date, key: str, timely_filing_days: int
+) -> Record:
     """The FOLLOW_UP rework item for a claim the payer has not answered by *due*."""
     route = routing_table()["no_response"]
     waited = (due - date.fromisoformat(awaiting["filed"])).days
     deadline = claim["service_date_from"] + timedelta(days=timely_filing_days)
-    return rework_item({
-        "rework_id": stable_id("W", "FOLLOW_UP", claim["claim_id"]),
-        "kind": "FOLLOW_UP",
-        "encounter_id": claim["encounter_id"],
-        "claim_id": claim["claim_id"],
-        "payer_id": claim["payer_id"],
-        "member_key": key,
-        "category": route.category,
-        "action": route.action,
-        "queue": route.queue,
-        "priority": priority(claim["total_charge_cents"], route.recovery_percent,
-                             (deadline - due).days),
-        "amount_at_stake_cents": claim["total_charge_cents"],
-        "reasons": [{
-            "code": "NO-RESPONSE", "group_code": None, "line_number": None,
-            "message": f"No answer from {claim['payer_id']} {waited} days after filing; its "
-                       f"usual turnaround is {awaiting['turnaround_days']} days.",
-            "rule_id": f"FOLLOW-UP@{FOLLOW_UP_VERSION}",
-        }],
-        "suggested_fix": route.suggested_fix,
-        "created_at": _at(due),
-        "deadline": deadline,
-        "ruleset_version": FOLLOW_UP_VERSION,
-        "service_date": claim["service_date_from"],
-        "deadline_kind": "timely_filing",
-    })
+    return rework_item(
+        {
+            "rework_id": stable_id("W", "FOLLOW_UP", claim["claim_id"]),
+            "kind": "FOLLOW_UP",
+            "encounter_id": claim["encounter_id"],
+            "claim_id": claim["claim_id"],
+            "payer_id": claim["payer_id"],
+            "member_key": key,
+            "category": route.category,
+            "action": route.action,
+            "queue": route.queue,
+            "priority": priority(
+                claim["total_charge_cents"], route.recovery_percent, (deadline - due).days
+            ),
+            "amount_at_stake_cents": claim["total_charge_cents"],
+            "reasons": [
+                {
+                    "code": "NO-RESPONSE",
+                    "group_code": None,
+                    "line_number": None,
+                    "message": f"No answer from {claim['payer_id']} {waited} days after filing; "
+                    "its "
+                    f"usual turnaround is {awaiting['turnaround_days']} days.",
+                    "rule_id": f"FOLLOW-UP@{FOLLOW_UP_VERSION}",
+                }
+            ],
+            "suggested_fix": route.suggested_fix,
+            "created_at": _at(due),
+            "deadline": deadline,
+            "ruleset_version": FOLLOW_UP_VERSION,
+            "service_date": claim["service_date_from"],
+            "deadline_kind": "timely_filing",
+        }
+    )
 
 
 def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
     """The REMINDER rework item for an open item whose deadline is near."""
     deadline = date.fromisoformat(entry["deadline"])
     remind_on = date.fromisoformat(entry["remind_on"])
-    return rework_item({
-        "rework_id": stable_id("W", "REMINDER", rework_id),
-        "kind": "REMINDER",
-        "encounter_id": entry["encounter_id"],
-        "claim_id": entry["claim_id"],
-        "payer_id": entry["payer_id"],
-        "member_key": key,
-        "category": entry["category"],
-        "action": entry["action"],
-        "queue": entry["queue"],
-        "priority": priority(entry["amount_cents"], 100, (deadline - remind_on).days),
-        "amount_at_stake_cents": entry["amount_cents"],
-        "reasons": [{
-            "code": "DEADLINE", "group_code": None, "line_number": None,
-            "message": f"The {entry['deadline_kind'].replace('_', ' ')} deadline is "
-                       f"{deadline.isoformat()}, {(deadline - remind_on).days} days away, and "
-                       f"item {rework_id} is still open.",
-            "rule_id": f"REMINDER@{FOLLOW_UP_VERSION}",
-        }],
-        "suggested_fix": entry["suggested_fix"],
-        "created_at": _at(remind_on),
-        "deadline": deadline,
-        "ruleset_version": FOLLOW_UP_VERSION,
-        "service_date": date.fromisoformat(entry["service_date"]) if entry["service_date"]
-        else None,
-        "deadline_kind": entry["deadline_kind"],
-        "related_rework_id": rework_id,
-    })
+    return rework_item(
+        {
+            "rework_id": stable_id("W", "REMINDER", rework_id),
+            "kind": "REMINDER",
+            "encounter_id": entry["encounter_id"],
+            "claim_id": entry["claim_id"],
+            "payer_id": entry["payer_id"],
+            "member_key": key,
+            "category": entry["category"],
+            "action": entry["action"],
+            "queue": entry["queue"],
+            "priority": priority(entry["amount_cents"], 100, (deadline - remind_on).days),
+            "amount_at_stake_cents": entry["amount_cents"],
+            "reasons": [
+                {
+                    "code": "DEADLINE",
+                    "group_code": None,
+                    "line_number": None,
+                    "message": f"The {entry['deadline_kind'].replace('_', ' ')} deadline is "
+                    f"{deadline.isoformat()}, {(deadline - remind_on).days} days away, and "
+                    f"item {rework_id} is still open.",
+                    "rule_id": f"REMINDER@{FOLLOW_UP_VERSION}",
+                }
+            ],
+            "suggested_fix": entry["suggested_fix"],
+            "created_at": _at(remind_on),
+            "deadline": deadline,
+            "ruleset_version": FOLLOW_UP_VERSION,
+            "service_date": date.fromisoformat(entry["service_date"])
+            if entry["service_date"]
+            else None,
+            "deadline_kind": entry["deadline_kind"],
+            "related_rework_id": rework_id,
+        }
+    )
 
 
-def sweep_member(key: str, state: MemberState, today: date,
-                 timely_filing_days: dict[str, int]) -> list[Record]:
+def sweep_member(
+    key: str, state: MemberState, today: date, timely_filing_days: dict[str, int]
+) -> list[Record]:
     """Follow-ups and reminders of one member due by *today*, recorded in *state*.
 
     Returns the rework items to publish; *state* holds what it changed.
@@ -167,7 +194,7 @@ def mark_made(state: MemberState, tokens: list[str]) -> None:
     """Record in *state* that the follow-ups and reminders behind *tokens* were made."""
     for token in tokens:
         if token.startswith(DUE_ITEM):
-            entry = state.item(token[len(DUE_ITEM):])
+            entry = state.item(token[len(DUE_ITEM) :])
             if entry is not None and not entry["reminded"]:
-                state.put_item(token[len(DUE_ITEM):], {**entry, "reminded": True})
+                state.put_item(token[len(DUE_ITEM) :], {**entry, "reminded": True})
         state.clear_due(token)

@@ -45,17 +45,23 @@ def open_items(items: Iterable[Record], actions: Iterable[Record]) -> list[Recor
     recorded for it (resubmit, appeal, write-off, bill the patient).
     """
     acted = {a["rework_id"] for a in actions}
-    found = [i for i in latest_items(items).values()
-             if i["status"] == "OPEN" and i["rework_id"] not in acted]
+    found = [
+        i
+        for i in latest_items(items).values()
+        if i["status"] == "OPEN" and i["rework_id"] not in acted
+    ]
     return sorted(found, key=lambda i: (-i["priority"], i["rework_id"]))
 
 
-def matches(item: Record, queue: str | None = None, payer: str | None = None,
-            category: str | None = None) -> bool:
+def matches(
+    item: Record, queue: str | None = None, payer: str | None = None, category: str | None = None
+) -> bool:
     """True when *item* passes the queue, payer and category filters given."""
-    return ((queue is None or item["queue"] == queue)
-            and (payer is None or item["payer_id"] == payer)
-            and (category is None or item["category"] == category))
+    return (
+        (queue is None or item["queue"] == queue)
+        and (payer is None or item["payer_id"] == payer)
+        and (category is None or item["category"] == category)
+    )
 
 
 def parse_change(field: str, value: str) -> Record:
@@ -67,8 +73,9 @@ def parse_change(field: str, value: str) -> Record:
         if not sep or not line.isdigit() or not rest:
             raise ChangeError(f"{field} needs LINE:VALUE, e.g. {field}=2:59")
         return {"field": field, "line_number": int(line), "value": rest}
-    raise ChangeError(f"cannot change {field!r}; use one of "
-                      f"{', '.join((*CLAIM_FIELDS, *LINE_FIELDS))}")
+    raise ChangeError(
+        f"cannot change {field!r}; use one of {', '.join((*CLAIM_FIELDS, *LINE_FIELDS))}"
+    )
 
 
 def apply_changes(claim: Record, changes: list[Record]) -> Record:
@@ -100,8 +107,9 @@ def apply_changes(claim: Record, changes: list[Record]) -> Record:
         elif field == "dx_pointers":
             pointers = [int(p) for p in value.split(",") if p.strip().isdigit()]
             if not pointers or any(not 1 <= p <= len(claim["diagnoses"]) for p in pointers):
-                raise ChangeError(f"pointers on line {number} must name diagnoses 1 to "
-                                  f"{len(claim['diagnoses'])}")
+                raise ChangeError(
+                    f"pointers on line {number} must name diagnoses 1 to {len(claim['diagnoses'])}"
+                )
             line["dx_pointers"] = pointers
     out["total_charge_cents"] = sum(ln["charge_cents"] for ln in out["lines"])
     return out
@@ -129,9 +137,16 @@ def resubmission(claim: Record, item: Record, changes: list[Record], at: datetim
     }
 
 
-def person_action(item: Record, action: str, *, actor: str, at: datetime,
-                  note: str | None = None, claim: Record | None = None,
-                  changes: list[Record] | None = None) -> Record:
+def person_action(
+    item: Record,
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    note: str | None = None,
+    claim: Record | None = None,
+    changes: list[Record] | None = None,
+) -> Record:
     """The ReworkAction a person records with ``claims rework resolve``."""
     if action not in ACTIONS:
         raise ValueError(f"action {action!r}: use one of {', '.join(ACTIONS)}")
@@ -170,8 +185,13 @@ def _sort_time(value: datetime | date) -> tuple[date, int, float]:
     return value, 0, 0.0
 
 
-def history(claim_id: str, claims: Iterable[Record], remittances: Iterable[Record],
-            items: Iterable[Record], actions: Iterable[Record]) -> list[Event]:
+def history(
+    claim_id: str,
+    claims: Iterable[Record],
+    remittances: Iterable[Record],
+    items: Iterable[Record],
+    actions: Iterable[Record],
+) -> list[Event]:
     """Everything that happened to *claim_id*'s encounter, oldest first.
 
     The encounter's claims (original, split parts, replacements, voids,
@@ -191,36 +211,60 @@ def history(claim_id: str, claims: Iterable[Record], remittances: Iterable[Recor
     for c in claims:
         if c["encounter_id"] != encounter:
             continue
-        kind = {"1": "original", "7": "replacement", "8": "void"}.get(c["frequency_code"],
-                                                                      c["frequency_code"])
+        kind = {"1": "original", "7": "replacement", "8": "void"}.get(
+            c["frequency_code"], c["frequency_code"]
+        )
         detail = f"{kind} to {c['payer_id']}"
         if c.get("original_claim_id"):
             detail += f", in place of {c['original_claim_id']}"
-        events.append(Event(c["created_at"], "SUBMITTED", c["claim_id"], detail,
-                            charge_cents=c["total_charge_cents"]))
+        events.append(
+            Event(
+                c["created_at"],
+                "SUBMITTED",
+                c["claim_id"],
+                detail,
+                charge_cents=c["total_charge_cents"],
+            )
+        )
     for r in remittances:
         if r["encounter_id"] != encounter:
             continue
-        codes = sorted({f"{a['group_code']}-{a['carc']}" for ln in r["lines"]
-                        for a in ln["adjustments"]} | set(r["rarcs"])
-                       | {x for ln in r["lines"] for x in ln["rarcs"]})
-        events.append(Event(r["adjudicated_date"], remittance_status(r, is_denial(r)),
-                            r["claim_id"],
-                            f"{r['payer_id']} control {r['payer_claim_control_number']}: "
-                            + " ".join(codes), charge_cents=r["total_charge_cents"],
-                            paid_cents=r["paid_cents"],
-                            patient_cents=r["patient_responsibility_cents"]))
+        codes = sorted(
+            {f"{a['group_code']}-{a['carc']}" for ln in r["lines"] for a in ln["adjustments"]}
+            | set(r["rarcs"])
+            | {x for ln in r["lines"] for x in ln["rarcs"]}
+        )
+        events.append(
+            Event(
+                r["adjudicated_date"],
+                remittance_status(r, is_denial(r)),
+                r["claim_id"],
+                f"{r['payer_id']} control {r['payer_claim_control_number']}: " + " ".join(codes),
+                charge_cents=r["total_charge_cents"],
+                paid_cents=r["paid_cents"],
+                patient_cents=r["patient_responsibility_cents"],
+            )
+        )
     item_ids = set()
     for item in latest_items(items).values():
         if item["encounter_id"] != encounter:
             continue
         item_ids.add(item["rework_id"])
-        detail = f"{item['kind']} {item['rework_id']}: {item['category']}, {item['action']} " \
-                 f"({item['queue']} queue)"
+        detail = (
+            f"{item['kind']} {item['rework_id']}: {item['category']}, {item['action']} "
+            f"({item['queue']} queue)"
+        )
         if item["status"] == "AUTO_CORRECTED":
             detail += f"; corrected automatically: {item['correction']}"
-        events.append(Event(item["created_at"], "REWORK", item["claim_id"] or claim_id, detail,
-                            charge_cents=item["amount_at_stake_cents"]))
+        events.append(
+            Event(
+                item["created_at"],
+                "REWORK",
+                item["claim_id"] or claim_id,
+                detail,
+                charge_cents=item["amount_at_stake_cents"],
+            )
+        )
     for action in actions:
         if action["rework_id"] not in item_ids or action["actor"] == "auto":
             continue

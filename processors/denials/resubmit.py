@@ -56,29 +56,45 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
             # (the fused topology applies an automatic correction as it is made, then reads
             # it back from the topic), or it was sent twice. Sending it again would only
             # repeat the payer's answer.
-            log.info("action %s: claim %s was already sent and decided; not sent again",
-                     action["action_id"], claim["claim_id"])
+            log.info(
+                "action %s: claim %s was already sent and decided; not sent again",
+                action["action_id"],
+                claim["claim_id"],
+            )
             return []
         return [
             Output(CLAIMS_SUBMITTED, member, claim),
-            lifecycle(claim["claim_id"], claim["encounter_id"], "SUBMITTED", "rework", at,
-                      charge=claim["total_charge_cents"], payer_id=claim["payer_id"],
-                      detail=f"replaces {claim.get('original_claim_id')}"),
+            lifecycle(
+                claim["claim_id"],
+                claim["encounter_id"],
+                "SUBMITTED",
+                "rework",
+                at,
+                charge=claim["total_charge_cents"],
+                payer_id=claim["payer_id"],
+                detail=f"replaces {claim.get('original_claim_id')}",
+            ),
         ]
     status = STATUS_OF_ACTION.get(action["action"])
     if status is None:
-        raise ValueError(f"action {action['action_id']}: unknown action {action['action']!r}; "
-                         f"use RESUBMIT, {', '.join(STATUS_OF_ACTION)}")
+        raise ValueError(
+            f"action {action['action_id']}: unknown action {action['action']!r}; "
+            f"use RESUBMIT, {', '.join(STATUS_OF_ACTION)}"
+        )
     claim_id = action.get("claim_id") or f"ENC-{action['encounter_id']}"
-    return [lifecycle(claim_id, action["encounter_id"], status, "rework", at,
-                      detail=action.get("note"))]
+    return [
+        lifecycle(claim_id, action["encounter_id"], status, "rework", at, detail=action.get("note"))
+    ]
 
 
 def sent_from_here(key: bytes, action: Record) -> bool:
     """True for a RESUBMIT of a claim of *key*'s own member (sent from this partition)."""
     claim = action.get("claim")
-    return (action["action"] == "RESUBMIT" and claim is not None
-            and str(claim["member_id"]).encode() == key)
+    return (
+        action["action"] == "RESUBMIT"
+        and claim is not None
+        and str(claim["member_id"]).encode() == key
+    )
 
 
 STAGE = Stage("rework", REWORK_ACTIONS, handle, stateful=True, at_once=sent_from_here)

@@ -48,7 +48,10 @@ def routing_table() -> dict[str, Route]:
     with (REFDATA_DIR / "denial_routing.csv").open(newline="") as f:
         return {
             r["category"]: Route(
-                r["category"], r["action"], r["queue"], int(r["recovery_percent"]),
+                r["category"],
+                r["action"],
+                r["queue"],
+                int(r["recovery_percent"]),
                 r["suggested_fix"],
             )
             for r in csv.DictReader(f)
@@ -64,7 +67,10 @@ def denial_rules() -> dict[tuple[str, str, str], Route]:
     with (REFDATA_DIR / "denial_rules.csv").open(newline="") as f:
         return {
             (r["group_code"], r["carc"], r["rarc"]): Route(
-                r["category"], r["action"], r["queue"], int(r["recovery_percent"]),
+                r["category"],
+                r["action"],
+                r["queue"],
+                int(r["recovery_percent"]),
                 r["suggested_fix"],
             )
             for r in csv.DictReader(f)
@@ -87,8 +93,9 @@ def classify(group: str, carc: str, rarcs: list[str], refdata: RefData) -> Route
     return table.get(category, table[TRIAGE])
 
 
-def deadline_for(action: str, service_date: date | None, remitted: date,
-                 payer: PayerProfile | None) -> tuple[date | None, str | None]:
+def deadline_for(
+    action: str, service_date: date | None, remitted: date, payer: PayerProfile | None
+) -> tuple[date | None, str | None]:
     """The last day to act, and what for: an appeal, or a corrected claim."""
     if payer is None or payer.self_pay:
         return None, None
@@ -100,8 +107,9 @@ def deadline_for(action: str, service_date: date | None, remitted: date,
     return None, None
 
 
-def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile | None,
-                     at: datetime) -> Record | None:
+def route_remittance(
+    remittance: Record, refdata: RefData, payer: PayerProfile | None, at: datetime
+) -> Record | None:
     """The rework item for a denied or partly denied remittance; None when nothing was denied."""
     if not is_denial(remittance):
         return None
@@ -113,16 +121,23 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
         for adj in line["adjustments"]:
             if not denies_money(adj):
                 continue
-            route = classify(adj["group_code"], adj["carc"], line["rarcs"] + claim_rarcs,
-                             refdata)
+            route = classify(adj["group_code"], adj["carc"], line["rarcs"] + claim_rarcs, refdata)
             money[route] = money.get(route, 0) + adj["amount_cents"]
             at_stake += adj["amount_cents"]
             wording = refdata.carc.get(adj["carc"], (TRIAGE, "Unknown adjustment code."))[1]
-            reasons.append(item_reason(adj["carc"], adj["group_code"], line["line_number"],
-                                   wording, adj["rule_id"]))
+            reasons.append(
+                item_reason(
+                    adj["carc"], adj["group_code"], line["line_number"], wording, adj["rule_id"]
+                )
+            )
         reasons.extend(
-            item_reason(rarc, None, line["line_number"],
-                    refdata.rarc.get(rarc, "Unknown remark code."), "RARC")
+            item_reason(
+                rarc,
+                None,
+                line["line_number"],
+                refdata.rarc.get(rarc, "Unknown remark code."),
+                "RARC",
+            )
             for rarc in line["rarcs"]
         )
     reasons.extend(
@@ -135,33 +150,37 @@ def route_remittance(remittance: Record, refdata: RefData, payer: PayerProfile |
     service_date = remittance.get("service_date_from")
     deadline, deadline_kind = deadline_for(lead.action, service_date, remitted, payer)
     days_left = (deadline - remitted).days if deadline else None
-    return rework_item({
-        "rework_id": stable_id("W", "DENIAL", remittance["remittance_id"]),
-        "kind": "DENIAL",
-        "encounter_id": remittance["encounter_id"],
-        "claim_id": remittance["claim_id"],
-        "payer_id": remittance["payer_id"],
-        "member_key": remittance["member_key"],
-        "category": lead.category,
-        "action": lead.action,
-        "queue": lead.queue,
-        "priority": priority(at_stake, lead.recovery_percent, days_left),
-        "amount_at_stake_cents": at_stake,
-        "reasons": reasons,
-        "suggested_fix": lead.suggested_fix,
-        "created_at": at,
-        "deadline": deadline,
-        "ruleset_version": f"{ROUTING_VERSION}|{ADJUSTMENT_CODES_VERSION}|"
-                           f"{remittance['payer_profile_version']}",
-        "remittance_id": remittance["remittance_id"],
-        "payer_claim_control_number": remittance["payer_claim_control_number"],
-        "service_date": service_date,
-        "deadline_kind": deadline_kind,
-    })
+    return rework_item(
+        {
+            "rework_id": stable_id("W", "DENIAL", remittance["remittance_id"]),
+            "kind": "DENIAL",
+            "encounter_id": remittance["encounter_id"],
+            "claim_id": remittance["claim_id"],
+            "payer_id": remittance["payer_id"],
+            "member_key": remittance["member_key"],
+            "category": lead.category,
+            "action": lead.action,
+            "queue": lead.queue,
+            "priority": priority(at_stake, lead.recovery_percent, days_left),
+            "amount_at_stake_cents": at_stake,
+            "reasons": reasons,
+            "suggested_fix": lead.suggested_fix,
+            "created_at": at,
+            "deadline": deadline,
+            "ruleset_version": f"{ROUTING_VERSION}|{ADJUSTMENT_CODES_VERSION}|"
+            f"{remittance['payer_profile_version']}",
+            "remittance_id": remittance["remittance_id"],
+            "payer_claim_control_number": remittance["payer_claim_control_number"],
+            "service_date": service_date,
+            "deadline_kind": deadline_kind,
+        }
+    )
 
 
 PATIENT_SHARE_WORDING = {
-    "1": "Deductible", "2": "Coinsurance", "3": "Copay",
+    "1": "Deductible",
+    "2": "Coinsurance",
+    "3": "Copay",
 }
 
 
@@ -180,19 +199,23 @@ def patient_statement(remittance: Record, payer: PayerProfile | None) -> Record 
         shares = [a for a in line["adjustments"] if a["group_code"] == "PR"]
         patient = line["charge_cents"] if self_pay else sum(a["amount_cents"] for a in shares)
         adjusted = sum(a["amount_cents"] for a in line["adjustments"] if a["group_code"] != "PR")
-        reasons = ["Self-pay"] if self_pay else [
-            PATIENT_SHARE_WORDING.get(a["carc"], "Not covered by the plan") for a in shares
-        ]
-        lines.append({
-            "line_number": line["line_number"],
-            "procedure_code": line["procedure_code"],
-            "service_date": line.get("service_date") or remittance.get("service_date_from"),
-            "charge_cents": line["charge_cents"],
-            "insurance_paid_cents": line["paid_cents"],
-            "adjusted_cents": adjusted,
-            "patient_cents": patient,
-            "reasons": reasons,
-        })
+        reasons = (
+            ["Self-pay"]
+            if self_pay
+            else [PATIENT_SHARE_WORDING.get(a["carc"], "Not covered by the plan") for a in shares]
+        )
+        lines.append(
+            {
+                "line_number": line["line_number"],
+                "procedure_code": line["procedure_code"],
+                "service_date": line.get("service_date") or remittance.get("service_date_from"),
+                "charge_cents": line["charge_cents"],
+                "insurance_paid_cents": line["paid_cents"],
+                "adjusted_cents": adjusted,
+                "patient_cents": patient,
+                "reasons": reasons,
+            }
+        )
     stated: date = remittance["adjudicated_date"]
     return {
         "statement_id": stable_id("P", remittance["remittance_id"]),

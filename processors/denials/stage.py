@@ -53,15 +53,22 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
     status = remittance_status(remittance, item is not None)
     detail = None
     if item is not None:
-        detail = ",".join(sorted({f"{r['group_code']}-{r['code']}" for r in item["reasons"]
-                                  if r["group_code"]}))
+        detail = ",".join(
+            sorted({f"{r['group_code']}-{r['code']}" for r in item["reasons"] if r["group_code"]})
+        )
         state = MemberState.load(ctx.state, key)
         claim = claim_on_file(state, remittance["claim_id"])
-        correction = None if claim is None else auto_correct(
-            claim, remittance, ctx.refdata, ctx.max_auto_resubmissions)
+        correction = (
+            None
+            if claim is None
+            else auto_correct(claim, remittance, ctx.refdata, ctx.max_auto_resubmissions)
+        )
         if correction is not None:
-            item.update(status="AUTO_CORRECTED", correction=correction.description,
-                        resubmitted_claim_id=correction.claim["claim_id"])
+            item.update(
+                status="AUTO_CORRECTED",
+                correction=correction.description,
+                resubmitted_claim_id=correction.claim["claim_id"],
+            )
             action = resubmit_action(correction, item, at)
             outputs.append(Output(REWORK_ACTIONS, key, action))
         remind_on = remember_item(state, item)
@@ -72,12 +79,20 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
     statement = patient_statement(remittance, payer)
     if statement is not None:
         outputs.append(Output(PATIENT_STATEMENTS, key, statement))
-    outputs.append(lifecycle(
-        remittance["claim_id"], remittance["encounter_id"], status, "denials", at,
-        charge=remittance["total_charge_cents"], paid=remittance["paid_cents"],
-        patient=remittance["patient_responsibility_cents"], payer_id=remittance["payer_id"],
-        detail=detail,
-    ))
+    outputs.append(
+        lifecycle(
+            remittance["claim_id"],
+            remittance["encounter_id"],
+            status,
+            "denials",
+            at,
+            charge=remittance["total_charge_cents"],
+            paid=remittance["paid_cents"],
+            patient=remittance["patient_responsibility_cents"],
+            payer_id=remittance["payer_id"],
+            detail=detail,
+        )
+    )
     return outputs
 
 

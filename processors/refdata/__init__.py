@@ -146,8 +146,9 @@ def _lineage(cm: Any, code: str) -> tuple[str, ...]:
     dotted = with_dot(code)
     if not cm.is_valid_item(dotted):
         return (code,)
-    ancestors = [a.replace(".", "") for a in cm.get_ancestors(dotted)
-                 if cm.is_category_or_subcategory(a)]
+    ancestors = [
+        a.replace(".", "") for a in cm.get_ancestors(dotted) if cm.is_category_or_subcategory(a)
+    ]
     return (code, *ancestors)
 
 
@@ -176,9 +177,18 @@ def _excludes1(cm: Any, code: str) -> tuple[CodePattern, ...]:
 
 # Denial categories a payer profile may give noise rates for (``denial_rates``).
 DENIAL_CATEGORIES = (
-    "eligibility", "registration", "coordination_of_benefits", "missing_information",
-    "excluded_service", "benefit_limit", "authorization", "medical_necessity", "coding",
-    "bundling", "duplicate", "no_response",
+    "eligibility",
+    "registration",
+    "coordination_of_benefits",
+    "missing_information",
+    "excluded_service",
+    "benefit_limit",
+    "authorization",
+    "medical_necessity",
+    "coding",
+    "bundling",
+    "duplicate",
+    "no_response",
 )
 
 
@@ -226,8 +236,10 @@ class PayerProfile:
         object.__setattr__(self, "_auth_re", re.compile(pattern) if pattern else None)
         unknown = set(self.denial_rates) - set(DENIAL_CATEGORIES)
         if unknown:
-            raise ValueError(f"denial_rates: unknown categories {sorted(unknown)}; "
-                             f"use {', '.join(DENIAL_CATEGORIES)}")
+            raise ValueError(
+                f"denial_rates: unknown categories {sorted(unknown)}; "
+                f"use {', '.join(DENIAL_CATEGORIES)}"
+            )
         if sum(self.denial_rates.values()) >= 1:
             raise ValueError("denial_rates: the rates must add up to less than 1")
         if self.fee_basis not in ("medicare", "charge"):
@@ -304,8 +316,10 @@ def load_coverage_policies() -> dict[str, CoveragePolicy]:
     for r in _rows("coverage_policies.csv"):
         key = (r["procedure_code"], r["policy_id"], r["policy_kind"])
         grouped.setdefault(key, []).append(r["covered_icd10_code"])
-    return {code: CoveragePolicy(code, policy, kind, frozenset(codes))
-            for (code, policy, kind), codes in grouped.items()}
+    return {
+        code: CoveragePolicy(code, policy, kind, frozenset(codes))
+        for (code, policy, kind), codes in grouped.items()
+    }
 
 
 @cache
@@ -379,8 +393,11 @@ class AgeSexEdits:
 
     def lists_of(self, code: str) -> list[str]:
         """The edit lists (newborn, pediatric, maternity, adult, male, female) *code* is on."""
-        return [name for name, spans in self.ranges.items()
-                if any(matches(code, span) for span in spans)]
+        return [
+            name
+            for name, spans in self.ranges.items()
+            if any(matches(code, span) for span in spans)
+        ]
 
 
 @dataclass(frozen=True)
@@ -405,8 +422,9 @@ class RefData:
     @cached_property
     def distinct_service_modifiers(self) -> frozenset[str]:
         """NCCI-associated modifiers that mark a distinct service (all but 25 and 57)."""
-        return frozenset(m for m, mod in self.modifiers.items()
-                         if mod.ncci_associated and m not in ("25", "57"))
+        return frozenset(
+            m for m, mod in self.modifiers.items() if mod.ncci_associated and m not in ("25", "57")
+        )
 
     @cached_property
     def timely_filing_days(self) -> dict[str, int]:
@@ -452,8 +470,9 @@ def load_refdata(payers_dir: Path = PAYERS_DIR) -> RefData:
         rarc={r["rarc"]: r["wording"] for r in _rows("rarc.csv")},
         payers=load_payers(payers_dir),
         modifiers={
-            r["modifier"]: Modifier(r["modifier"], r["code_set"], r["ncci_associated"] == "Y",
-                                    r["anatomic"] == "Y")
+            r["modifier"]: Modifier(
+                r["modifier"], r["code_set"], r["ncci_associated"] == "Y", r["anatomic"] == "Y"
+            )
             for r in _rows("modifiers.csv")
         },
         em_levels={
@@ -461,8 +480,10 @@ def load_refdata(payers_dir: Path = PAYERS_DIR) -> RefData:
             for r in _rows("em_levels.csv")
         },
         age_sex=load_age_sex_edits(),
-        mue={r["code"]: Mue(r["code"], int(r["mue_units"]), int(r["mai"]))
-             for r in _rows("mue_practitioner.csv")},
+        mue={
+            r["code"]: Mue(r["code"], int(r["mue_units"]), int(r["mai"]))
+            for r in _rows("mue_practitioner.csv")
+        },
         ptp=load_ptp_edits(),
         fees=load_fee_schedules(),
         coverage=load_coverage_policies(),
@@ -474,7 +495,9 @@ def load_ptp_edits() -> dict[tuple[str, str], list[PtpEdit]]:
     edits: dict[tuple[str, str], list[PtpEdit]] = {}
     for r in _rows("ncci_ptp_practitioner.csv"):
         edit = PtpEdit(
-            r["column1"], r["column2"], date.fromisoformat(r["effective"]),
+            r["column1"],
+            r["column2"],
+            date.fromisoformat(r["effective"]),
             date.fromisoformat(r["deleted"]) if r["deleted"] else None,
             r["modifier_indicator"],
         )
@@ -487,6 +510,8 @@ def load_age_sex_edits() -> AgeSexEdits:
     ranges: dict[str, list[tuple[str, str]]] = {}
     for r in _rows("icd10cm_age_sex_edits.csv"):
         ranges.setdefault(r["edit_list"], []).append((r["code_from"], r["code_to"]))
-    ages = {r["edit_list"]: (int(r["min_age_years"]), int(r["max_age_years"]))
-            for r in _rows("mce_age_ranges.csv")}
+    ages = {
+        r["edit_list"]: (int(r["min_age_years"]), int(r["max_age_years"]))
+        for r in _rows("mce_age_ranges.csv")
+    }
     return AgeSexEdits(ranges, ages)

@@ -26,9 +26,25 @@ REFDATA_DIR = Path(__file__).resolve().parent
 
 # Places of service CMS pays at the facility rate (hospitals, SNFs, ASCs and the like);
 # everything else, the office (11) among them, is paid at the non-facility rate.
-FACILITY_PLACES_OF_SERVICE = frozenset({
-    "19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61",
-})
+FACILITY_PLACES_OF_SERVICE = frozenset(
+    {
+        "19",
+        "21",
+        "22",
+        "23",
+        "24",
+        "26",
+        "31",
+        "34",
+        "41",
+        "42",
+        "51",
+        "52",
+        "53",
+        "56",
+        "61",
+    }
+)
 CENT = Decimal("0.01")
 # The national payment amount: every GPCI 1.0, for places outside the shipped localities.
 NATIONAL_LOCALITY = "national"
@@ -104,8 +120,7 @@ class FeeSchedules:
         dollars = (total * self.conversion_factor).quantize(CENT, rounding=ROUND_HALF_UP)
         return int(dollars * 100)
 
-    def medicare_cents(self, code: str, units: int, locality_id: str,
-                       facility: bool) -> int | None:
+    def medicare_cents(self, code: str, units: int, locality_id: str, facility: bool) -> int | None:
         """What Medicare allows for *units* of *code*: CLFS, then ASP, then the PFS.
 
         None when no schedule prices the code. ASP limits are per HCPCS unit to
@@ -134,15 +149,23 @@ def load_fee_schedules(directory: Path = REFDATA_DIR) -> FeeSchedules:
     meta = json.loads((directory / "fee_schedules.json").read_text())
     rvus = {
         r["code"]: PfsRvu(
-            r["code"], r["status"], _decimal(r["work_rvu"]), _decimal(r["nonfacility_pe_rvu"]),
-            _decimal(r["facility_pe_rvu"]), _decimal(r["mp_rvu"]),
+            r["code"],
+            r["status"],
+            _decimal(r["work_rvu"]),
+            _decimal(r["nonfacility_pe_rvu"]),
+            _decimal(r["facility_pe_rvu"]),
+            _decimal(r["mp_rvu"]),
         )
         for r in _rows(directory / "mpfs_rvu.csv")
     }
     gpcis = {
         r["locality_id"]: Gpci(
-            r["locality_id"], r["state"], r["locality_name"], _decimal(r["work_gpci"]),
-            _decimal(r["pe_gpci"]), _decimal(r["mp_gpci"]),
+            r["locality_id"],
+            r["state"],
+            r["locality_name"],
+            _decimal(r["work_gpci"]),
+            _decimal(r["pe_gpci"]),
+            _decimal(r["mp_gpci"]),
         )
         for r in _rows(directory / "mpfs_gpci.csv")
     }
@@ -150,5 +173,9 @@ def load_fee_schedules(directory: Path = REFDATA_DIR) -> FeeSchedules:
     asp = {r["code"]: Decimal(r["payment_limit_dollars"]) for r in _rows(directory / "asp.csv")}
     return FeeSchedules(
         conversion_factor=Decimal(meta["pfs_conversion_factor"]),
-        rvus=rvus, gpcis=gpcis, clfs_cents=clfs, asp_dollars=asp, edition=meta["edition"],
+        rvus=rvus,
+        gpcis=gpcis,
+        clfs_cents=clfs,
+        asp_dollars=asp,
+        edition=meta["edition"],
     )

@@ -26,8 +26,9 @@ def ncci_bypass_modifiers(column2_category: str, refdata: RefData) -> frozenset[
     return refdata.distinct_service_modifiers
 
 
-def ptp_conflicts(procedures: list[Record], service_date: date, refdata: RefData,
-                  categories: dict[str, str]) -> list[tuple[int, int, PtpEdit]]:
+def ptp_conflicts(
+    procedures: list[Record], service_date: date, refdata: RefData, categories: dict[str, str]
+) -> list[tuple[int, int, PtpEdit]]:
     """(column 1 index, column 2 index, edit) for each PTP edit the lines break.
 
     An edit holds when it is active on *service_date* and its modifier indicator

@@ -31,19 +31,24 @@ def wait_for_encounters(collector: OutcomeCollector, ids: set[str], timeout: flo
     raise AssertionError(f"not accounted: {sorted(ids - collector.outcomes.accounted())}")
 
 
-def run_flow(settings: Settings, tmp_path: Path, encounters: int, seed: int,
-             workers: int = 2, malformed: int = 0) -> tuple[OutcomeCollector, dict[str, int],
-                                                            int]:
+def run_flow(
+    settings: Settings,
+    tmp_path: Path,
+    encounters: int,
+    seed: int,
+    workers: int = 2,
+    malformed: int = 0,
+) -> tuple[OutcomeCollector, dict[str, int], int]:
     """Feed *encounters* through *workers* worker processes; return what came out."""
     before = snapshot_offsets(settings)
     collector = OutcomeCollector(settings, before)
     with WorkerPool(settings, workers, tmp_path / "logs") as pool:
         pool.wait_ready()
-        fed = publish(settings, generate(encounters, seed), malformed=malformed, seed=seed,
-                      progress=None)
+        fed = publish(
+            settings, generate(encounters, seed), malformed=malformed, seed=seed, progress=None
+        )
         expected = fed.sent + fed.malformed
-        complete = collector.wait_for(expected, timeout=300, progress=None,
-                                      alive=pool.check_alive)
+        complete = collector.wait_for(expected, timeout=300, progress=None, alive=pool.check_alive)
         # Let any redelivered or duplicated record arrive before checking for duplicates.
         collector.wait_for(expected + 1, timeout=3, progress=None)
     # The workers are stopped: read what they published last, so the outcomes and the topic

@@ -28,12 +28,19 @@ def own_broker_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 @pytest.mark.parametrize("topology", ["staged", "fused"])
-def test_kills_lose_add_and_change_no_record(own_broker_settings: Settings, tmp_path: Path,
-                                             topology: str) -> None:
+def test_kills_lose_add_and_change_no_record(
+    own_broker_settings: Settings, tmp_path: Path, topology: str
+) -> None:
     """2,000 encounters through 3 worker SIGKILLs and a broker kill -9: every topic holds the
     reference run's records (redelivered identical copies aside), and each kill recovered."""
-    options = ChaosOptions(encounters=ENCOUNTERS, kills=KILLS, topologies=(topology,), seed=11,
-                           recovery_timeout=90, settle_timeout=240)
+    options = ChaosOptions(
+        encounters=ENCOUNTERS,
+        kills=KILLS,
+        topologies=(topology,),
+        seed=11,
+        recovery_timeout=90,
+        settle_timeout=240,
+    )
     report = run_chaos(own_broker_settings, options, tmp_path / "out")
     result = report["topologies"][topology]
 
@@ -45,7 +52,10 @@ def test_kills_lose_add_and_change_no_record(own_broker_settings: Settings, tmp_
     assert result["chaos"]["settled"]
     assert result["topics"]["ehr.encounters"]["chaos_records"] == report["input_records"]
     assert result["topics"]["pipeline.dead-letter"]["ids"] >= options.malformed
-    wrong = {topic: {k: t[k] for k in ("lost", "extra", "differing", "examples")}
-             for topic, t in result["topics"].items() if t["lost"] or t["extra"] or t["differing"]}
+    wrong = {
+        topic: {k: t[k] for k in ("lost", "extra", "differing", "examples")}
+        for topic, t in result["topics"].items()
+        if t["lost"] or t["extra"] or t["differing"]
+    }
     assert wrong == {}
     assert (tmp_path / "out" / "chaos.json").is_file()

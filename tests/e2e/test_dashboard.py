@@ -33,14 +33,15 @@ ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - the test checks that this needs a toke
 
 def metric(browser: Browser, name: str) -> str:
     """The text of a dashboard figure."""
-    value: str = browser.evaluate(
-        f"document.querySelector('[data-metric=\"{name}\"]').textContent")
+    value: str = browser.evaluate(f"document.querySelector('[data-metric=\"{name}\"]').textContent")
     return value
 
 
 # Runs before the page's own script (DevTools injects it): keeps every policy violation.
-WATCH_CSP = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
-             "(e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));")
+WATCH_CSP = (
+    "window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+    "(e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));"
+)
 
 
 def watch_csp(browser: Browser) -> None:
@@ -78,7 +79,9 @@ def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Setti
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
-        env={**os.environ, **to_env(settings)}, stderr=subprocess.DEVNULL)
+        env={**os.environ, **to_env(settings)},
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while get(f"http://127.0.0.1:{port}/api/summary") != 200:
         assert time.monotonic() < deadline, "the dashboard did not start"
@@ -88,7 +91,8 @@ def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Setti
 
 
 def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
-        dashboard: tuple[Settings, int], tmp_path: Path) -> None:
+    dashboard: tuple[Settings, int], tmp_path: Path
+) -> None:
     """Counts on the page equal the topics'; new remittances appear live; a click shows a
     claim's lineage; a screenshot is kept."""
     settings, port = dashboard
@@ -97,14 +101,16 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
     with WorkerPool(settings, 1, tmp_path / "logs") as pool, Browser() as browser:
         pool.wait_ready()
         fed = publish(settings, generate(300, 6), malformed=2, seed=6, progress=None)
-        assert collector.wait_for(fed.sent + fed.malformed, timeout=300, progress=None,
-                                  alive=pool.check_alive)
+        assert collector.wait_for(
+            fed.sent + fed.malformed, timeout=300, progress=None, alive=pool.check_alive
+        )
         counts = record_counts(settings, before)
         watch_csp(browser)
         browser.open(f"http://127.0.0.1:{port}/")
         expected = str(counts["claims.remittance"])
-        browser.wait_for(f"document.querySelector('[data-metric=\"remittances\"]')"
-                         f".textContent === '{expected}'")
+        browser.wait_for(
+            f"document.querySelector('[data-metric=\"remittances\"]').textContent === '{expected}'"
+        )
         browser.evaluate("window.loadedOnce = true")
         # Reminders may still be swept out as business time settles: compare once the page
         # and the topics agree, within a deadline.
@@ -122,27 +128,33 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
         assert browser.evaluate("document.querySelectorAll('#chart-payer rect').length") >= 8
         assert browser.evaluate("document.querySelectorAll('#chart-time polyline').length") > 0
         # Legend colours are set through the DOM, which the page's policy allows.
-        assert browser.evaluate("getComputedStyle(document.querySelector('#legend-time i'))"
-                                ".backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
+        assert browser.evaluate(
+            "getComputedStyle(document.querySelector('#legend-time i')).backgroundColor"
+        ) not in ("", "rgba(0, 0, 0, 0)")
 
         # More encounters: the figures change on the page that is already open.
         more = publish(settings, generate(40, 66), progress=None)
-        assert collector.wait_for(fed.sent + fed.malformed + more.sent, timeout=300,
-                                  progress=None, alive=pool.check_alive)
+        assert collector.wait_for(
+            fed.sent + fed.malformed + more.sent, timeout=300, progress=None, alive=pool.check_alive
+        )
         now = str(record_counts(settings, before)["claims.remittance"])
         assert now != expected
-        browser.wait_for(f"document.querySelector('[data-metric=\"remittances\"]')"
-                         f".textContent === '{now}'")
+        browser.wait_for(
+            f"document.querySelector('[data-metric=\"remittances\"]').textContent === '{now}'"
+        )
         assert browser.evaluate("window.loadedOnce") is True
 
         # A click on a queue row shows that claim's lineage.
-        claim_id = browser.wait_for("(document.querySelector('#queue tr[data-claim]:not("
-                                    "[data-claim=\"\"])') || {}).dataset?.claim")
-        browser.evaluate(f"document.querySelector('#queue tr[data-claim=\"{claim_id}\"]')"
-                         ".click()")
-        browser.wait_for(f"document.querySelector('#lineage pre').textContent"
-                         f".includes('SUBMITTED') && document.querySelector('#lineage pre')"
-                         f".textContent.includes('{claim_id}')")
+        claim_id = browser.wait_for(
+            "(document.querySelector('#queue tr[data-claim]:not("
+            '[data-claim=""])\') || {}).dataset?.claim'
+        )
+        browser.evaluate(f"document.querySelector('#queue tr[data-claim=\"{claim_id}\"]').click()")
+        browser.wait_for(
+            f"document.querySelector('#lineage pre').textContent"
+            f".includes('SUBMITTED') && document.querySelector('#lineage pre')"
+            f".textContent.includes('{claim_id}')"
+        )
         shot = browser.screenshot(ARTIFACTS / "dashboard.png")
         assert browser.evaluate("window.cspViolations") == []
     collector.close()
@@ -150,21 +162,48 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
 
 
 def test_dashboard_beyond_localhost_requires_a_token(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """Bound to all addresses without --token it refuses to start; with one, the API asks
     for it."""
     settings = settings_factory()
     env = {**os.environ, **to_env(settings)}
     refused = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "dashboard", "--host", ALL_ADDRESSES,
-         "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "dashboard",
+            "--host",
+            ALL_ADDRESSES,
+            "--port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 2
     assert "--token" in refused.stderr
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "dashboard", "--host", ALL_ADDRESSES,
-         "--port", str(port), "--token", "s3cret-token"], env=env, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "dashboard",
+            "--host",
+            ALL_ADDRESSES,
+            "--port",
+            str(port),
+            "--token",
+            "s3cret-token",
+        ],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while get(f"http://127.0.0.1:{port}/api/summary") != 401:
@@ -177,17 +216,25 @@ def test_dashboard_beyond_localhost_requires_a_token(
 
 
 def test_a_dashboard_started_before_its_topics_waits_then_goes_live_without_a_restart(
-        kafka_bootstrap: str, tmp_path: Path) -> None:
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     """Before its topics exist the page says it is waiting for data and why, with no figures;
     once they are created it goes live on its own; the page runs under its policy (script and
     styles applied, no violation) and every answer carries the security headers."""
-    settings = load_settings({"CLAIMS_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                              "CLAIMS_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
-                              "CLAIMS_DATA_DIR": str(tmp_path), "CLAIMS_PARTITIONS": "2"})
+    settings = load_settings(
+        {
+            "CLAIMS_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "CLAIMS_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+            "CLAIMS_DATA_DIR": str(tmp_path),
+            "CLAIMS_PARTITIONS": "2",
+        }
+    )
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
-        env={**os.environ, **to_env(settings)}, stderr=subprocess.DEVNULL)
+        env={**os.environ, **to_env(settings)},
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while get(f"http://127.0.0.1:{port}/api/summary") != 200:
@@ -196,19 +243,28 @@ def test_a_dashboard_started_before_its_topics_waits_then_goes_live_without_a_re
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
             headers = answer.headers
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-        assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"],
-                headers["Referrer-Policy"]) == ("nosniff", "DENY", "no-referrer")
+        assert (
+            headers["X-Content-Type-Options"],
+            headers["X-Frame-Options"],
+            headers["Referrer-Policy"],
+        ) == ("nosniff", "DENY", "no-referrer")
         with Browser() as browser:
             watch_csp(browser)
             browser.open(f"http://127.0.0.1:{port}/")
-            status = browser.wait_for("document.getElementById('live').textContent"
-                                      ".startsWith('waiting for data') && "
-                                      "document.getElementById('live').textContent")
+            status = browser.wait_for(
+                "document.getElementById('live').textContent"
+                ".startsWith('waiting for data') && "
+                "document.getElementById('live').textContent"
+            )
             assert f"{settings.topic_prefix}claims.remittance" in status
             assert metric(browser, "remittances") == "-"
             assert metric(browser, "dead-letters") == "-"
-            assert browser.evaluate("getComputedStyle(document.querySelector('header'))"
-                                    ".backgroundColor") == "rgb(29, 43, 74)"
+            assert (
+                browser.evaluate(
+                    "getComputedStyle(document.querySelector('header')).backgroundColor"
+                )
+                == "rgb(29, 43, 74)"
+            )
 
             create_topics(settings)
             browser.wait_for("document.getElementById('live').textContent.startsWith('live')")

@@ -31,7 +31,8 @@ def msa(ack: str) -> str:
 
 
 def test_mllp_listener_acks_every_message_and_feeds_the_pipeline(
-        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """Registration and charges are accepted (AA) and billed; bad messages get AR/AE and are
     kept on the dead-letter topic; the listener keeps serving."""
     settings = settings_factory()
@@ -39,15 +40,25 @@ def test_mllp_listener_acks_every_message_and_feeds_the_pipeline(
     env = {**os.environ, **to_env(settings)}
     listener = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "ingest", "mllp", "--port", str(port)],
-        env=env, stderr=subprocess.PIPE, text=True)
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     collector = OutcomeCollector(settings, snapshot_offsets(settings))
     try:
         with WorkerPool(settings, 1, tmp_path / "logs") as pool:
             pool.wait_ready()
-            messages = [(FIXTURES / name).read_text() for name in (
-                "adt_a04_two_insurances.hl7", "garbage.txt", "dft_p03_registered_patient.hl7",
-                "oru_r01_unsupported.hl7", "dft_p03_icd9_diagnosis.hl7",
-                "dft_p03_office_visit.hl7")]
+            messages = [
+                (FIXTURES / name).read_text()
+                for name in (
+                    "adt_a04_two_insurances.hl7",
+                    "garbage.txt",
+                    "dft_p03_registered_patient.hl7",
+                    "oru_r01_unsupported.hl7",
+                    "dft_p03_icd9_diagnosis.hl7",
+                    "dft_p03_office_visit.hl7",
+                )
+            ]
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -71,14 +82,20 @@ def test_mllp_listener_acks_every_message_and_feeds_the_pipeline(
 
 
 def test_hl7_file_twice_publishes_the_same_events(
-        settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`claims ingest hl7` on the same files twice: the same event ids, bad ones refused."""
     settings = settings_factory()
     for name, value in to_env(settings).items():
         monkeypatch.setenv(name, value)
-    files = [str(FIXTURES / n) for n in ("adt_a04_two_insurances.hl7",
-                                         "dft_p03_registered_patient.hl7",
-                                         "dft_p03_unknown_payer.hl7")]
+    files = [
+        str(FIXTURES / n)
+        for n in (
+            "adt_a04_two_insurances.hl7",
+            "dft_p03_registered_patient.hl7",
+            "dft_p03_unknown_payer.hl7",
+        )
+    ]
     assert main(["ingest", "hl7", *files]) == 1  # the unknown payer is refused
     assert main(["ingest", "hl7", *files]) == 1
     events = [e for _, e in read_topic(settings, EHR_ENCOUNTERS, {}) if e is not None]

@@ -27,8 +27,12 @@ pytestmark = pytest.mark.e2e
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
     """POST *body* to the worker's /fhir; (status, JSON answer)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/fhir", data=body, method="POST",
-                                     headers={"Content-Type": "application/fhir+json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/fhir",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/fhir+json"},
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -43,8 +47,8 @@ def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def test_fhir_bundles_over_http_and_from_files(
-        settings_factory: Callable[..., Settings], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """POST /fhir answers 202 with event ids or 400 with an OperationOutcome; the same bundle
     again from a file gives the same ids and no new claim."""
     port = free_port()
@@ -70,8 +74,9 @@ def test_fhir_bundles_over_http_and_from_files(
         assert answer["outcome"]["issue"][0]["expression"] == ["Condition/c5.code"]
 
         wait_for_encounters(collector, {"V-ENC1", "V-ENC3"})
-        claims_before = {c["claim_id"] for _, c in read_topic(settings, CLAIMS_SUBMITTED, {})
-                         if c is not None}
+        claims_before = {
+            c["claim_id"] for _, c in read_topic(settings, CLAIMS_SUBMITTED, {}) if c is not None
+        }
 
         # The same bundle again, from a file: same event id, and no new claim downstream.
         assert main(["ingest", "fhir", str(FIXTURES / "office-visit.json")]) == 0
@@ -79,14 +84,12 @@ def test_fhir_bundles_over_http_and_from_files(
         events: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(events) < 3:
             events = [e for _, e in read_topic(settings, EHR_ENCOUNTERS, {}) if e is not None]
-        assert [e["event_id"] for e in events if e["encounter_id"] == "V-ENC1"] == \
-            event_ids * 2
+        assert [e["event_id"] for e in events if e["encounter_id"] == "V-ENC1"] == event_ids * 2
         collector.wait_for(10_000, timeout=5, progress=None)
     collector.close()
     claims_after = [c for _, c in read_topic(settings, CLAIMS_SUBMITTED, {}) if c is not None]
     assert {c["claim_id"] for c in claims_after} == claims_before
-    answers = [r for r in collector.outcomes.remittances.values()
-               if r["encounter_id"] == "V-ENC1"]
+    answers = [r for r in collector.outcomes.remittances.values() if r["encounter_id"] == "V-ENC1"]
     assert len(answers) == 1  # the second pass repeated the same remittance, byte for byte
     dead = [d for _, d in read_topic(settings, DEAD_LETTER, {}) if d is not None]
     assert {d["source_topic"] for d in dead} == {"ingest:fhir-http"}
@@ -94,8 +97,8 @@ def test_fhir_bundles_over_http_and_from_files(
 
 
 def test_payer_835_files_are_routed_like_simulated_answers(
-        settings_factory: Callable[..., Settings], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An 835 from a payer becomes remittances, each denial one rework item; twice is once."""
     source = settings_factory()
     collector, _, _ = run_flow(source, tmp_path / "source", 200, seed=8, workers=1)
@@ -113,8 +116,10 @@ def test_payer_835_files_are_routed_like_simulated_answers(
         sent = [r for r in collector.outcomes.remittances.values() if r["payer_id"] != "SELFPAY"]
         denied = sum(1 for r in sent if is_denial(r))
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (len(received.outcomes.remittances) < len(sent)
-                                               or len(received.outcomes.denials) < denied):
+        while time.monotonic() < deadline and (
+            len(received.outcomes.remittances) < len(sent)
+            or len(received.outcomes.denials) < denied
+        ):
             received.poll()
         received.wait_for(10_000, timeout=3, progress=None)
     received.close()
@@ -125,9 +130,9 @@ def test_payer_835_files_are_routed_like_simulated_answers(
     broken = tmp_path / "broken.x12"
     text = files[0].read_text()
     start = text.index("CLP*")
-    clp = text[start:text.index("~", start)].split("*")
+    clp = text[start : text.index("~", start)].split("*")
     clp[4] = f"{float(clp[4]) + 0.01:.2f}"  # a payment that no longer balances
-    broken.write_text(text[:start] + "*".join(clp) + text[text.index("~", start):])
+    broken.write_text(text[:start] + "*".join(clp) + text[text.index("~", start) :])
     assert main(["ingest", "835", str(broken)]) == 1
     dead = [d for _, d in read_topic(target, DEAD_LETTER, {}) if d is not None]
     assert [d["source_topic"] for d in dead] == ["ingest:835:broken.x12"]

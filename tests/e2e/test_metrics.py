@@ -25,12 +25,16 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     url = f"http://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as answer:
         text = answer.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
-def test_metrics_match_the_topics(settings_factory: Callable[..., Settings],
-                                  tmp_path: Path) -> None:
+def test_metrics_match_the_topics(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """Records per stage, dead letters, rework items by category, and a lag that drains."""
     port = free_port()
     settings = settings_factory(metrics_port=port)
@@ -39,13 +43,15 @@ def test_metrics_match_the_topics(settings_factory: Callable[..., Settings],
     with WorkerPool(settings, 1, tmp_path / "logs") as pool:
         pool.wait_ready()
         fed = publish(settings, generate(300, 4), malformed=3, seed=4, progress=None)
-        assert collector.wait_for(fed.sent + fed.malformed, timeout=300, progress=None,
-                                  alive=pool.check_alive)
+        assert collector.wait_for(
+            fed.sent + fed.malformed, timeout=300, progress=None, alive=pool.check_alive
+        )
         deadline = time.monotonic() + 60
         while True:
             samples = scrape(port)
-            lag = {labels: v for (name, labels), v in samples.items()
-                   if name == "claims_consumer_lag"}
+            lag = {
+                labels: v for (name, labels), v in samples.items() if name == "claims_consumer_lag"
+            }
             if (lag and not any(lag.values())) or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -57,17 +63,24 @@ def test_metrics_match_the_topics(settings_factory: Callable[..., Settings],
     collector.close()
 
     def total(name: str, **labels: str) -> float:
-        return sum(v for (n, ls), v in samples.items()
-                   if n == name and all((k, w) in ls for k, w in labels.items()))
+        return sum(
+            v
+            for (n, ls), v in samples.items()
+            if n == name and all((k, w) in ls for k, w in labels.items())
+        )
 
-    assert total("claims_stage_records_total", stage="coding") == \
-        counts["ehr.encounters"] - fed.malformed
-    assert total("claims_stage_records_total", stage="adjudication") == \
-        counts["claims.submitted"]
+    assert (
+        total("claims_stage_records_total", stage="coding")
+        == counts["ehr.encounters"] - fed.malformed
+    )
+    assert total("claims_stage_records_total", stage="adjudication") == counts["claims.submitted"]
     assert total("claims_dead_letters_total") == counts["pipeline.dead-letter"] == 3
     assert total("claims_rework_items_total") == counts["denials.rework"]
     denials = collector.outcomes.denials.values()
-    assert total("claims_rework_items_total", kind="DENIAL", category="eligibility") == \
-        sum(1 for d in denials if d["category"] == "eligibility") > 0
+    assert (
+        total("claims_rework_items_total", kind="DENIAL", category="eligibility")
+        == sum(1 for d in denials if d["category"] == "eligibility")
+        > 0
+    )
     assert lag
     assert not any(lag.values())

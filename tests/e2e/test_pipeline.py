@@ -22,13 +22,13 @@ MALFORMED = 4
 
 
 @pytest.mark.parametrize("topology", ["staged", "fused"])
-def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Settings],
-                                           tmp_path: Path, topology: str) -> None:
+def test_every_encounter_ends_exactly_once(
+    settings_factory: Callable[..., Settings], tmp_path: Path, topology: str
+) -> None:
     """2,000 encounters each end once as a remittance, hold or dead letter; counts reconcile;
     every denial is one rework item, and automatic corrections raise the paid rate."""
     settings = settings_factory(topology=topology)
-    collector, counts, fed = run_flow(settings, tmp_path, ENCOUNTERS, seed=42,
-                                      malformed=MALFORMED)
+    collector, counts, fed = run_flow(settings, tmp_path, ENCOUNTERS, seed=42, malformed=MALFORMED)
     o = collector.outcomes
     assert sum(o.duplicates.values()) == 0, o.duplicates.most_common(5)
     remitted, held = o.remitted_encounters(), set(o.holds)
@@ -76,8 +76,9 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
     # A rebill to another plan's member is passed on once to that member's partition.
     corrected = [i for i in o.denials.values() if i["status"] == "AUTO_CORRECTED"]
     assert corrected
-    rebilled = sum(1 for i in corrected if answers[i["resubmitted_claim_id"]]["member_key"]
-                   != i["member_key"])
+    rebilled = sum(
+        1 for i in corrected if answers[i["resubmitted_claim_id"]]["member_key"] != i["member_key"]
+    )
     assert counts["rework.actions"] == len(corrected) + rebilled
     assert all(i["resubmitted_claim_id"] in answers for i in corrected)
     rates = paid_rates(o)
@@ -93,11 +94,13 @@ def test_every_encounter_ends_exactly_once(settings_factory: Callable[..., Setti
 
 
 def test_replaying_the_same_feed_gives_the_same_outcomes(
-        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """Two runs of the same seed on fresh topics produce identical remittances and holds."""
     first, _, _ = run_flow(settings_factory(), tmp_path / "a", 300, seed=5, workers=1)
-    second, _, _ = run_flow(settings_factory(topology="fused"), tmp_path / "b", 300, seed=5,
-                            workers=1)
+    second, _, _ = run_flow(
+        settings_factory(topology="fused"), tmp_path / "b", 300, seed=5, workers=1
+    )
     assert first.outcomes.remittances == second.outcomes.remittances
     assert first.outcomes.holds == second.outcomes.holds
     assert first.outcomes.denials == second.outcomes.denials

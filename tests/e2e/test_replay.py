@@ -23,7 +23,8 @@ START, END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def test_replay_with_the_same_rules_changes_nothing_and_a_payer_change_is_traced(
-        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """Same rules and seed: an empty diff. A stricter PPO: each changed claim is a PPO claim,
     traced to the rule that changed it. Live topics are only read."""
     live = settings_factory()
@@ -49,10 +50,12 @@ def test_replay_with_the_same_rules_changes_nothing_and_a_payer_change_is_traced
     report = diff(RunView.read(live), RunView.read(strict), replay_encounters(strict))
     assert report["changed"]
     # Encounters billed to the PPO, first or after a rebill from a plan that had ended.
-    ppo_encounters = {e["encounter_id"] for _, e in generate(200, 12)
-                      if "PPO-SIM" in {c["payer_id"] for c in
-                                       [e["coverage"] or {"payer_id": None},
-                                        *e["other_coverages"]]}}
+    ppo_encounters = {
+        e["encounter_id"]
+        for _, e in generate(200, 12)
+        if "PPO-SIM"
+        in {c["payer_id"] for c in [e["coverage"] or {"payer_id": None}, *e["other_coverages"]]}
+    }
     assert {c["encounter_id"] for c in report["changed"]} <= ppo_encounters
     assert any("NOISE-EXCLUDED-SERVICE" in c["changed_by"] for c in report["changed"])
     assert report["paid_cents"]["after"] < report["paid_cents"]["before"]

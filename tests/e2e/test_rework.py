@@ -34,8 +34,11 @@ def wait_for_answer(collector: OutcomeCollector, claim_id: str, timeout: float =
 
 
 def test_a_person_resubmits_writes_off_and_reads_the_history(
-        settings_factory: Callable[..., Settings], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    settings_factory: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Resubmit with the authorization number, write another off; both show in the history."""
     settings = settings_factory()
     for name, value in to_env(settings).items():
@@ -50,35 +53,62 @@ def test_a_person_resubmits_writes_off_and_reads_the_history(
         assert main(["rework", "list", "--queue", "appeals"]) == 0
         listed = capsys.readouterr().out
         queue = Queue.read(settings)
-        auth = next(i for i in queue.open(category="authorization")
-                    if any(r["code"] == "197" for r in i["reasons"]))
+        auth = next(
+            i
+            for i in queue.open(category="authorization")
+            if any(r["code"] == "197" for r in i["reasons"])
+        )
         assert auth["queue"] == "appeals"
         assert auth["rework_id"] in listed
         assert main(["rework", "show", auth["rework_id"]]) == 0
         assert "what to do:" in capsys.readouterr().out
 
         # Resubmitted with the number the payer issued: the replacement is paid.
-        action = resolve(settings, auth["rework_id"], "RESUBMIT", actor="tester",
-                         note="authorization found",
-                         changes=[{"field": "authorization_number", "line_number": None,
-                                   "value": "PA123456789"}])
+        action = resolve(
+            settings,
+            auth["rework_id"],
+            "RESUBMIT",
+            actor="tester",
+            note="authorization found",
+            changes=[
+                {"field": "authorization_number", "line_number": None, "value": "PA123456789"}
+            ],
+        )
         new_id = action["claim"]["claim_id"]
         answer = wait_for_answer(collector, new_id)
         assert not any(a["carc"] == "197" for ln in answer["lines"] for a in ln["adjustments"])
-        assert answer["original_payer_claim_control_number"] == \
-            auth["payer_claim_control_number"]
+        assert answer["original_payer_claim_control_number"] == auth["payer_claim_control_number"]
 
         # Another item written off: recorded on the claim's status, gone from the queue.
-        other = next(i for i in Queue.read(settings).open()
-                     if i["kind"] == "DENIAL" and i["rework_id"] != auth["rework_id"])
-        assert main(["rework", "resolve", other["rework_id"], "--write-off", "--note",
-                     "small balance", "--by", "tester"]) == 0
+        other = next(
+            i
+            for i in Queue.read(settings).open()
+            if i["kind"] == "DENIAL" and i["rework_id"] != auth["rework_id"]
+        )
+        assert (
+            main(
+                [
+                    "rework",
+                    "resolve",
+                    other["rework_id"],
+                    "--write-off",
+                    "--note",
+                    "small balance",
+                    "--by",
+                    "tester",
+                ]
+            )
+            == 0
+        )
         assert main(["rework", "resolve", other["rework_id"], "--appeal"]) == 2
         deadline = time.monotonic() + 60
         statuses: list[str] = []
         while time.monotonic() < deadline and "WRITTEN_OFF" not in statuses:
-            statuses = [v["status"] for _, v in read_topic(settings, CLAIMS_LIFECYCLE, {})
-                        if v is not None and v["claim_id"] == other["claim_id"]]
+            statuses = [
+                v["status"]
+                for _, v in read_topic(settings, CLAIMS_LIFECYCLE, {})
+                if v is not None and v["claim_id"] == other["claim_id"]
+            ]
         assert "WRITTEN_OFF" in statuses
     collector.close()
     remaining = {i["rework_id"] for i in Queue.read(settings).open()}

@@ -32,8 +32,8 @@ FAUST_VARIABLES = {
 
 
 def test_a_worker_ignores_faust_variables_and_names_them_without_their_values(
-        settings_factory: Callable[..., Settings], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With faust's variables set around it, a worker joins our broker and accounts for every
     encounter; its log names each variable it ignored and never holds the secret."""
     settings = settings_factory()

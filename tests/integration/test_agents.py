@@ -87,14 +87,19 @@ def counted(settings: Settings, spec: TopicSpec, at_least: int) -> Callable[[], 
 
 
 def test_coding_agent_codes_clean_encounters_and_holds_header_codes(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """ehr.encounters -> encounters.coded for a clean visit, -> denials.rework for M54.5."""
     settings = settings_factory()
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
-    send(settings, EHR_ENCOUNTERS, [
-        (b"PPO123456789", codec.encode(encounter(encounter_id="ENC-A"))),
-        (b"PPO123456789", codec.encode(encounter(encounter_id="ENC-B", diagnoses=["M545"]))),
-    ])
+    send(
+        settings,
+        EHR_ENCOUNTERS,
+        [
+            (b"PPO123456789", codec.encode(encounter(encounter_id="ENC-A"))),
+            (b"PPO123456789", codec.encode(encounter(encounter_id="ENC-B", diagnoses=["M545"]))),
+        ],
+    )
     run_app_until(settings, counted(settings, DENIALS_REWORK, 1))
     coded = read(settings, ENCOUNTERS_CODED, 1)
     holds = read(settings, DENIALS_REWORK, 1)
@@ -106,14 +111,18 @@ def test_coding_agent_codes_clean_encounters_and_holds_header_codes(
 
 
 def test_claims_and_adjudication_agents_turn_a_coded_encounter_into_a_remittance(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """encounters.coded -> claims.submitted -> claims.remittance with the claim's id."""
     settings = settings_factory()
     refdata = load_refdata()
     coded = code_encounter(encounter(encounter_id="ENC-C"), refdata).coded
     assert coded is not None
-    send(settings, ENCOUNTERS_CODED,
-         [(b"PPO123456789", codec_for(ENCOUNTERS_CODED.value_schema).encode(coded))])
+    send(
+        settings,
+        ENCOUNTERS_CODED,
+        [(b"PPO123456789", codec_for(ENCOUNTERS_CODED.value_schema).encode(coded))],
+    )
     run_app_until(settings, counted(settings, CLAIMS_REMITTANCE, 1))
     claims = read(settings, CLAIMS_SUBMITTED, 1)
     remits = read(settings, CLAIMS_REMITTANCE, 1)
@@ -122,7 +131,8 @@ def test_claims_and_adjudication_agents_turn_a_coded_encounter_into_a_remittance
 
 
 def test_denials_agent_routes_a_denied_claim_to_rework(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """A claim for a terminated member comes back CO-27 and lands in the front-desk queue."""
     from datetime import date
 
@@ -134,27 +144,36 @@ def test_denials_agent_routes_a_denied_claim_to_rework(
     coded = code_encounter(event, refdata).coded
     assert coded is not None
     claim = build_claim(coded, refdata).claim
-    send(settings, CLAIMS_SUBMITTED,
-         [(b"PPO123456789", codec_for(CLAIMS_SUBMITTED.value_schema).encode(claim))])
+    send(
+        settings,
+        CLAIMS_SUBMITTED,
+        [(b"PPO123456789", codec_for(CLAIMS_SUBMITTED.value_schema).encode(claim))],
+    )
     run_app_until(settings, counted(settings, DENIALS_REWORK, 1))
     item = read(settings, DENIALS_REWORK, 1)[0]
     assert item["kind"] == "DENIAL"
     assert item["category"] == "eligibility"
     assert item["queue"] == "front_desk"
     assert {(r["group_code"], r["code"]) for r in item["reasons"] if r["group_code"]} == {
-        ("CO", "27")}
+        ("CO", "27")
+    }
 
 
 def test_garbage_and_incomplete_events_go_to_dead_letter_and_the_stage_keeps_going(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """Non-Avro bytes and an event without services are dead-lettered; the next is coded."""
     settings = settings_factory()
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
-    send(settings, EHR_ENCOUNTERS, [
-        (b"k1", b"not avro at all"),
-        (b"k2", codec.encode(encounter(encounter_id="ENC-EMPTY", procedures=[]))),
-        (b"k3", codec.encode(encounter(encounter_id="ENC-OK"))),
-    ])
+    send(
+        settings,
+        EHR_ENCOUNTERS,
+        [
+            (b"k1", b"not avro at all"),
+            (b"k2", codec.encode(encounter(encounter_id="ENC-EMPTY", procedures=[]))),
+            (b"k3", codec.encode(encounter(encounter_id="ENC-OK"))),
+        ],
+    )
     run_app_until(settings, counted(settings, ENCOUNTERS_CODED, 1))
     letters = read(settings, DEAD_LETTER, 2)
     by_type = {d["error_type"]: d for d in letters}
@@ -165,12 +184,14 @@ def test_garbage_and_incomplete_events_go_to_dead_letter_and_the_stage_keeps_goi
     assert by_type["VALIDATION"]["record_id"] == "ENC-EMPTY"
     assert "procedures" in by_type["VALIDATION"]["error"]
     assert [c["encounter"]["encounter_id"] for c in read(settings, ENCOUNTERS_CODED, 1)] == [
-        "ENC-OK"]
+        "ENC-OK"
+    ]
     assert STAGE_BY_NAME["coding"].input is EHR_ENCOUNTERS
 
 
 def test_member_accumulators_survive_a_worker_restart(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """A restarted worker recovers the member's deductible from the changelog and applies it."""
     settings = settings_factory()
     refdata = load_refdata()
@@ -179,8 +200,9 @@ def test_member_accumulators_survive_a_worker_restart(
     def claim_for(encounter_id: str, code: str) -> dict[str, Any]:
         from tests.builders import procedure
 
-        coded = code_encounter(encounter(encounter_id=encounter_id,
-                                         procedures=[procedure(code)]), refdata).coded
+        coded = code_encounter(
+            encounter(encounter_id=encounter_id, procedures=[procedure(code)]), refdata
+        ).coded
         assert coded is not None
         return build_claim(coded, refdata).claim
 
@@ -201,27 +223,36 @@ def test_member_accumulators_survive_a_worker_restart(
     # Uninterrupted, the second claim sees the first's deductible: same result after a restart.
     from processors.adjudication.rules import adjudicate, new_member_state
 
-    uninterrupted = adjudicate(claim_for("E1", "80053"), ppo, new_member_state(b"M"), refdata,
-                               settings.seed)
-    expected = adjudicate(claim_for("E2", "85025"), ppo, uninterrupted.member_state, refdata,
-                          settings.seed)
+    uninterrupted = adjudicate(
+        claim_for("E1", "80053"), ppo, new_member_state(b"M"), refdata, settings.seed
+    )
+    expected = adjudicate(
+        claim_for("E2", "85025"), ppo, uninterrupted.member_state, refdata, settings.seed
+    )
     assert second == expected.remittance
 
 
 def test_an_oversized_output_is_dead_lettered_and_every_good_record_comes_through(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """8,000 lines of an unknown code (a 1.5 MB hold) among 400 encounters: 400 coded, 1 letter."""
     from tests.builders import procedure
 
     settings = settings_factory()
     codec = codec_for(EHR_ENCOUNTERS.value_schema)
-    good = [(b"PPO123456789", codec.encode(encounter(encounter_id=f"ENC-{i}", event_id=f"EV-{i}")))
-            for i in range(400)]
+    good = [
+        (b"PPO123456789", codec.encode(encounter(encounter_id=f"ENC-{i}", event_id=f"EV-{i}")))
+        for i in range(400)
+    ]
     huge = encounter(encounter_id="ENC-HUGE", procedures=[procedure("0000T")] * 8000)
-    send(settings, EHR_ENCOUNTERS, [*good[:200], (b"PPO123456789", codec.encode(huge)),
-                                    *good[200:]])
-    send(settings, EHR_ENCOUNTERS, [(None, codec.encode(encounter(encounter_id="ENC-NOKEY",
-                                                                  event_id="EV-NOKEY")))])
+    send(
+        settings, EHR_ENCOUNTERS, [*good[:200], (b"PPO123456789", codec.encode(huge)), *good[200:]]
+    )
+    send(
+        settings,
+        EHR_ENCOUNTERS,
+        [(None, codec.encode(encounter(encounter_id="ENC-NOKEY", event_id="EV-NOKEY")))],
+    )
     run_app_until(settings, counted(settings, ENCOUNTERS_CODED, 401))
     coded = read(settings, ENCOUNTERS_CODED, 401)
     ids = sorted(c["encounter"]["encounter_id"] for c in coded)
@@ -240,7 +271,8 @@ def topic_records(settings: Settings, spec: TopicSpec) -> int:
 
 
 def test_a_member_with_5000_claims_keeps_every_state_record_small(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """5,000 claims of one member: all answered, no worker crash, state records stay small."""
     from datetime import UTC, date, datetime, timedelta
     from datetime import time as time_of_day
@@ -249,16 +281,23 @@ def test_a_member_with_5000_claims_keeps_every_state_record_small(
     from tests.builders import built_claim, coverage, procedure
 
     settings = settings_factory()
-    base = built_claim(procedures=[procedure("99213"), procedure("80053")],
-                       coverage=coverage(effective=date(2025, 1, 1)))
+    base = built_claim(
+        procedures=[procedure("99213"), procedure("80053")],
+        coverage=coverage(effective=date(2025, 1, 1)),
+    )
     codec = codec_for(CLAIMS_SUBMITTED.value_schema)
     items: list[tuple[bytes | None, bytes]] = []
     for i in range(5000):
         day = date(2026, 1, 1) + timedelta(days=i % 360)
-        claim = {**base, "claim_id": f"C{i:016d}", "encounter_id": f"E{i:08d}",
-                 "service_date_from": day, "service_date_to": day,
-                 "created_at": datetime.combine(day + timedelta(days=1), time_of_day(9), UTC),
-                 "lines": [{**ln, "service_date": day} for ln in base["lines"]]}
+        claim = {
+            **base,
+            "claim_id": f"C{i:016d}",
+            "encounter_id": f"E{i:08d}",
+            "service_date_from": day,
+            "service_date_to": day,
+            "created_at": datetime.combine(day + timedelta(days=1), time_of_day(9), UTC),
+            "lines": [{**ln, "service_date": day} for ln in base["lines"]],
+        }
         items.append((b"PPO123456789", codec.encode(claim)))
     send(settings, CLAIMS_SUBMITTED, items)
     run_app_until(settings, counted(settings, CLAIMS_REMITTANCE, 5000), timeout=240)

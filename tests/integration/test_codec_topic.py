@@ -27,8 +27,12 @@ def test_encounter_round_trips_through_a_topic(settings_factory: Callable[..., S
     producer.flush()
     producer.close()
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     raw = []
     for record in consumer:
         raw.append(record.value)

@@ -30,33 +30,46 @@ AT = datetime(2026, 3, 20, tzinfo=UTC)
 def denial(payer_id: str, member_id: str, encounter_id: str) -> dict[str, Any]:
     """A denial item: coverage that ended before the visit, at *payer_id*."""
     plan = {"PPO-SIM": "12", "HMO-SIM": "HM"}[payer_id]
-    event = encounter(encounter_id=encounter_id,
-                      coverage=coverage(payer_id, member_id, plan, terminated=date(2026, 1, 1)))
+    event = encounter(
+        encounter_id=encounter_id,
+        coverage=coverage(payer_id, member_id, plan, terminated=date(2026, 1, 1)),
+    )
     coded = code_encounter(event, REFDATA).coded
     assert coded is not None
     claim = build_claim(coded, REFDATA).claim
     payer = dataclasses.replace(REFDATA.payers[payer_id], denial_rates={})
-    item = route_remittance(adjudicate(claim, payer, None, REFDATA).remittance, REFDATA, payer,
-                            AT)
+    item = route_remittance(adjudicate(claim, payer, None, REFDATA).remittance, REFDATA, payer, AT)
     assert item is not None
     return item
 
 
 def test_tail_prints_new_denials_that_pass_the_filters(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """Two PPO denials among an HMO denial and a coding hold: --payer PPO-SIM shows the two."""
     settings = settings_factory()
     since = datetime.now(UTC) - timedelta(seconds=1)
-    items = [denial("PPO-SIM", "PPO123456789", "E1"), denial("HMO-SIM", "HMO123456789", "E2"),
-             hold_item("CODING_HOLD", encounter(encounter_id="E3", diagnoses=["M545"]), None,
-                       code_encounter(encounter(diagnoses=["M545"]), REFDATA).findings,
-                       "PPO1", REFDATA.ruleset_version),
-             denial("PPO-SIM", "PPO987654321", "E4")]
+    items = [
+        denial("PPO-SIM", "PPO123456789", "E1"),
+        denial("HMO-SIM", "HMO123456789", "E2"),
+        hold_item(
+            "CODING_HOLD",
+            encounter(encounter_id="E3", diagnoses=["M545"]),
+            None,
+            code_encounter(encounter(diagnoses=["M545"]), REFDATA).findings,
+            "PPO1",
+            REFDATA.ruleset_version,
+        ),
+        denial("PPO-SIM", "PPO987654321", "E4"),
+    ]
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
     codec = codec_for(DENIALS_REWORK.value_schema)
     for item in items:
-        producer.send(DENIALS_REWORK.full_name(settings.topic_prefix),
-                      key=item["member_key"].encode(), value=codec.encode(item))
+        producer.send(
+            DENIALS_REWORK.full_name(settings.topic_prefix),
+            key=item["member_key"].encode(),
+            value=codec.encode(item),
+        )
     producer.flush()
     producer.close()
 

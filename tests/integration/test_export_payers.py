@@ -22,14 +22,19 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_835_of_a_payer_of_the_payers_folder_names_it(
-        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """A remittance from ACME-HEALTH, a payer only CLAIMS_PAYERS_DIR holds: its 835 is
     written, N1*PR carrying the profile's name."""
     folder = tmp_path / "payers"
     shutil.copytree(PAYERS_DIR, folder)
     profile = json.loads((folder / "commercial-ppo.json").read_text())
-    profile.update(payer_id="ACME-HEALTH", name="Acme Health Indemnity",
-                   member_id_pattern="^ACM[0-9]{9}$", denial_rates={})
+    profile.update(
+        payer_id="ACME-HEALTH",
+        name="Acme Health Indemnity",
+        member_id_pattern="^ACM[0-9]{9}$",
+        denial_rates={},
+    )
     (folder / "acme.json").write_text(json.dumps(profile))
     settings = settings_factory(payers_dir=folder)
 
@@ -37,9 +42,11 @@ def test_an_835_of_a_payer_of_the_payers_folder_names_it(
     acme = load_refdata(folder).payers["ACME-HEALTH"]
     remittance = adjudicate(claim, acme, None, load_refdata(folder)).remittance
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
-    producer.send(CLAIMS_REMITTANCE.full_name(settings.topic_prefix),
-                  key=claim["member_id"].encode(),
-                  value=codec_for(CLAIMS_REMITTANCE.value_schema).encode(remittance))
+    producer.send(
+        CLAIMS_REMITTANCE.full_name(settings.topic_prefix),
+        key=claim["member_id"].encode(),
+        value=codec_for(CLAIMS_REMITTANCE.value_schema).encode(remittance),
+    )
     producer.flush()
     producer.close()
 

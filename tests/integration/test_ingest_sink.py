@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_event_over_the_record_limit_is_dead_lettered_by_size(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """Under a 64 KB limit an 8,000-line encounter is dead-lettered OVERSIZE; a small one sent."""
     settings = settings_factory(max_record_bytes=64 * 1024)
     big = encounter(encounter_id="ENC-BIG", procedures=[procedure("99213")] * 8000)

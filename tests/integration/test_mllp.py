@@ -108,6 +108,7 @@ def listener() -> Iterator[Listener]:
             def cancel_all() -> None:
                 for task in asyncio.all_tasks(loop):
                     task.cancel()
+
             loop.call_soon_threadsafe(cancel_all)
 
         stops.append(stop)
@@ -122,22 +123,38 @@ def listener() -> Iterator[Listener]:
 
 
 def test_each_message_gets_its_ack_in_order_and_bad_input_does_not_stop_the_listener(
-        listener: Listener) -> None:
+    listener: Listener,
+) -> None:
     """Good and bad messages on one connection: one ACK each, in order; the next still works."""
     pipeline = Pipeline()
     port = listener(pipeline)
-    names = ["adt_a04_two_insurances.hl7", "garbage.txt", "dft_p03_registered_patient.hl7",
-             "oru_r01_unsupported.hl7", "dft_p03_icd9_diagnosis.hl7", "dft_p03_office_visit.hl7"]
+    names = [
+        "adt_a04_two_insurances.hl7",
+        "garbage.txt",
+        "dft_p03_registered_patient.hl7",
+        "oru_r01_unsupported.hl7",
+        "dft_p03_icd9_diagnosis.hl7",
+        "dft_p03_office_visit.hl7",
+    ]
     acks = send_mllp(HOST, port, [fixture(n) for n in names])
-    assert [msa(a) for a in acks] == [["AA", "REG-0001"], ["AR", ""], ["AA", "CHG-1002"],
-                                      ["AR", "LAB-2001"], ["AE", "CHG-1004"], ["AA", "CHG-1001"]]
+    assert [msa(a) for a in acks] == [
+        ["AA", "REG-0001"],
+        ["AR", ""],
+        ["AA", "CHG-1002"],
+        ["AR", "LAB-2001"],
+        ["AE", "CHG-1004"],
+        ["AA", "CHG-1001"],
+    ]
     assert [e["encounter_id"] for e in pipeline.events] == ["V-20260305-0007", "V-20260302-0042"]
     assert msa(send_mllp(HOST, port, [fixture("dft_p03_unknown_payer.hl7")])[0]) == [
-        "AE", "CHG-1005"]
+        "AE",
+        "CHG-1005",
+    ]
 
 
 def test_a_handler_failure_is_answered_ar_and_the_listener_keeps_serving(
-        listener: Listener) -> None:
+    listener: Listener,
+) -> None:
     """An exception in the handler becomes an AR with ERR 207; the next message is answered."""
     pipeline = Pipeline()
 
@@ -147,22 +164,26 @@ def test_a_handler_failure_is_answered_ar_and_the_listener_keeps_serving(
         return pipeline(text)
 
     port = listener(fragile)
-    acks = send_mllp(HOST, port, [fixture("dft_p03_office_visit.hl7"),
-                                  fixture("adt_a04_two_insurances.hl7")])
+    acks = send_mllp(
+        HOST, port, [fixture("dft_p03_office_visit.hl7"), fixture("adt_a04_two_insurances.hl7")]
+    )
     assert msa(acks[0]) == ["AR", "CHG-1001"]
     assert "|207^Application internal error^HL70357|" in acks[0]
     assert msa(acks[1]) == ["AA", "REG-0001"]
 
 
 def test_frames_split_across_packets_and_several_connections_are_answered(
-        listener: Listener) -> None:
+    listener: Listener,
+) -> None:
     """A frame sent in pieces is answered once; a second connection is served meanwhile."""
     port = listener(Pipeline())
     frame = START_BLOCK + fixture("adt_a04_two_insurances.hl7").encode() + END_BLOCK
     with socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS) as first:
         first.sendall(b"noise before a frame" + frame[:50])
         assert msa(send_mllp(HOST, port, [fixture("oru_r01_unsupported.hl7")])[0]) == [
-            "AR", "LAB-2001"]
+            "AR",
+            "LAB-2001",
+        ]
         first.sendall(frame[50:])
         answer = b""
         while not answer.endswith(END_BLOCK):
@@ -208,7 +229,8 @@ OFFICE_VISIT = fixture("dft_p03_office_visit.hl7").encode()
 
 class TestUnfinishedFrames:
     def test_a_frame_not_finished_in_time_is_answered_ar_kept_and_the_connection_closed(
-            self, listener: Listener) -> None:
+        self, listener: Listener
+    ) -> None:
         """A frame left without its end block past the frame timeout gets an AR echoing MSH-10,
         its bytes go to refuse with the reason, and the listener closes the connection."""
         refusals = Refusals()
@@ -228,7 +250,8 @@ class TestUnfinishedFrames:
         assert "no <FS><CR> end block" in reason
 
     def test_a_frame_cut_by_the_sender_closing_is_answered_ar_and_kept(
-            self, listener: Listener) -> None:
+        self, listener: Listener
+    ) -> None:
         """A sender that stops writing mid-frame is answered AR before the listener closes."""
         refusals = Refusals()
         port = listener(Pipeline(), refuse=refusals)
@@ -243,32 +266,34 @@ class TestUnfinishedFrames:
 
     @pytest.mark.parametrize("cut", [b"DFT^P03^DFT_P03|CHG-10", b"DFT^P03^DFT_P03", b"MS"])
     def test_a_frame_cut_before_msh10_is_whole_gets_no_answer_but_is_kept(
-            self, listener: Listener, cut: bytes) -> None:
+        self, listener: Listener, cut: bytes
+    ) -> None:
         """Without the whole of MSH-10 no ACK can name the message: none is sent (a guessed
         control id would acknowledge another message), yet the bytes are kept."""
         refusals = Refusals()
         port = listener(Pipeline(), frame_timeout=0.3, refuse=refusals)
-        partial = OFFICE_VISIT[:OFFICE_VISIT.index(cut) + len(cut)]
+        partial = OFFICE_VISIT[: OFFICE_VISIT.index(cut) + len(cut)]
         with socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS) as sock:
             sock.sendall(START_BLOCK + partial)
             assert until_closed(sock) == b""
         assert refusals.calls == [(partial, refusals.calls[0][1], None)]
 
     def test_a_whole_message_is_answered_then_the_unfinished_one_refused(
-            self, listener: Listener) -> None:
+        self, listener: Listener
+    ) -> None:
         """The complete message before an unfinished one is acknowledged AA as usual."""
         refusals = Refusals()
         port = listener(Pipeline(), frame_timeout=0.5, refuse=refusals)
         registration = fixture("adt_a04_two_insurances.hl7").encode()
         with socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS) as sock:
-            sock.sendall(START_BLOCK + registration + END_BLOCK + START_BLOCK
-                         + OFFICE_VISIT[:250])
+            sock.sendall(START_BLOCK + registration + END_BLOCK + START_BLOCK + OFFICE_VISIT[:250])
             acks = acks_in(until_closed(sock))
         assert [msa(a) for a in acks] == [["AA", "REG-0001"], ["AR", "CHG-1001"]]
         assert [c[2] for c in refusals.calls] == ["CHG-1001"]
 
     def test_a_frame_past_the_size_limit_is_refused_and_the_connection_closed(
-            self, listener: Listener, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, listener: Listener, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A frame growing past MAX_FRAME_BYTES is answered AR and kept, then the connection
         is closed instead of the frame being dropped silently."""
         monkeypatch.setattr(mllp, "MAX_FRAME_BYTES", 2000)
@@ -283,15 +308,13 @@ class TestUnfinishedFrames:
 
 
 class TestIdleConnections:
-    def test_an_idle_connection_is_closed_after_the_idle_timeout(
-            self, listener: Listener) -> None:
+    def test_an_idle_connection_is_closed_after_the_idle_timeout(self, listener: Listener) -> None:
         """A connection silent past the idle timeout is closed, with nothing refused."""
         refusals = Refusals()
         port = listener(Pipeline(), idle_timeout=0.5, refuse=refusals)
         with socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS) as sock:
             started = time.monotonic()
-            sock.sendall(START_BLOCK + fixture("adt_a04_two_insurances.hl7").encode()
-                         + END_BLOCK)
+            sock.sendall(START_BLOCK + fixture("adt_a04_two_insurances.hl7").encode() + END_BLOCK)
             acks = acks_in(until_closed(sock))
             idle = time.monotonic() - started
         assert [msa(a) for a in acks] == [["AA", "REG-0001"]]
@@ -299,12 +322,15 @@ class TestIdleConnections:
         assert refusals.calls == []
 
     def test_a_connection_in_use_is_not_closed_by_the_idle_timeout(
-            self, listener: Listener) -> None:
+        self, listener: Listener
+    ) -> None:
         """Messages spaced closer than the idle timeout keep one connection open for all."""
         port = listener(Pipeline(), idle_timeout=1.0)
-        messages = [fixture("adt_a04_two_insurances.hl7"),
-                    fixture("dft_p03_registered_patient.hl7"),
-                    fixture("dft_p03_office_visit.hl7")]
+        messages = [
+            fixture("adt_a04_two_insurances.hl7"),
+            fixture("dft_p03_registered_patient.hl7"),
+            fixture("dft_p03_office_visit.hl7"),
+        ]
         with socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS) as sock:
             answers = []
             for message in messages:
@@ -323,7 +349,8 @@ class TestIdleConnections:
 
 
 def test_the_listener_command_dead_letters_an_unfinished_frame(
-        settings_factory: Callable[..., Settings]) -> None:
+    settings_factory: Callable[..., Settings],
+) -> None:
     """``claims ingest mllp`` answers an unfinished frame AR after CLAIMS_MLLP_FRAME_TIMEOUT and
     keeps its bytes on the dead-letter topic with the reason and the control id."""
     settings = settings_factory()
@@ -331,7 +358,10 @@ def test_the_listener_command_dead_letters_an_unfinished_frame(
     env = {**os.environ, **to_env(settings), "CLAIMS_MLLP_FRAME_TIMEOUT": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "ingest", "mllp", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -23,13 +23,21 @@ CREATED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def payer_files() -> tuple[list[str], dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """835 files written from the simulator's answers to 300 encounters, with the claims."""
-    outputs = [o for o in InProcessPipeline(REFDATA, 2026).run_all(generate(300, 17))
-               if not isinstance(o, Failure)]
+    outputs = [
+        o
+        for o in InProcessPipeline(REFDATA, 2026).run_all(generate(300, 17))
+        if not isinstance(o, Failure)
+    ]
     claims = {o.record["claim_id"]: o.record for o in outputs if o.topic is CLAIMS_SUBMITTED}
-    remits = [o.record for o in outputs if o.topic is CLAIMS_REMITTANCE
-              and o.record["payer_id"] != "SELFPAY"]
-    files = [text for _, text in write_835(remits, REFDATA.payers, receiver_id="PRACTICE",
-                                           created=CREATED)]
+    remits = [
+        o.record
+        for o in outputs
+        if o.topic is CLAIMS_REMITTANCE and o.record["payer_id"] != "SELFPAY"
+    ]
+    files = [
+        text
+        for _, text in write_835(remits, REFDATA.payers, receiver_id="PRACTICE", created=CREATED)
+    ]
     return files, claims, remits
 
 
@@ -43,16 +51,28 @@ def test_every_claim_payment_becomes_a_remittance_event(payer_files: Any) -> Non
     for record in records:
         original = by_claim[record["claim_id"]]
         assert codec.decode(codec.encode(record)) == record
-        assert (record["claim_status_code"], record["paid_cents"],
-                record["patient_responsibility_cents"], record["total_charge_cents"]) == (
-            original["claim_status_code"], original["paid_cents"],
-            original["patient_responsibility_cents"], original["total_charge_cents"])
+        assert (
+            record["claim_status_code"],
+            record["paid_cents"],
+            record["patient_responsibility_cents"],
+            record["total_charge_cents"],
+        ) == (
+            original["claim_status_code"],
+            original["paid_cents"],
+            original["patient_responsibility_cents"],
+            original["total_charge_cents"],
+        )
         assert record["encounter_id"] == original["encounter_id"]
         assert record["member_key"] == original["member_key"]
-        assert [(a["group_code"], a["carc"], a["amount_cents"]) for ln in record["lines"]
-                for a in ln["adjustments"]] == [
-            (a["group_code"], a["carc"], a["amount_cents"]) for ln in original["lines"]
-            for a in ln["adjustments"]]
+        assert [
+            (a["group_code"], a["carc"], a["amount_cents"])
+            for ln in record["lines"]
+            for a in ln["adjustments"]
+        ] == [
+            (a["group_code"], a["carc"], a["amount_cents"])
+            for ln in original["lines"]
+            for a in ln["adjustments"]
+        ]
 
 
 def test_the_same_file_twice_gives_the_same_remittance_ids(payer_files: Any) -> None:
@@ -77,9 +97,9 @@ def test_a_file_that_does_not_balance_is_refused(payer_files: Any) -> None:
     files, claims, _ = payer_files
     text = files[0]
     start = text.index("CLP*")
-    fields = text[start:text.index("~", start)].split("*")
+    fields = text[start : text.index("~", start)].split("*")
     fields[4] = f"{float(fields[4]) + 0.01:.2f}"
-    broken = text[:start] + "*".join(fields) + text[text.index("~", start):]
+    broken = text[:start] + "*".join(fields) + text[text.index("~", start) :]
     with pytest.raises(ValueError, match=fields[1]):
         remittances_from_835(broken, claims)
 
@@ -102,7 +122,11 @@ class TestHandBuiltFile:
         """Statuses, paid amounts, remark codes and the replaced claim's control number."""
         records = remittances_from_835(HAND_BUILT.read_text(), {})
         assert [(r["claim_status_code"], r["paid_cents"]) for r in records] == [
-            ("1", 8000), ("1", 8000), ("22", -6000), ("1", 6800)]
+            ("1", 8000),
+            ("1", 8000),
+            ("22", -6000),
+            ("1", 6800),
+        ]
         partial = records[1]
         assert partial["lines"][1]["rarcs"] == ["N115"]
         assert partial["lines"][1]["adjustments"][0]["carc"] == "50"
@@ -116,8 +140,11 @@ class TestHandBuiltFile:
 
     def test_without_its_plb_the_payment_does_not_balance(self) -> None:
         """BPR02 is the claims' total plus the $1.25 interest; drop the PLB and it is refused."""
-        text = "".join(line for line in HAND_BUILT.read_text().splitlines(keepends=True)
-                       if not line.startswith("PLB"))
+        text = "".join(
+            line
+            for line in HAND_BUILT.read_text().splitlines(keepends=True)
+            if not line.startswith("PLB")
+        )
         text = text.replace("SE*66*", "SE*65*")
         with pytest.raises(ValueError, match="BPR02"):
             remittances_from_835(text, {})

@@ -19,8 +19,12 @@ from tests.builders import encounter
 
 REFDATA = load_refdata()
 PAYERS = sorted(p for p, profile in REFDATA.payers.items() if not profile.self_pay)
-MEMBER_IDS = {"PPO-SIM": "PPO123456789", "HMO-SIM": "HMO123456789",
-              "MCD-SIM": "123456789012", "MCR-B-SIM": "1EG4TE5MK73"}
+MEMBER_IDS = {
+    "PPO-SIM": "PPO123456789",
+    "HMO-SIM": "HMO123456789",
+    "MCD-SIM": "123456789012",
+    "MCR-B-SIM": "1EG4TE5MK73",
+}
 DIAGNOSES = ["I10", "E119", "E785", "R5383", "M5450", "J069", "Z0000", "S61411A", "M1711"]
 MODIFIERS = ["25", "59", "XS", "RT", "LT", "95"]
 TEMPLATE = build_claim(code_encounter(encounter(), REFDATA).coded, REFDATA).claim  # type: ignore[arg-type]
@@ -32,17 +36,20 @@ def lines(draw: st.DrawFn) -> list[dict[str, Any]]:
     count = draw(st.integers(1, 8))
     out = []
     for n in range(1, count + 1):
-        out.append({
-            "line_number": n,
-            "procedure_code": draw(st.sampled_from(sorted(REFDATA.procedures))),
-            "modifiers": draw(st.lists(st.sampled_from(MODIFIERS), max_size=2, unique=True)),
-            "charge_cents": draw(st.integers(1, 2_000_000)),
-            "units": draw(st.integers(1, 40)),
-            "place_of_service": "11",
-            "dx_pointers": draw(st.lists(st.integers(1, 4), min_size=1, max_size=4,
-                                         unique=True)),
-            "service_date": None,
-        })
+        out.append(
+            {
+                "line_number": n,
+                "procedure_code": draw(st.sampled_from(sorted(REFDATA.procedures))),
+                "modifiers": draw(st.lists(st.sampled_from(MODIFIERS), max_size=2, unique=True)),
+                "charge_cents": draw(st.integers(1, 2_000_000)),
+                "units": draw(st.integers(1, 40)),
+                "place_of_service": "11",
+                "dx_pointers": draw(
+                    st.lists(st.integers(1, 4), min_size=1, max_size=4, unique=True)
+                ),
+                "service_date": None,
+            }
+        )
     return out
 
 
@@ -79,11 +86,14 @@ def member_states(draw: st.DrawFn) -> MemberState:
     """Accumulators part way through the years a claim may fall in."""
     state = new_member_state()
     for year in ("2025", "2026"):
-        state.set_year(year, {
-            "deductible": draw(st.integers(0, 300_000)),
-            "out_of_pocket": draw(st.integers(0, 900_000)),
-            "uses": {"preventive_visit": draw(st.integers(0, 2))},
-        })
+        state.set_year(
+            year,
+            {
+                "deductible": draw(st.integers(0, 300_000)),
+                "out_of_pocket": draw(st.integers(0, 900_000)),
+                "uses": {"preventive_visit": draw(st.integers(0, 2))},
+            },
+        )
     return state
 
 
@@ -96,8 +106,12 @@ def assert_balanced(remit: dict[str, Any]) -> None:
     line_adjusted = sum(a["amount_cents"] for ln in remit["lines"] for a in ln["adjustments"])
     assert remit["total_charge_cents"] - claim_adjusted - line_adjusted == remit["paid_cents"]
     assert remit["total_charge_cents"] == sum(ln["charge_cents"] for ln in remit["lines"])
-    patient = sum(a["amount_cents"] for ln in remit["lines"] for a in ln["adjustments"]
-                  if a["group_code"] == "PR")
+    patient = sum(
+        a["amount_cents"]
+        for ln in remit["lines"]
+        for a in ln["adjustments"]
+        if a["group_code"] == "PR"
+    )
     assert remit["patient_responsibility_cents"] == patient
 
 
@@ -111,8 +125,9 @@ def assert_sensible(remit: dict[str, Any]) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(claims(), member_states(), st.integers(0, 2**31))
-def test_every_remittance_balances(drawn: tuple[dict[str, Any], str],
-                                   state: MemberState, seed: int) -> None:
+def test_every_remittance_balances(
+    drawn: tuple[dict[str, Any], str], state: MemberState, seed: int
+) -> None:
     """Whatever the claim, payer, accumulators and seed, the 835 balancing rules hold."""
     claim, payer_id = drawn
     result = adjudicate(claim, REFDATA.payers[payer_id], state, REFDATA, seed)
@@ -125,7 +140,8 @@ def test_every_remittance_balances(drawn: tuple[dict[str, Any], str],
 @settings(max_examples=150, deadline=None)
 @given(claims(), member_states(), st.integers(0, 2**31))
 def test_reversal_balances_and_undoes_the_accumulators(
-        drawn: tuple[dict[str, Any], str], state: MemberState, seed: int) -> None:
+    drawn: tuple[dict[str, Any], str], state: MemberState, seed: int
+) -> None:
     """A void's reversal balances with negated amounts and gives back what the claim took."""
     claim, payer_id = drawn
     payer = REFDATA.payers[payer_id]
@@ -144,7 +160,10 @@ def test_reversal_balances_and_undoes_the_accumulators(
     assert reversal["paid_cents"] == -first.remittance["paid_cents"]
     year = str(claim["service_date_from"].year)
     after, before = result.member_state.year(year), state.year(year)
-    assert (after["deductible"], after["out_of_pocket"]) == (before["deductible"],
-                                                             before["out_of_pocket"])
-    assert {k: n for k, n in after["uses"].items() if n} == \
-        {k: n for k, n in before["uses"].items() if n}
+    assert (after["deductible"], after["out_of_pocket"]) == (
+        before["deductible"],
+        before["out_of_pocket"],
+    )
+    assert {k: n for k, n in after["uses"].items() if n} == {
+        k: n for k, n in before["uses"].items() if n
+    }

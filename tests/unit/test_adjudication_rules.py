@@ -43,9 +43,13 @@ PPO = quiet("PPO-SIM")
 MEDICARE = quiet("MCR-B-SIM")
 HMO = quiet("HMO-SIM")
 MEDICARE_COVERAGE = {"coverage": coverage("MCR-B-SIM", "1EG4TE5MK73", "MB")}
-OHIO = {"line1": "100 High St", "line2": None, "city": "Columbus", "state": "OH",
-        "postal_code": "432151234"}
-
+OHIO = {
+    "line1": "100 High St",
+    "line2": None,
+    "city": "Columbus",
+    "state": "OH",
+    "postal_code": "432151234",
+}
 
 
 def ohio_claim(**overrides: Any) -> dict[str, Any]:
@@ -114,8 +118,11 @@ class TestFeeSchedule:
 
     def test_drug_is_paid_at_the_asp_limit_times_units(self) -> None:
         """Four 10 mg units of J3301 at $0.844 a unit is $3.38, rounded once per line."""
-        c = ohio_claim(**MEDICARE_COVERAGE, diagnoses=["M1711"],
-                       procedures=[procedure("20610"), procedure("J3301", units=4)])
+        c = ohio_claim(
+            **MEDICARE_COVERAGE,
+            diagnoses=["M1711"],
+            procedures=[procedure("20610"), procedure("J3301", units=4)],
+        )
         remit = adjudicate(c, MEDICARE, None, REFDATA).remittance
         assert remit["lines"][1]["allowed_cents"] == 338
 
@@ -126,12 +133,12 @@ class TestFeeSchedule:
 
     def test_code_no_schedule_prices_falls_back_to_a_percentage_of_charge(self) -> None:
         """G0008 has no RVUs (PFS status X): the profile's percentage of charge applies."""
-        c = ohio_claim(**MEDICARE_COVERAGE, diagnoses=["Z23"],
-                       procedures=[procedure("G0008")])
+        c = ohio_claim(**MEDICARE_COVERAGE, diagnoses=["Z23"], procedures=[procedure("G0008")])
         remit = adjudicate(c, MEDICARE, None, REFDATA).remittance
         charge = REFDATA.charges_cents["G0008"]
-        assert remit["lines"][0]["allowed_cents"] == charge * MEDICARE.allowed_percent_of_charge \
-            // 100
+        assert (
+            remit["lines"][0]["allowed_cents"] == charge * MEDICARE.allowed_percent_of_charge // 100
+        )
         assert remit["lines"][0]["adjustments"][0]["rule_id"] == "FEE-PERCENT-OF-CHARGE"
 
     def test_allowed_amount_never_exceeds_the_charge(self) -> None:
@@ -188,18 +195,25 @@ class TestCostSharing:
     def test_out_of_pocket_maximum_caps_patient_responsibility(self) -> None:
         """A member $10 short of the $5,000 maximum owes at most $10 more."""
         state = new_member_state()
-        state.set_year("2026", {"deductible": 150_000, "out_of_pocket": 500_000 - 1000,
-                                "uses": {}})
+        state.set_year("2026", {"deductible": 150_000, "out_of_pocket": 500_000 - 1000, "uses": {}})
         remit = adjudicate(ohio_claim(), PPO, state, REFDATA).remittance
         assert remit["patient_responsibility_cents"] == 1000
         assert balanced(remit)
 
     def test_accumulators_carry_from_one_claim_to_the_next(self) -> None:
         """Two claims for one member: the second sees the deductible the first applied."""
-        first = adjudicate(claim(encounter_id="E1", procedures=[procedure("80053")]), PPO,
-                           new_member_state(), REFDATA)
-        second = adjudicate(claim(encounter_id="E2", procedures=[procedure("80061")],
-                                  diagnoses=["E785"]), PPO, first.member_state, REFDATA)
+        first = adjudicate(
+            claim(encounter_id="E1", procedures=[procedure("80053")]),
+            PPO,
+            new_member_state(),
+            REFDATA,
+        )
+        second = adjudicate(
+            claim(encounter_id="E2", procedures=[procedure("80061")], diagnoses=["E785"]),
+            PPO,
+            first.member_state,
+            REFDATA,
+        )
         applied = first.member_state.year("2026")["deductible"]
         assert applied > 0
         assert second.member_state.year("2026")["deductible"] > applied
@@ -220,14 +234,18 @@ class TestCostSharing:
 
 
 class TestClaimDenials:
-    @pytest.mark.parametrize(("overrides", "carc"), [
-        ({"coverage": coverage(member_id="XX12")}, "31"),
-        ({"coverage": coverage(terminated=date(2026, 2, 28))}, "27"),
-        ({"coverage": coverage(effective=date(2026, 3, 3))}, "26"),
-        ({"received_at": datetime(2026, 6, 1, tzinfo=UTC)}, "29"),
-    ])
-    def test_claim_level_denials_use_the_payers_carc(self, overrides: dict[str, Any],
-                                                      carc: str) -> None:
+    @pytest.mark.parametrize(
+        ("overrides", "carc"),
+        [
+            ({"coverage": coverage(member_id="XX12")}, "31"),
+            ({"coverage": coverage(terminated=date(2026, 2, 28))}, "27"),
+            ({"coverage": coverage(effective=date(2026, 3, 3))}, "26"),
+            ({"received_at": datetime(2026, 6, 1, tzinfo=UTC)}, "29"),
+        ],
+    )
+    def test_claim_level_denials_use_the_payers_carc(
+        self, overrides: dict[str, Any], carc: str
+    ) -> None:
         """Eligibility and filing-limit failures deny every line with the right CARC."""
         remit = adjudicate(claim(**overrides), PPO, new_member_state(), REFDATA).remittance
         assert remit["claim_status_code"] == DENIED
@@ -238,8 +256,9 @@ class TestClaimDenials:
 
     def test_filing_on_the_last_day_is_timely(self) -> None:
         """90 days after the service date is still within the PPO's 90-day limit."""
-        remit = adjudicate(claim(received_at=datetime(2026, 5, 31, tzinfo=UTC)), PPO,
-                           new_member_state(), REFDATA).remittance
+        remit = adjudicate(
+            claim(received_at=datetime(2026, 5, 31, tzinfo=UTC)), PPO, new_member_state(), REFDATA
+        ).remittance
         assert remit["claim_status_code"] == PROCESSED_PRIMARY
 
     def test_same_service_under_another_encounter_is_a_duplicate(self) -> None:
@@ -286,8 +305,12 @@ class TestLineRules:
     def test_authorization_number_of_the_wrong_shape_is_denied_15(self) -> None:
         """The HMO's numbers are PA + 9 digits; anything else is CO-15 with N54."""
         hmo = coverage("HMO-SIM", "HMO123456789", "HM")
-        c = claim(procedures=[procedure("99213"), procedure("72148")], diagnoses=["M5450"],
-                  coverage=hmo, authorization_number="AUTH-77")
+        c = claim(
+            procedures=[procedure("99213"), procedure("72148")],
+            diagnoses=["M5450"],
+            coverage=hmo,
+            authorization_number="AUTH-77",
+        )
         c["group_number"] = "G1"
         line = adjudicate(c, HMO, None, REFDATA).remittance["lines"][1]
         assert (line["adjustments"][0]["carc"], line["rarcs"]) == ("15", ["N54"])
@@ -304,24 +327,32 @@ class TestLineRules:
 
     def test_lab_without_a_covered_diagnosis_is_not_medically_necessary(self) -> None:
         """HbA1c for fatigue alone: NCD 190.21 does not list R53.83, so CO-50 with N386."""
-        c = claim(procedures=[procedure("99213"), procedure("83036", refs=[1])],
-                  diagnoses=["I10", "R5383"], **MEDICARE_COVERAGE)
+        c = claim(
+            procedures=[procedure("99213"), procedure("83036", refs=[1])],
+            diagnoses=["I10", "R5383"],
+            **MEDICARE_COVERAGE,
+        )
         line = adjudicate(c, MEDICARE, None, REFDATA).remittance["lines"][1]
         assert (line["adjustments"][0]["carc"], line["rarcs"]) == ("50", ["N386"])
         assert line["adjustments"][0]["rule_id"] == "COVERAGE-NCD-190.21"
 
     def test_lab_pointing_at_a_covered_diagnosis_is_paid(self) -> None:
         """HbA1c for type 2 diabetes (E11.9) is on the NCD 190.21 list."""
-        c = claim(procedures=[procedure("99213"), procedure("83036", refs=[1])],
-                  diagnoses=["I10", "E119"], **MEDICARE_COVERAGE)
+        c = claim(
+            procedures=[procedure("99213"), procedure("83036", refs=[1])],
+            diagnoses=["I10", "E119"],
+            **MEDICARE_COVERAGE,
+        )
         line = adjudicate(c, MEDICARE, None, REFDATA).remittance["lines"][1]
         assert not any(a["carc"] == "50" for a in line["adjustments"])
         assert line["allowed_cents"] == 971
 
     def test_coverage_list_applies_only_to_payers_that_adopt_it(self) -> None:
         """The PPO does not use the Medicare NCD lists: the same lab is priced."""
-        c = claim(procedures=[procedure("99213"), procedure("83036", refs=[1])],
-                  diagnoses=["I10", "R5383"])
+        c = claim(
+            procedures=[procedure("99213"), procedure("83036", refs=[1])],
+            diagnoses=["I10", "R5383"],
+        )
         line = adjudicate(c, PPO, None, REFDATA).remittance["lines"][1]
         assert line["allowed_cents"] > 0
 
@@ -330,8 +361,10 @@ class TestLineRules:
 
         Our coding stage holds such a claim; a claim coded elsewhere reaches the payer.
         """
-        c = claim(procedures=[procedure("12001"), procedure("96372", modifiers=["XS"])],
-                  diagnoses=["S61411A"])
+        c = claim(
+            procedures=[procedure("12001"), procedure("96372", modifiers=["XS"])],
+            diagnoses=["S61411A"],
+        )
         c["lines"][1]["modifiers"] = []
         remit = adjudicate(c, PPO, None, REFDATA).remittance
         line = remit["lines"][1]
@@ -340,19 +373,29 @@ class TestLineRules:
 
     def test_ncci_edit_passes_with_a_distinct_service_modifier(self) -> None:
         """The same pair with XS on the column 2 code is paid."""
-        c = claim(procedures=[procedure("12001"), procedure("96372", modifiers=["XS"])],
-                  diagnoses=["S61411A"])
+        c = claim(
+            procedures=[procedure("12001"), procedure("96372", modifiers=["XS"])],
+            diagnoses=["S61411A"],
+        )
         remit = adjudicate(c, PPO, None, REFDATA).remittance
         assert not any(a["carc"] == "97" for a in remit["lines"][1]["adjustments"])
 
     def test_second_preventive_visit_in_a_plan_year_exceeds_the_benefit(self) -> None:
         """The PPO covers one physical a year: the second is CO-119 with N130."""
-        first = adjudicate(claim(encounter_id="E1", procedures=[procedure("99396")],
-                                 diagnoses=["Z0000"]), PPO, None, REFDATA)
+        first = adjudicate(
+            claim(encounter_id="E1", procedures=[procedure("99396")], diagnoses=["Z0000"]),
+            PPO,
+            None,
+            REFDATA,
+        )
         assert first.remittance["paid_cents"] > 0
-        second = claim(encounter_id="E2", procedures=[procedure("99396")], diagnoses=["Z0000"],
-                       service_date=date(2026, 9, 1),
-                       received_at=datetime(2026, 9, 2, tzinfo=UTC))
+        second = claim(
+            encounter_id="E2",
+            procedures=[procedure("99396")],
+            diagnoses=["Z0000"],
+            service_date=date(2026, 9, 1),
+            received_at=datetime(2026, 9, 2, tzinfo=UTC),
+        )
         line = adjudicate(second, PPO, first.member_state, REFDATA).remittance["lines"][0]
         assert (line["adjustments"][0]["carc"], line["rarcs"]) == ("119", ["N130"])
 
@@ -367,14 +410,23 @@ class TestNoise:
     def test_every_category_denies_with_its_carc(self, category: str) -> None:
         """A profile whose whole noise budget is one category denies with that category's CARC."""
         expected = {
-            "eligibility": "27", "registration": "31", "coordination_of_benefits": "22",
-            "missing_information": "16", "excluded_service": "204", "benefit_limit": "119",
-            "authorization": "197", "medical_necessity": "50", "coding": "11",
-            "bundling": "97", "duplicate": "18",
+            "eligibility": "27",
+            "registration": "31",
+            "coordination_of_benefits": "22",
+            "missing_information": "16",
+            "excluded_service": "204",
+            "benefit_limit": "119",
+            "authorization": "197",
+            "medical_necessity": "50",
+            "coding": "11",
+            "bundling": "97",
+            "duplicate": "18",
         }[category]
         payer = dataclasses.replace(PPO, denial_rates={category: 0.999})
-        c = claim(procedures=[procedure("99213"), procedure("71046"), procedure("80053")],
-                  diagnoses=["R051"])
+        c = claim(
+            procedures=[procedure("99213"), procedure("71046"), procedure("80053")],
+            diagnoses=["R051"],
+        )
         remit = adjudicate(c, payer, None, REFDATA, seed=1).remittance
         denied = {carc for group, carc in carcs(remit) if group == "CO" and carc != "45"}
         assert denied == {expected}
@@ -412,7 +464,8 @@ class TestNoise:
             share = drawn.count(category) / n
             assert share == pytest.approx(rate, abs=4 * (rate * (1 - rate) / n) ** 0.5), category
         assert drawn.count(None) / len(drawn) == pytest.approx(
-            1 - sum(payer.denial_rates.values()), rel=0.02)
+            1 - sum(payer.denial_rates.values()), rel=0.02
+        )
 
     def test_profile_rejects_an_unknown_category(self) -> None:
         """A typo in denial_rates is an error naming the allowed categories."""
@@ -453,16 +506,14 @@ class TestReversal:
         original, first = self.paid_original()
         taken = first.member_state.year("2026")["deductible"]
         assert taken > 0
-        replacement = corrected_claim(original, "7",
-                                      first.remittance["payer_claim_control_number"])
+        replacement = corrected_claim(original, "7", first.remittance["payer_claim_control_number"])
         result = adjudicate(replacement, PPO, first.member_state, REFDATA)
         assert result.member_state.year("2026")["deductible"] == taken
 
     def test_redelivered_replacement_repeats_both_remittances(self) -> None:
         """The replacement again: identical reversal and answer, accumulators unchanged."""
         original, first = self.paid_original()
-        replacement = corrected_claim(original, "7",
-                                      first.remittance["payer_claim_control_number"])
+        replacement = corrected_claim(original, "7", first.remittance["payer_claim_control_number"])
         once = adjudicate(replacement, PPO, first.member_state, REFDATA)
         twice = adjudicate(replacement, PPO, once.member_state, REFDATA)
         assert twice.remittances == once.remittances
@@ -497,8 +548,12 @@ class TestRemittanceShape:
         """Two claims paid the same day to the same practice share the EFT trace number."""
         a = adjudicate(claim(encounter_id="E1"), PPO, None, REFDATA).remittance
         b = adjudicate(claim(encounter_id="E2", diagnoses=["E785"]), PPO, None, REFDATA)
-        later = adjudicate(claim(encounter_id="E3", received_at=datetime(2026, 3, 9, tzinfo=UTC)),
-                           PPO, None, REFDATA).remittance
+        later = adjudicate(
+            claim(encounter_id="E3", received_at=datetime(2026, 3, 9, tzinfo=UTC)),
+            PPO,
+            None,
+            REFDATA,
+        ).remittance
         assert a["payment_trace_number"] == b.remittance["payment_trace_number"]
         assert a["payment_trace_number"] != later["payment_trace_number"]
 
@@ -519,10 +574,13 @@ class TestMemberState:
         state = None
         claims = []
         for year, encounter_id in ((2024, "E24"), (2025, "E25"), (2026, "E26")):
-            c = claim(encounter_id=encounter_id, procedures=[procedure("80053")],
-                      service_date=date(year, 3, 2),
-                      received_at=datetime(year, 3, 3, tzinfo=UTC),
-                      coverage=coverage(effective=date(2024, 1, 1)))
+            c = claim(
+                encounter_id=encounter_id,
+                procedures=[procedure("80053")],
+                service_date=date(year, 3, 2),
+                received_at=datetime(year, 3, 3, tzinfo=UTC),
+                coverage=coverage(effective=date(2024, 1, 1)),
+            )
             claims.append(c)
             state = adjudicate(c, PPO, state, REFDATA).member_state
         assert state is not None
@@ -538,9 +596,13 @@ class TestPayerFiles:
         """A new profile beside the shipped ones is loaded and adjudicates its members' claims."""
         shutil.copytree(PAYERS_DIR, tmp_path / "payers")
         profile = json.loads((PAYERS_DIR / "commercial-ppo.json").read_text())
-        profile.update(payer_id="EPO-SIM", name="Regional EPO", member_id_pattern="^EPO[0-9]{6}$",
-                       fee_schedule={"basis": "medicare", "percent_of_medicare": 150},
-                       denial_rates={})
+        profile.update(
+            payer_id="EPO-SIM",
+            name="Regional EPO",
+            member_id_pattern="^EPO[0-9]{6}$",
+            fee_schedule={"basis": "medicare", "percent_of_medicare": 150},
+            denial_rates={},
+        )
         (tmp_path / "payers" / "regional-epo.json").write_text(json.dumps(profile))
         payers = load_payers(tmp_path / "payers")
         assert set(payers) == set(REFDATA.payers) | {"EPO-SIM"}

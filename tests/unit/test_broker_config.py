@@ -27,9 +27,7 @@ class TestRenderServerProperties:
         """Clients get the broker port and the KRaft quorum the controller port."""
         text = SERVER_PROPERTIES_TEMPLATE.read_text(encoding="utf-8")
         props = properties(render_server_properties(text, 29092, 29093, Path("/data/storage")))
-        assert props["listeners"] == (
-            "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
-        )
+        assert props["listeners"] == ("PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093")
         assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
         assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
 

@@ -38,7 +38,8 @@ def first_pass() -> tuple[int, Counter[str]]:
 
 
 def test_first_pass_denial_rate_is_between_15_and_20_percent(
-        first_pass: tuple[int, Counter[str]]) -> None:
+    first_pass: tuple[int, Counter[str]],
+) -> None:
     """KFF found 17-19% of in-network claims denied (2021-2023); the default mix lands there."""
     claims, categories = first_pass
     rate = sum(categories.values()) / claims
@@ -46,9 +47,14 @@ def test_first_pass_denial_rate_is_between_15_and_20_percent(
 
 
 def test_eligibility_leads_then_excluded_services_authorization_and_necessity(
-        first_pass: tuple[int, Counter[str]]) -> None:
+    first_pass: tuple[int, Counter[str]],
+) -> None:
     """Administrative causes lead, then excluded services, authorization, medical necessity."""
     _, categories = first_pass
     assert categories.most_common(1)[0][0] == "eligibility"
-    assert categories["non_covered"] > categories["authorization"] \
-        > categories["medical_necessity"] > categories["coding"]
+    assert (
+        categories["non_covered"]
+        > categories["authorization"]
+        > categories["medical_necessity"]
+        > categories["coding"]
+    )

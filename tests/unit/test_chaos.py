@@ -94,10 +94,18 @@ class TestCompare:
 
     def test_dead_letters_are_compared_without_the_runs_prefix(self):
         """Two runs on different prefixes give the same dead letter the same id and content."""
-        record = {"stage": "coding", "error": "empty value", "error_type": "DECODE",
-                  "source_partition": 0, "source_offset": 3, "key": b"BAD-1", "value": b"",
-                  "record_id": None, "value_size": 0,
-                  "failed_at": datetime(2026, 1, 5, tzinfo=UTC)}
+        record = {
+            "stage": "coding",
+            "error": "empty value",
+            "error_type": "DECODE",
+            "source_partition": 0,
+            "source_offset": 3,
+            "key": b"BAD-1",
+            "value": b"",
+            "record_id": None,
+            "value_size": 0,
+            "failed_at": datetime(2026, 1, 5, tzinfo=UTC),
+        }
         codec = codec_for(DEAD_LETTER.value_schema)
         ref = {**record, "source_topic": "p1.ehr.encounters"}
         run = {**record, "source_topic": "p2.ehr.encounters"}
@@ -114,9 +122,14 @@ class TestCompare:
         assert differing_fields(reference, chaos, latest_only=False) == ["paid_cents"]
 
 
-def sample(at: float, group: str = "Stable", members: str = "ab",
-           progress: tuple[int, ...] = (0, 0), lag: tuple[int, ...] = (5, 5),
-           up: bool = True) -> Sample:
+def sample(
+    at: float,
+    group: str = "Stable",
+    members: str = "ab",
+    progress: tuple[int, ...] = (0, 0),
+    lag: tuple[int, ...] = (5, 5),
+    up: bool = True,
+) -> Sample:
     """A sampler observation."""
     return Sample(at, up, group, frozenset(members), progress, lag, sum(progress))
 
@@ -127,12 +140,12 @@ class TestRecovery:
         gap in each partition's output."""
         samples = [
             sample(9.5, progress=(10, 10)),
-            sample(10.0, progress=(11, 11)),                     # the kill is at 10.0
+            sample(10.0, progress=(11, 11)),  # the kill is at 10.0
             sample(11.0, progress=(11, 12)),
             sample(14.0, group="PreparingRebalance", members="ac", progress=(11, 12)),
-            sample(20.0, members="ac", progress=(11, 12)),       # stable again
+            sample(20.0, members="ac", progress=(11, 12)),  # stable again
             sample(20.5, members="ac", progress=(12, 12)),
-            sample(21.0, members="ac", progress=(13, 14)),       # both flow
+            sample(21.0, members="ac", progress=(13, 14)),  # both flow
         ]
         figures = measure_recovery(samples, 10.0, 2, frozenset("ab"), after=10.0)
         assert figures is not None
@@ -147,8 +160,10 @@ class TestRecovery:
 
     def test_a_partition_with_nothing_to_do_does_not_hold_recovery_back(self):
         """A partition without pending input counts as flowing."""
-        samples = [sample(10.0, members="ac", lag=(0, 3)), sample(11.0, members="ac",
-                                                                   progress=(0, 1), lag=(0, 2))]
+        samples = [
+            sample(10.0, members="ac", lag=(0, 3)),
+            sample(11.0, members="ac", progress=(0, 1), lag=(0, 2)),
+        ]
         figures = measure_recovery(samples, 9.0, 2, frozenset("ab"), after=9.0)
         assert figures is not None
         assert figures["flowing_s"] == 2.0

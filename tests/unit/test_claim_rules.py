@@ -87,7 +87,8 @@ class TestScrubber:
         coded = code_encounter(event, REFDATA).coded
         assert coded is not None
         assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
-            "SCRUB-BILLING-PROVIDER"]
+            "SCRUB-BILLING-PROVIDER"
+        ]
 
 
 class TestScrubberRequiredFieldsAndDates:
@@ -118,7 +119,8 @@ class TestScrubberRequiredFieldsAndDates:
         coded = code_encounter(event, REFDATA).coded
         assert coded is not None
         assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
-            "SCRUB-PAYER-FIELDS"]
+            "SCRUB-PAYER-FIELDS"
+        ]
 
     def test_medicare_does_not_require_a_group_number(self) -> None:
         """Medicare has no group number; its claims pass without one."""
@@ -139,14 +141,17 @@ class TestSplitting:
         claim = claim_for().claim
         line = claim["lines"][0]
         claim["diagnoses"] = ["I10", "E119", "E785"]
-        claim["lines"] = [{**line, "line_number": n, "dx_pointers": [3 if n > 50 else 1]}
-                          for n in range(1, 61)]
+        claim["lines"] = [
+            {**line, "line_number": n, "dx_pointers": [3 if n > 50 else 1]} for n in range(1, 61)
+        ]
         claim["total_charge_cents"] = 60 * line["charge_cents"]
         parts = split_claim(claim)
         assert [len(p["lines"]) for p in parts] == [50, 10]
         assert len({p["claim_id"] for p in parts}) == 2
-        assert [p["total_charge_cents"] for p in parts] == [50 * line["charge_cents"],
-                                                            10 * line["charge_cents"]]
+        assert [p["total_charge_cents"] for p in parts] == [
+            50 * line["charge_cents"],
+            10 * line["charge_cents"],
+        ]
         assert parts[1]["diagnoses"] == ["E785"]
         assert parts[1]["lines"][0]["dx_pointers"] == [1]
         assert parts[1]["lines"][0]["line_number"] == 1
@@ -171,7 +176,9 @@ def test_corrected_claims_get_their_own_id_and_reference_the_original() -> None:
     assert len({original["claim_id"], seven["claim_id"], eight["claim_id"]}) == 3
     assert seven == corrected_claim(original, "7", "PCN123")
     assert (seven["original_claim_id"], seven["payer_claim_control_number"]) == (
-        original["claim_id"], "PCN123")
+        original["claim_id"],
+        "PCN123",
+    )
     with pytest.raises(ValueError, match="7 or 8"):
         corrected_claim(original, "1", "PCN123")
 
@@ -183,4 +190,5 @@ def test_billing_provider_zip_must_have_nine_digits() -> None:
     coded = code_encounter(event, REFDATA).coded
     assert coded is not None
     assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
-        "SCRUB-BILLING-PROVIDER"]
+        "SCRUB-BILLING-PROVIDER"
+    ]

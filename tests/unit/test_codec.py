@@ -38,12 +38,15 @@ def test_round_trip_is_exact_and_deterministic() -> None:
     assert codec.decode(codec.encode(encounter())) == encounter()
 
 
-@pytest.mark.parametrize(("data", "says"), [
-    (b"", "empty"),
-    (b'{"json": true}', "not Confluent-framed"),
-    (b"\x00\x00\x00\x00\x05\x02", "not readable"),
-    (b"\x00\x00\x00\x03\xe7xx", "not in the registry"),
-])
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"", "empty"),
+        (b'{"json": true}', "not Confluent-framed"),
+        (b"\x00\x00\x00\x00\x05\x02", "not readable"),
+        (b"\x00\x00\x00\x03\xe7xx", "not in the registry"),
+    ],
+)
 def test_bad_bytes_raise_decode_error_with_a_reason(data: bytes, says: str) -> None:
     """Unreadable values raise DecodeError saying what is wrong."""
     with pytest.raises(DecodeError, match=re.escape(says)):
@@ -66,7 +69,8 @@ def test_a_value_of_another_subject_is_refused() -> None:
 
 
 def test_registering_a_compatible_change_adds_a_version_and_old_data_stays_readable(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A new optional field gets a new id; bytes written with the old id decode with the default."""
     from pipeline.codec import SCHEMAS_DIR
 
@@ -75,17 +79,28 @@ def test_registering_a_compatible_change_adds_a_version_and_old_data_stays_reada
     registry = SchemaRegistry(schemas)
     old_codec = AvroCodec(registry, "claims.ClaimStatus")
     latest = registry.latest("claims.ClaimStatus").version
-    status = {"claim_id": "C1", "encounter_id": "E1", "status": "PAID", "stage": "denials",
-              "at": datetime(2026, 1, 1, tzinfo=UTC),
-              "charge_cents": 100, "paid_cents": 80, "patient_responsibility_cents": 20,
-              "payer_id": None, "detail": None, "history": []}
+    status = {
+        "claim_id": "C1",
+        "encounter_id": "E1",
+        "status": "PAID",
+        "stage": "denials",
+        "at": datetime(2026, 1, 1, tzinfo=UTC),
+        "charge_cents": 100,
+        "paid_cents": 80,
+        "patient_responsibility_cents": 20,
+        "payer_id": None,
+        "detail": None,
+        "history": [],
+    }
     old_bytes = old_codec.encode(status)
 
     path = schemas / "claims.ClaimStatus.avsc"
     text = path.read_text().replace(
         '"fields": [',
         '"fields": [\n    {"name": "note", "type": ["null", "string"], "default": null, '
-        '"doc": "A note."},', 1)
+        '"doc": "A note."},',
+        1,
+    )
     path.write_text(text)
     assert registry.pending_changes() == ["claims.ClaimStatus"]
     registered, created = registry.register("claims.ClaimStatus")

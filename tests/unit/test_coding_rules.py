@@ -52,8 +52,21 @@ class TestDiagnoses:
 
     def test_more_than_twelve_diagnoses_bills_the_first_twelve_with_a_warning(self) -> None:
         """Thirteen diagnoses: soft finding, twelve billed, pointers kept in range."""
-        codes = ["I10", "E119", "E785", "J069", "N390", "K219", "F419", "E039", "J4520",
-                 "L821", "R509", "D649", "E559"]
+        codes = [
+            "I10",
+            "E119",
+            "E785",
+            "J069",
+            "N390",
+            "K219",
+            "F419",
+            "E039",
+            "J4520",
+            "L821",
+            "R509",
+            "D649",
+            "E559",
+        ]
         event = encounter(diagnoses=codes, procedures=[procedure(refs=[12, 0])])
         result = code_encounter(event, REFDATA)
         assert not result.held
@@ -88,12 +101,16 @@ class TestProcedures:
 
 
 class TestStructure:
-    @pytest.mark.parametrize(("field", "value", "names"), [
-        ("encounter_id", "", "encounter_id"),
-        ("procedures", [], "procedures"),
-    ])
+    @pytest.mark.parametrize(
+        ("field", "value", "names"),
+        [
+            ("encounter_id", "", "encounter_id"),
+            ("procedures", [], "procedures"),
+        ],
+    )
     def test_missing_structural_data_raises_for_the_dead_letter_topic(
-            self, field: str, value: object, names: str) -> None:
+        self, field: str, value: object, names: str
+    ) -> None:
         """Data no coder can supply is an InvalidEncounter naming the field."""
         with pytest.raises(InvalidEncounter, match=names):
             code_encounter(encounter(**{field: value}), REFDATA)
@@ -116,14 +133,14 @@ class TestPointers:
         result = code_encounter(encounter(procedures=[procedure(refs=[])]), REFDATA)
         assert result.coded is not None
         assert result.coded["lines"][0]["dx_pointers"] == [1]
-        assert [(f["edit_id"], f["severity"]) for f in result.findings] == [
-            ("DX-POINTER", "SOFT")]
+        assert [(f["edit_id"], f["severity"]) for f in result.findings] == [("DX-POINTER", "SOFT")]
 
     def test_five_linked_diagnoses_keep_the_first_four_with_a_warning(self) -> None:
         """A line linked to five diagnoses points at the first four documented."""
         codes = ["I10", "E119", "E785", "K219", "F419"]
-        result = code_encounter(encounter(diagnoses=codes,
-                                          procedures=[procedure(refs=[4, 3, 2, 1, 0])]), REFDATA)
+        result = code_encounter(
+            encounter(diagnoses=codes, procedures=[procedure(refs=[4, 3, 2, 1, 0])]), REFDATA
+        )
         assert result.coded is not None
         assert result.coded["lines"][0]["dx_pointers"] == [5, 4, 3, 2]
         assert [f["edit_id"] for f in result.findings] == ["DX-POINTER"]
@@ -140,13 +157,15 @@ def findings_of(**overrides: object) -> list[tuple[str, str]]:
 
 
 class TestIcdConventions:
-    @pytest.mark.parametrize(("code", "edit"), [
-        ("S61411", "ICD-7TH-CHAR"),   # laceration of right hand: needs A, D or S
-        ("S6141", "ICD-7TH-CHAR"),
-        ("M545", "ICD-BILLABLE"),     # a header without 7th characters stays ICD-BILLABLE
-    ])
-    def test_injury_codes_without_their_7th_character_are_held(self, code: str,
-                                                               edit: str) -> None:
+    @pytest.mark.parametrize(
+        ("code", "edit"),
+        [
+            ("S61411", "ICD-7TH-CHAR"),  # laceration of right hand: needs A, D or S
+            ("S6141", "ICD-7TH-CHAR"),
+            ("M545", "ICD-BILLABLE"),  # a header without 7th characters stays ICD-BILLABLE
+        ],
+    )
+    def test_injury_codes_without_their_7th_character_are_held(self, code: str, edit: str) -> None:
         """S61.411 needs A/D/S; the finding lists the 7th characters."""
         result = code_encounter(encounter(diagnoses=[code]), REFDATA)
         assert [f["edit_id"] for f in result.findings] == [edit]
@@ -158,12 +177,15 @@ class TestIcdConventions:
         assert hard_edits(diagnoses=["G309", "F0280"]) == []
         assert hard_edits(diagnoses=["F0280", "G309"]) == ["ICD-MANIFESTATION-PRIMARY"]
 
-    @pytest.mark.parametrize(("pair", "held"), [
-        (["J069", "J020"], True),    # J06.9 Excludes1 streptococcal pharyngitis J02.0
-        (["J020", "J069"], True),    # either order
-        (["I10", "O10019"], True),   # I10 Excludes1 O10-O11 hypertension in pregnancy
-        (["I10", "E119"], False),
-    ])
+    @pytest.mark.parametrize(
+        ("pair", "held"),
+        [
+            (["J069", "J020"], True),  # J06.9 Excludes1 streptococcal pharyngitis J02.0
+            (["J020", "J069"], True),  # either order
+            (["I10", "O10019"], True),  # I10 Excludes1 O10-O11 hypertension in pregnancy
+            (["I10", "E119"], False),
+        ],
+    )
     def test_excludes1_pairs_are_held(self, pair: list[str], held: bool) -> None:
         """Two codes in an Excludes1 relation are not reported together."""
         edits = hard_edits(diagnoses=pair, patient=TestAgeAndSex.patient("1990-01-01"))
@@ -173,8 +195,9 @@ class TestIcdConventions:
         """A date of service in FY2027 gets a soft edition warning, not a hold."""
         from datetime import UTC, date, datetime
 
-        found = findings_of(service_date=date(2026, 10, 1),
-                            received_at=datetime(2026, 10, 2, tzinfo=UTC))
+        found = findings_of(
+            service_date=date(2026, 10, 1), received_at=datetime(2026, 10, 2, tzinfo=UTC)
+        )
         assert ("ICD-DOS-EDITION", "SOFT") in found
         assert ("ICD-DOS-EDITION", "SOFT") not in findings_of(service_date=date(2026, 9, 30))
 
@@ -185,28 +208,36 @@ class TestAgeAndSex:
         """A patient born on *born* (ISO date)."""
         from datetime import date
 
-        return {"person_id": "P1", "last_name": "R", "first_name": "A",
-                "birth_date": date.fromisoformat(born), "sex": sex,
-                "address": encounter()["patient"]["address"]}
+        return {
+            "person_id": "P1",
+            "last_name": "R",
+            "first_name": "A",
+            "birth_date": date.fromisoformat(born),
+            "sex": sex,
+            "address": encounter()["patient"]["address"],
+        }
 
     # The service date is 2026-03-02; ages are whole years on that date.
-    @pytest.mark.parametrize(("born", "code", "held"), [
-        ("2008-03-03", "Z00129", False),  # 17, eighteen tomorrow: still pediatric
-        ("2008-03-02", "Z00129", True),   # 18 today: no longer pediatric
-        ("2011-03-02", "Z0000", False),   # 15 today: old enough for the adult exam
-        ("2011-03-03", "Z0000", True),    # 14
-        ("2026-03-01", "Z3800", False),   # one day old: newborn
-        ("2025-03-02", "Z3800", True),    # one year old
-        ("1961-03-03", "O80", False),     # 64: within maternity 9-64
-        ("1961-03-02", "O80", True),      # 65 today
-        ("2017-03-02", "O80", False),     # 9 today
-        ("2017-03-03", "O80", True),      # 8
-    ])
-    def test_age_limits_are_inclusive_whole_years(self, born: str, code: str,
-                                                  held: bool) -> None:
+    @pytest.mark.parametrize(
+        ("born", "code", "held"),
+        [
+            ("2008-03-03", "Z00129", False),  # 17, eighteen tomorrow: still pediatric
+            ("2008-03-02", "Z00129", True),  # 18 today: no longer pediatric
+            ("2011-03-02", "Z0000", False),  # 15 today: old enough for the adult exam
+            ("2011-03-03", "Z0000", True),  # 14
+            ("2026-03-01", "Z3800", False),  # one day old: newborn
+            ("2025-03-02", "Z3800", True),  # one year old
+            ("1961-03-03", "O80", False),  # 64: within maternity 9-64
+            ("1961-03-02", "O80", True),  # 65 today
+            ("2017-03-02", "O80", False),  # 9 today
+            ("2017-03-03", "O80", True),  # 8
+        ],
+    )
+    def test_age_limits_are_inclusive_whole_years(self, born: str, code: str, held: bool) -> None:
         """Age conflicts at and around each list's limits, in whole years on the service date."""
-        edits = hard_edits(diagnoses=[code], patient=self.patient(born),
-                           procedures=[procedure("99213")])
+        edits = hard_edits(
+            diagnoses=[code], patient=self.patient(born), procedures=[procedure("99213")]
+        )
         assert ("ICD-AGE" in edits) is held
 
     def test_sex_conflict_is_a_warning(self) -> None:
@@ -222,10 +253,17 @@ class TestAgeAndSex:
 
 
 class TestProcedureFormatAndModifiers:
-    @pytest.mark.parametrize(("code", "edit"), [
-        ("9921", "PROC-FORMAT"), ("99213A", "PROC-FORMAT"), ("W1234", "PROC-FORMAT"),
-        ("0001F", "PROC-VALID"), ("0042T", "PROC-VALID"), ("J9999", "PROC-VALID"),
-    ])
+    @pytest.mark.parametrize(
+        ("code", "edit"),
+        [
+            ("9921", "PROC-FORMAT"),
+            ("99213A", "PROC-FORMAT"),
+            ("W1234", "PROC-FORMAT"),
+            ("0001F", "PROC-VALID"),
+            ("0042T", "PROC-VALID"),
+            ("J9999", "PROC-VALID"),
+        ],
+    )
     def test_code_shape_is_checked_before_membership(self, code: str, edit: str) -> None:
         """Malformed codes are PROC-FORMAT; well-formed codes not in the list are PROC-VALID."""
         assert hard_edits(procedures=[procedure(code)]) == [edit]
@@ -236,8 +274,7 @@ class TestProcedureFormatAndModifiers:
 
     def test_modifier_25_belongs_on_the_visit(self) -> None:
         """25 on a lab code is held; on the E/M it is accepted."""
-        assert hard_edits(procedures=[procedure("36415", modifiers=["25"])]) == [
-            "MOD-25-NOT-EM"]
+        assert hard_edits(procedures=[procedure("36415", modifiers=["25"])]) == ["MOD-25-NOT-EM"]
 
     def test_both_sides_on_one_line_is_held(self) -> None:
         """RT and LT together on one knee injection line is held."""
@@ -246,23 +283,26 @@ class TestProcedureFormatAndModifiers:
 
 
 class TestEvaluationAndManagement:
-    @pytest.mark.parametrize(("code", "minutes", "mdm", "edit"), [
-        ("99213", 20, None, None),             # time at the threshold
-        ("99213", 19, None, "EM-LEVEL"),       # one minute short, no MDM
-        ("99214", 19, "moderate", None),       # MDM alone supports it
-        ("99215", 39, "moderate", "EM-LEVEL"),
-        ("99215", 40, None, None),
-        ("99212", 35, None, "EM-UNDERCODED"),  # documentation supports 99214
-        ("99205", 59, "moderate", "EM-LEVEL"),
-        ("99205", 60, None, None),
-        ("99211", None, None, None),           # no time or MDM requirement
-        ("99213", None, None, "EM-NOT-VERIFIABLE"),
-    ])
-    def test_level_follows_time_or_mdm(self, code: str, minutes: int | None, mdm: str | None,
-                                       edit: str | None) -> None:
+    @pytest.mark.parametrize(
+        ("code", "minutes", "mdm", "edit"),
+        [
+            ("99213", 20, None, None),  # time at the threshold
+            ("99213", 19, None, "EM-LEVEL"),  # one minute short, no MDM
+            ("99214", 19, "moderate", None),  # MDM alone supports it
+            ("99215", 39, "moderate", "EM-LEVEL"),
+            ("99215", 40, None, None),
+            ("99212", 35, None, "EM-UNDERCODED"),  # documentation supports 99214
+            ("99205", 59, "moderate", "EM-LEVEL"),
+            ("99205", 60, None, None),
+            ("99211", None, None, None),  # no time or MDM requirement
+            ("99213", None, None, "EM-NOT-VERIFIABLE"),
+        ],
+    )
+    def test_level_follows_time_or_mdm(
+        self, code: str, minutes: int | None, mdm: str | None, edit: str | None
+    ) -> None:
         """The billed level must be supported by total time or by MDM (2021 guidelines)."""
-        found = findings_of(procedures=[procedure(code)], documented_minutes=minutes,
-                            mdm_level=mdm)
+        found = findings_of(procedures=[procedure(code)], documented_minutes=minutes, mdm_level=mdm)
         assert [e for e, _ in found] == ([edit] if edit else [])
 
     def test_visit_with_a_minor_procedure_needs_modifier_25(self) -> None:
@@ -280,16 +320,24 @@ class TestEvaluationAndManagement:
 
 
 class TestMue:
-    @pytest.mark.parametrize(("code", "units", "held"), [
-        ("36415", 2, False), ("36415", 3, True),   # MUE 2, MAI 3
-        ("96372", 4, False), ("96372", 5, True),   # MUE 4, MAI 3
-        ("12001", 1, False), ("12001", 2, True),   # MUE 1, MAI 2
-    ])
-    def test_units_at_the_mue_pass_and_one_over_is_held(self, code: str, units: int,
-                                                        held: bool) -> None:
+    @pytest.mark.parametrize(
+        ("code", "units", "held"),
+        [
+            ("36415", 2, False),
+            ("36415", 3, True),  # MUE 2, MAI 3
+            ("96372", 4, False),
+            ("96372", 5, True),  # MUE 4, MAI 3
+            ("12001", 1, False),
+            ("12001", 2, True),  # MUE 1, MAI 2
+        ],
+    )
+    def test_units_at_the_mue_pass_and_one_over_is_held(
+        self, code: str, units: int, held: bool
+    ) -> None:
         """At the CMS practitioner MUE the line passes; one unit over is a hard MUE finding."""
-        edits = hard_edits(procedures=[procedure("99213", modifiers=["25"]),
-                                       procedure(code, units=units)])
+        edits = hard_edits(
+            procedures=[procedure("99213", modifiers=["25"]), procedure(code, units=units)]
+        )
         assert ("MUE" in edits) is held
         assert "PROC-UNITS" not in edits
 
@@ -311,6 +359,7 @@ class TestNcciPtp:
 
     def test_indicator_1_procedure_pair_passes_with_a_distinct_service_modifier(self) -> None:
         """20610/12001 (indicator 1): the repair passes with XS or 59, not bare or with 25."""
+
         def edits(mods: list[str]) -> list[str]:
             procs = [procedure("20610", refs=[0]), procedure("12001", refs=[1], modifiers=mods)]
             return hard_edits(procedures=procs, diagnoses=["M1711", "S61411A"])
@@ -333,13 +382,15 @@ class TestNcciPtp:
         """90471/99211 was indicator 0 until 2021-09-30 and is indicator 1 from 2021-10-01."""
         from datetime import UTC, date, datetime
 
-        procs = [procedure("99211", modifiers=["25"]), procedure("90471"),
-                 procedure("90715")]
+        procs = [procedure("99211", modifiers=["25"]), procedure("90471"), procedure("90715")]
 
         def edits(day: date) -> list[str]:
-            return hard_edits(procedures=procs, diagnoses=["Z23"], service_date=day,
-                              received_at=datetime.combine(day, datetime.min.time(),
-                                                           tzinfo=UTC))
+            return hard_edits(
+                procedures=procs,
+                diagnoses=["Z23"],
+                service_date=day,
+                received_at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
+            )
 
         assert edits(date(2021, 9, 30)) == ["NCCI-PTP"]
         assert edits(date(2021, 10, 1)) == []

@@ -20,12 +20,16 @@ from pipeline.dashboard import PAGE, build_app, content_security_policy, follow_
 from pipeline.dashboard_state import DashboardState
 
 DEADLINE_S = 30.0
-HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-           "Referrer-Policy": "no-referrer"}
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def answers(app: web.Application, *paths: str) -> list[tuple[int, dict[str, str]]]:
     """(status, headers) of GET *paths* on *app*; an event stream is read up to its first event."""
+
     async def fetch() -> list[tuple[int, dict[str, str]]]:
         out = []
         async with TestClient(TestServer(app)) as client:
@@ -86,8 +90,12 @@ def test_an_unreachable_broker_leaves_the_state_waiting_with_the_reason() -> Non
         settings = load_settings({"CLAIMS_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
         state = DashboardState()
         stop = threading.Event()
-        reader = threading.Thread(target=follow_topics, args=(settings, state, stop),
-                                  kwargs={"look_again": 0.2}, daemon=True)
+        reader = threading.Thread(
+            target=follow_topics,
+            args=(settings, state, stop),
+            kwargs={"look_again": 0.2},
+            daemon=True,
+        )
         reader.start()
         deadline = time.monotonic() + DEADLINE_S
         while "does not answer" not in (state.snapshot()["source"]["reason"] or ""):
@@ -104,6 +112,7 @@ def test_an_unreachable_broker_leaves_the_state_waiting_with_the_reason() -> Non
 @pytest.mark.parametrize("token", [None, "t0ken"])
 def test_the_page_itself_is_served_with_its_policy(token: str | None) -> None:
     """GET / returns the page whose inline blocks the policy on that same response allows."""
+
     async def fetch() -> tuple[str, str]:
         async with TestClient(TestServer(build_app(DashboardState(), token))) as client:
             response = await client.get("/", params={"token": token} if token else None)

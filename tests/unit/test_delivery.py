@@ -15,7 +15,8 @@ class Stopped(Exception):
 
 
 def test_state_writes_not_acknowledged_in_time_stop_the_worker(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A state write that never completes: after the delivery timeout the batch counts as
     undelivered (the worker exits unacknowledged), and the log says where each task was."""
     reasons: list[str] = []

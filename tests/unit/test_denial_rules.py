@@ -40,7 +40,6 @@ TERMINATED = {"coverage": coverage(terminated=date(2026, 1, 1))}
 NEW_PLAN = coverage("HMO-SIM", "HMO987654321", "HM", effective=date(2026, 1, 2))
 
 
-
 def answered(c: dict[str, Any], payer: Any = PPO) -> tuple[dict[str, Any], dict[bytes, Any]]:
     """The payer's remittance for *c* and the state store holding the member's state after it."""
     store: dict[bytes, Any] = {}
@@ -65,18 +64,21 @@ class TestClassification:
         item = route_remittance(remit, REFDATA, PPO, AT)
         assert item is not None
         assert (item["category"], item["action"], item["queue"]) == (
-            "eligibility", "verify_eligibility", "front_desk")
+            "eligibility",
+            "verify_eligibility",
+            "front_desk",
+        )
         assert item["amount_at_stake_cents"] == remit["total_charge_cents"]
         assert item["deadline"] == remit["service_date_from"] + timedelta(
-            days=PPO.timely_filing_days)
+            days=PPO.timely_filing_days
+        )
         assert item["deadline_kind"] == "corrected_claim"
         assert item["payer_claim_control_number"] == remit["payer_claim_control_number"]
         assert any(r["code"] == "N30" for r in item["reasons"])
 
     def test_appeal_deadline_counts_from_the_remittance(self) -> None:
         """An authorization denial is appealed within the payer's appeal days."""
-        remit = remittance(procedures=[procedure("99213"), procedure("72148")],
-                           diagnoses=["M5450"])
+        remit = remittance(procedures=[procedure("99213"), procedure("72148")], diagnoses=["M5450"])
         item = route_remittance(remit, REFDATA, PPO, AT)
         assert item is not None
         assert (item["action"], item["deadline_kind"]) == ("appeal", "appeal")
@@ -84,8 +86,7 @@ class TestClassification:
 
     def test_the_route_with_most_money_denied_leads(self) -> None:
         """A visit paid and an MRI denied for authorization: the item is an authorization item."""
-        remit = remittance(procedures=[procedure("99213"), procedure("72148")],
-                           diagnoses=["M5450"])
+        remit = remittance(procedures=[procedure("99213"), procedure("72148")], diagnoses=["M5450"])
         item = route_remittance(remit, REFDATA, PPO, AT)
         assert item is not None
         assert item["category"] == "authorization"
@@ -117,11 +118,45 @@ class TestClassification:
 
     def test_every_carc_the_simulator_uses_has_wording(self) -> None:
         """Each CARC and RARC a payer profile or rule can produce is in the code tables."""
-        produced = {"1", "2", "3", "11", "15", "16", "18", "22", "26", "27", "29", "31", "45",
-                    "49", "50", "96", "97", "119", "181", "197", "204", "288"}
+        produced = {
+            "1",
+            "2",
+            "3",
+            "11",
+            "15",
+            "16",
+            "18",
+            "22",
+            "26",
+            "27",
+            "29",
+            "31",
+            "45",
+            "49",
+            "50",
+            "96",
+            "97",
+            "119",
+            "181",
+            "197",
+            "204",
+            "288",
+        }
         assert produced <= set(REFDATA.carc)
-        remarks = {"M15", "M76", "M86", "MA130", "N20", "N30", "N54", "N115", "N130", "N290",
-                   "N382", "N386"}
+        remarks = {
+            "M15",
+            "M76",
+            "M86",
+            "MA130",
+            "N20",
+            "N30",
+            "N54",
+            "N115",
+            "N130",
+            "N290",
+            "N382",
+            "N386",
+        }
         assert remarks <= set(REFDATA.rarc)
 
     def test_priority_grows_with_money_and_nearing_deadlines(self) -> None:
@@ -136,8 +171,14 @@ class TestHolds:
     def test_coding_hold_item_names_the_edits_and_the_coding_queue(self) -> None:
         """A coding hold carries each hard finding as a reason and goes to coding."""
         result = code_encounter(encounter(diagnoses=["M545"]), REFDATA)
-        item = hold_item("CODING_HOLD", encounter(), None, result.findings, "PPO123456789",
-                         REFDATA.ruleset_version)
+        item = hold_item(
+            "CODING_HOLD",
+            encounter(),
+            None,
+            result.findings,
+            "PPO123456789",
+            REFDATA.ruleset_version,
+        )
         assert item["queue"] == "coding"
         assert item["claim_id"] is None
         assert [r["code"] for r in item["reasons"]] == ["ICD-BILLABLE"]
@@ -154,7 +195,10 @@ class TestCorrections:
         assert fix is not None
         new = fix.claim
         assert (new["payer_id"], new["member_id"], new["frequency_code"]) == (
-            "HMO-SIM", "HMO987654321", "1")
+            "HMO-SIM",
+            "HMO987654321",
+            "1",
+        )
         assert new["original_claim_id"] == c["claim_id"]
         assert new["claim_id"] != c["claim_id"]
         assert new["resubmission"] == 1
@@ -180,10 +224,13 @@ class TestCorrections:
 
     def bundled(self, distinct: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         """An injection denied CO-97 beside a repair; for a separate problem when *distinct*."""
-        c = claim(procedures=[procedure("12001", refs=[0]),
-                              procedure("96372", refs=[1] if distinct else [0],
-                                        modifiers=["XS"])],
-                  diagnoses=["S61411A", "J4521"])
+        c = claim(
+            procedures=[
+                procedure("12001", refs=[0]),
+                procedure("96372", refs=[1] if distinct else [0], modifiers=["XS"]),
+            ],
+            diagnoses=["S61411A", "J4521"],
+        )
         c["lines"][1]["modifiers"] = []
         remit, _ = answered(c)
         assert remit["lines"][1]["adjustments"][0]["carc"] == "97"
@@ -198,7 +245,9 @@ class TestCorrections:
         assert new["lines"][1]["modifiers"] == ["59"]
         assert new["lines"][0]["modifiers"] == c["lines"][0]["modifiers"]
         assert (new["frequency_code"], new["payer_claim_control_number"]) == (
-            "7", remit["payer_claim_control_number"])
+            "7",
+            remit["payer_claim_control_number"],
+        )
 
     def test_bundled_line_sharing_the_diagnosis_is_left_to_a_person(self) -> None:
         """The same injection for the same diagnosis: nothing shows a distinct service."""
@@ -280,23 +329,48 @@ class TestStatements:
 
 
 class TestResubmitStage:
-    @pytest.mark.parametrize(("action", "status"), [
-        ("APPEAL", "APPEALED"), ("WRITE_OFF", "WRITTEN_OFF"), ("BILL_PATIENT", "BILLED_TO_PATIENT"),
-    ])
+    @pytest.mark.parametrize(
+        ("action", "status"),
+        [
+            ("APPEAL", "APPEALED"),
+            ("WRITE_OFF", "WRITTEN_OFF"),
+            ("BILL_PATIENT", "BILLED_TO_PATIENT"),
+        ],
+    )
     def test_a_persons_decision_is_recorded_on_the_claim(self, action: str, status: str) -> None:
         """Appeal, write-off and patient billing become the claim's status."""
-        record = {"action_id": "A1", "rework_id": "W1", "claim_id": "C1", "encounter_id": "E1",
-                  "member_key": "PPO1", "action": action, "changes": [], "claim": None,
-                  "note": "called the payer", "actor": "jdoe", "at": AT}
+        record = {
+            "action_id": "A1",
+            "rework_id": "W1",
+            "claim_id": "C1",
+            "encounter_id": "E1",
+            "member_key": "PPO1",
+            "action": action,
+            "changes": [],
+            "claim": None,
+            "note": "called the payer",
+            "actor": "jdoe",
+            "at": AT,
+        }
         (out,) = resubmit(b"PPO1", record, StageContext(REFDATA))
         assert (out.record["claim_id"], out.record["status"]) == ("C1", status)
 
     def test_a_claim_the_payer_has_decided_is_not_sent_again(self) -> None:
         """The same RESUBMIT twice: the corrected claim goes once; the second finds it decided."""
         fixed = claim(encounter_id="E-FIXED")
-        record = {"action_id": "A1", "rework_id": "W1", "claim_id": "C1", "encounter_id": "E1",
-                  "member_key": "PPO123456789", "action": "RESUBMIT", "changes": [],
-                  "claim": fixed, "note": None, "actor": "jdoe", "at": AT}
+        record = {
+            "action_id": "A1",
+            "rework_id": "W1",
+            "claim_id": "C1",
+            "encounter_id": "E1",
+            "member_key": "PPO123456789",
+            "action": "RESUBMIT",
+            "changes": [],
+            "claim": fixed,
+            "note": None,
+            "actor": "jdoe",
+            "at": AT,
+        }
         key = b"PPO123456789"
         (sent, _status) = resubmit(key, record, StageContext(REFDATA))
         assert sent.topic.name == "claims.submitted"
@@ -305,8 +379,18 @@ class TestResubmitStage:
 
     def test_resubmit_without_a_claim_is_refused(self) -> None:
         """A RESUBMIT must carry the corrected claim; otherwise it is a dead letter."""
-        record = {"action_id": "A1", "rework_id": "W1", "claim_id": "C1", "encounter_id": "E1",
-                  "member_key": "PPO1", "action": "RESUBMIT", "changes": [], "claim": None,
-                  "note": None, "actor": "jdoe", "at": AT}
+        record = {
+            "action_id": "A1",
+            "rework_id": "W1",
+            "claim_id": "C1",
+            "encounter_id": "E1",
+            "member_key": "PPO1",
+            "action": "RESUBMIT",
+            "changes": [],
+            "claim": None,
+            "note": None,
+            "actor": "jdoe",
+            "at": AT,
+        }
         with pytest.raises(ValueError, match="without the corrected claim"):
             resubmit(b"PPO1", record, StageContext(REFDATA))

@@ -30,19 +30,38 @@ def test_the_names_are_every_environment_variable_faust_settings_read() -> None:
 
 
 def test_scrub_removes_faust_names_warns_by_name_and_keeps_the_rest(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """faust's names (plain, behind APP_ENV_PREFIX, F_ and FAUST_) go, each named in a warning
     without its value; CLAIMS_ settings and unrelated variables stay."""
-    env = {"BROKER_URL": "kafka://elsewhere:9092", "BROKER_CREDENTIALS": CREDENTIALS_VALUE,
-           "APP_ENV_PREFIX": "MYAPP", "MYAPP_TOPIC_PARTITIONS": "99", "F_LOOP": "eventlet",
-           "FAUST_DATADIR": "/tmp/x", "CLAIMS_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-           "PATH": "/usr/bin", "BROKERAGE": "not faust's", "MY_TOPIC_PARTITIONS": "3"}
+    env = {
+        "BROKER_URL": "kafka://elsewhere:9092",
+        "BROKER_CREDENTIALS": CREDENTIALS_VALUE,
+        "APP_ENV_PREFIX": "MYAPP",
+        "MYAPP_TOPIC_PARTITIONS": "99",
+        "F_LOOP": "eventlet",
+        "FAUST_DATADIR": "/tmp/x",
+        "CLAIMS_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "PATH": "/usr/bin",
+        "BROKERAGE": "not faust's",
+        "MY_TOPIC_PARTITIONS": "3",
+    }
     with caplog.at_level(logging.WARNING, logger="pipeline.faust_env"):
         removed = scrub_faust_env(env)
-    assert removed == ["APP_ENV_PREFIX", "BROKER_CREDENTIALS", "BROKER_URL", "FAUST_DATADIR",
-                       "F_LOOP", "MYAPP_TOPIC_PARTITIONS"]
-    assert env == {"CLAIMS_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "PATH": "/usr/bin",
-                   "BROKERAGE": "not faust's", "MY_TOPIC_PARTITIONS": "3"}
+    assert removed == [
+        "APP_ENV_PREFIX",
+        "BROKER_CREDENTIALS",
+        "BROKER_URL",
+        "FAUST_DATADIR",
+        "F_LOOP",
+        "MYAPP_TOPIC_PARTITIONS",
+    ]
+    assert env == {
+        "CLAIMS_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "PATH": "/usr/bin",
+        "BROKERAGE": "not faust's",
+        "MY_TOPIC_PARTITIONS": "3",
+    }
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == len(removed)
     assert all(any(name in w for w in warned) for name in removed)
@@ -52,18 +71,24 @@ def test_scrub_removes_faust_names_warns_by_name_and_keeps_the_rest(
 
 
 def test_the_app_ignores_faust_env_vars_and_never_reads_the_credentials(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """With BROKER_URL, BROKER_CREDENTIALS (a string faust would raise on, quoting it),
     APP_STORE, TOPIC_PARTITIONS and PRODUCER_ACKS set, the app is built from our settings."""
     from pipeline.app import SESSION_TIMEOUT_S, build_app
 
-    for name, value in {"BROKER_URL": "kafka://elsewhere:1",
-                        "BROKER_CREDENTIALS": CREDENTIALS_VALUE, "APP_STORE": "rocksdb://",
-                        "TOPIC_PARTITIONS": "99", "PRODUCER_ACKS": "0",
-                        "BROKER_SESSION_TIMEOUT": "999"}.items():
+    for name, value in {
+        "BROKER_URL": "kafka://elsewhere:1",
+        "BROKER_CREDENTIALS": CREDENTIALS_VALUE,
+        "APP_STORE": "rocksdb://",
+        "TOPIC_PARTITIONS": "99",
+        "PRODUCER_ACKS": "0",
+        "BROKER_SESSION_TIMEOUT": "999",
+    }.items():
         monkeypatch.setenv(name, value)
-    settings = load_settings({"CLAIMS_DATA_DIR": str(tmp_path), "CLAIMS_BROKER_PORT": "19092",
-                              "CLAIMS_PARTITIONS": "3"})
+    settings = load_settings(
+        {"CLAIMS_DATA_DIR": str(tmp_path), "CLAIMS_BROKER_PORT": "19092", "CLAIMS_PARTITIONS": "3"}
+    )
     conf = build_app(settings).conf
     assert conf.broker == [URL("kafka://127.0.0.1:19092")]
     assert conf.broker_credentials is None
@@ -80,13 +105,26 @@ def test_the_app_ignores_faust_env_vars_and_never_reads_the_credentials(
 def test_a_worker_process_scrubs_before_faust_reads_its_import_time_names() -> None:
     """The worker command imports faust only after scrubbing, so F_ names faust reads at import
     (F_WEB_PORT, F_BLOCKING_TIMEOUT) are gone by then; stderr names them, never a value."""
-    code = ("import sys, pipeline.cli, pipeline.worker; assert 'faust' not in sys.modules; "
-            "from pipeline.faust_env import scrub_faust_env; scrub_faust_env(); "
-            "import faust.types._env as e; print(e.WEB_PORT, e.BLOCKING_TIMEOUT)")
-    env = {**os.environ, "F_WEB_PORT": "4321", "F_BLOCKING_TIMEOUT": "0.001",
-           "BROKER_CREDENTIALS": CREDENTIALS_VALUE}
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys, pipeline.cli, pipeline.worker; assert 'faust' not in sys.modules; "
+        "from pipeline.faust_env import scrub_faust_env; scrub_faust_env(); "
+        "import faust.types._env as e; print(e.WEB_PORT, e.BLOCKING_TIMEOUT)"
+    )
+    env = {
+        **os.environ,
+        "F_WEB_PORT": "4321",
+        "F_BLOCKING_TIMEOUT": "0.001",
+        "BROKER_CREDENTIALS": CREDENTIALS_VALUE,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.split() == ["6066", "10.0"]
     for name in ("F_WEB_PORT", "F_BLOCKING_TIMEOUT", "BROKER_CREDENTIALS"):
         assert name in done.stderr

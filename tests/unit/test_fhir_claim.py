@@ -19,8 +19,11 @@ from tests.unit.test_x12_837p import replacement, synthetic_claims
 def claims() -> list[dict[str, Any]]:
     """Several hundred synthetic claims with replacements and voids."""
     found = [c for c in synthetic_claims(600, seed=33) if c["payer_id"] != "SELFPAY"]
-    return found + [replacement(c, "7") for c in found[:10]] + [replacement(c, "8")
-                                                                for c in found[10:15]]
+    return (
+        found
+        + [replacement(c, "7") for c in found[:10]]
+        + [replacement(c, "8") for c in found[10:15]]
+    )
 
 
 def test_fhir_resources_validates_every_claim(claims: list[dict[str, Any]]) -> None:
@@ -44,8 +47,10 @@ def test_content_matches_the_claim_record(claims: list[dict[str, Any]]) -> None:
         fhir = to_fhir_claim(claim)
         assert fhir["id"] == claim["claim_id"]
         assert round(fhir["total"]["value"] * 100) == claim["total_charge_cents"]
-        assert [d["diagnosisCodeableConcept"]["coding"][0]["code"].replace(".", "")
-                for d in fhir["diagnosis"]] == claim["diagnoses"]
+        assert [
+            d["diagnosisCodeableConcept"]["coding"][0]["code"].replace(".", "")
+            for d in fhir["diagnosis"]
+        ] == claim["diagnoses"]
         for item, line in zip(fhir["item"], claim["lines"], strict=True):
             assert item["productOrService"]["coding"][0]["code"] == line["procedure_code"]
             assert [m["coding"][0]["code"] for m in item.get("modifier", [])] == line["modifiers"]
@@ -54,8 +59,9 @@ def test_content_matches_the_claim_record(claims: list[dict[str, Any]]) -> None:
             assert round(item["net"]["value"] * 100) == line["charge_cents"]
         contained = {r["id"]: r for r in fhir["contained"]}
         assert contained["billing"]["identifier"][0]["value"] == claim["billing_provider"]["npi"]
-        assert contained["rendering"]["identifier"][0]["value"] == (
-            claim["rendering_provider"]["npi"])
+        assert (
+            contained["rendering"]["identifier"][0]["value"] == (claim["rendering_provider"]["npi"])
+        )
         assert contained["coverage"]["subscriberId"] == claim["member_id"]
 
 
@@ -70,8 +76,9 @@ def test_replacements_reference_the_prior_claim(claims: list[dict[str, Any]]) ->
         assert related["reference"]["value"] == claim["payer_claim_control_number"]
 
 
-def test_ndjson_export_writes_one_claim_per_line(claims: list[dict[str, Any]],
-                                                 tmp_path: Path) -> None:
+def test_ndjson_export_writes_one_claim_per_line(
+    claims: list[dict[str, Any]], tmp_path: Path
+) -> None:
     """The export is one JSON Claim per line, each valid."""
     path = tmp_path / "fhir" / "claims.ndjson"
     assert write_fhir_ndjson(claims, path) == len(claims)

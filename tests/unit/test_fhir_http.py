@@ -51,8 +51,11 @@ class Broker:
 Answer = tuple[int, dict[str, str], Record]
 
 
-async def _post(app: web.Application, body: bytes | Callable[[], AsyncIterator[bytes]],
-                content_type: str | None = FHIR_JSON) -> Answer:
+async def _post(
+    app: web.Application,
+    body: bytes | Callable[[], AsyncIterator[bytes]],
+    content_type: str | None = FHIR_JSON,
+) -> Answer:
     async with TestClient(TestServer(app)) as client:
         headers = {"Content-Type": content_type} if content_type else {}
         data = body if isinstance(body, bytes) else body()
@@ -60,9 +63,13 @@ async def _post(app: web.Application, body: bytes | Callable[[], AsyncIterator[b
         return response.status, dict(response.headers), json.loads(await response.read())
 
 
-def post(body: bytes, content_type: str | None = FHIR_JSON, *, limits: Limits | None = None,
-         broker: Callable[[list[tuple[bytes, bytes]], list[bytes]], Awaitable[None]]
-         | None = None) -> Answer:
+def post(
+    body: bytes,
+    content_type: str | None = FHIR_JSON,
+    *,
+    limits: Limits | None = None,
+    broker: Callable[[list[tuple[bytes, bytes]], list[bytes]], Awaitable[None]] | None = None,
+) -> Answer:
     """POST *body* to a fresh app publishing to *broker*; (status, headers, JSON answer)."""
     app = build_web_app(broker or Broker(), PRACTICE, limits)
     return asyncio.run(_post(app, body, content_type))
@@ -79,20 +86,35 @@ def visits(count: int, procedures: int | list[int] = 2) -> Record:
     """A bundle of one patient's *count* office visits (five shared entries, then per visit an
     Encounter, two Conditions and *procedures* Procedures: one number, or one per visit)."""
     per_visit = procedures if isinstance(procedures, list) else [procedures] * count
-    resources = [fb.patient(), fb.payer_org("PPO-SIM", "Commercial PPO (simulated)"),
-                 fb.practice(), fb.coverage("cov1", "PPO-SIM", "PPO123456789", 1),
-                 fb.practitioner("dr1", "Lindqvist", "Erik", fb.DOCTOR_NPI)]
+    resources = [
+        fb.patient(),
+        fb.payer_org("PPO-SIM", "Commercial PPO (simulated)"),
+        fb.practice(),
+        fb.coverage("cov1", "PPO-SIM", "PPO123456789", 1),
+        fb.practitioner("dr1", "Lindqvist", "Erik", fb.DOCTOR_NPI),
+    ]
     for i, count_here in enumerate(per_visit):
         eid = f"e{i}"
-        resources += [fb.encounter(eid, diagnoses=(f"c{i}a", f"c{i}b")),
-                      fb.condition(f"c{i}a", "I10", eid=eid),
-                      fb.condition(f"c{i}b", "E11.9", eid=eid)]
-        resources += [fb.procedure(f"p{i}-{j}", "99214" if j == 0 else "36415", eid=eid,
-                                   reasons=(f"c{i}a",)) for j in range(count_here)]
-    entries = [{"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r}
-               for r in resources]
-    return {"resourceType": "Bundle", "id": "visits", "type": "collection",
-            "timestamp": "2026-03-03T15:00:00Z", "entry": entries}
+        resources += [
+            fb.encounter(eid, diagnoses=(f"c{i}a", f"c{i}b")),
+            fb.condition(f"c{i}a", "I10", eid=eid),
+            fb.condition(f"c{i}b", "E11.9", eid=eid),
+        ]
+        resources += [
+            fb.procedure(f"p{i}-{j}", "99214" if j == 0 else "36415", eid=eid, reasons=(f"c{i}a",))
+            for j in range(count_here)
+        ]
+    entries = [
+        {"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r['id']}", "resource": r}
+        for r in resources
+    ]
+    return {
+        "resourceType": "Bundle",
+        "id": "visits",
+        "type": "collection",
+        "timestamp": "2026-03-03T15:00:00Z",
+        "entry": entries,
+    }
 
 
 class TestAccepted:
@@ -131,9 +153,14 @@ class TestAccepted:
         assert not answered_early
         assert status == 202
 
-    @pytest.mark.parametrize("content_type", ["application/json",
-                                              "application/fhir+json; charset=utf-8",
-                                              "application/json; charset=UTF-8"])
+    @pytest.mark.parametrize(
+        "content_type",
+        [
+            "application/json",
+            "application/fhir+json; charset=utf-8",
+            "application/json; charset=UTF-8",
+        ],
+    )
     def test_json_content_types_with_a_utf8_charset_are_read(self, content_type: str) -> None:
         """application/json and application/fhir+json, with or without charset=utf-8, are read."""
         status, _, _ = post(OFFICE_VISIT, content_type)
@@ -141,9 +168,10 @@ class TestAccepted:
 
 
 class TestRefusedAtTheDoor:
-    @pytest.mark.parametrize("content_type", ["text/plain", "application/xml",
-                                              "application/fhir+json; charset=iso-8859-1",
-                                              None])
+    @pytest.mark.parametrize(
+        "content_type",
+        ["text/plain", "application/xml", "application/fhir+json; charset=iso-8859-1", None],
+    )
     def test_other_content_types_are_415(self, content_type: str | None) -> None:
         """A body that is not FHIR JSON in UTF-8 (or has no content type) is answered 415."""
         broker = Broker()
@@ -166,7 +194,7 @@ class TestRefusedAtTheDoor:
 
         async def chunks() -> AsyncIterator[bytes]:
             for start in range(0, len(OFFICE_VISIT), 500):
-                yield OFFICE_VISIT[start:start + 500]
+                yield OFFICE_VISIT[start : start + 500]
 
         app = build_web_app(broker, PRACTICE, Limits(max_bytes=1024))
         status, _, answer = asyncio.run(_post(app, chunks))
@@ -193,18 +221,24 @@ class TestRefusedAtTheDoor:
 
 
 class TestBadInput:
-    @pytest.mark.parametrize(("body", "reason"), [
-        (b"{not json", "not JSON"),
-        (b"\xff\xfe{}", "not UTF-8"),
-        (b'{"resourceType": "Bundle", "n": ' + b"1" * 5000 + b"}", "not JSON"),
-        (b"[" * 100_000 + b"]" * 100_000, "more than 64 levels"),
-        (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "more than 64 levels"),
-        (b'{"resourceType": "Patient"}', "not a FHIR Bundle"),
-        (b'{"resourceType": "Bundle", "type": "collection", "entry": {"a": 1}}',
-         "Bundle.entry is not an array"),
-    ])
-    def test_unreadable_bodies_are_400_and_dead_lettered_whole(self, body: bytes,
-                                                               reason: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "reason"),
+        [
+            (b"{not json", "not JSON"),
+            (b"\xff\xfe{}", "not UTF-8"),
+            (b'{"resourceType": "Bundle", "n": ' + b"1" * 5000 + b"}", "not JSON"),
+            (b"[" * 100_000 + b"]" * 100_000, "more than 64 levels"),
+            (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "more than 64 levels"),
+            (b'{"resourceType": "Patient"}', "not a FHIR Bundle"),
+            (
+                b'{"resourceType": "Bundle", "type": "collection", "entry": {"a": 1}}',
+                "Bundle.entry is not an array",
+            ),
+        ],
+    )
+    def test_unreadable_bodies_are_400_and_dead_lettered_whole(
+        self, body: bytes, reason: str
+    ) -> None:
         """Not JSON, not UTF-8, a huge number, deep nesting, not a Bundle: 400 with an
         OperationOutcome, and the raw bytes on the dead-letter topic with the reason."""
         broker = Broker()
@@ -246,8 +280,19 @@ class TestBadInput:
     def test_wrongly_typed_elements_never_fail_the_request(self) -> None:
         """Hundreds of bundles with elements of the wrong JSON type are all answered 202 or 400."""
         rng = random.Random(20260301)
-        junk: list[Any] = [None, 1, "x", [], {}, [1], {"a": 1}, True, 2.5, [[1]],
-                           {"reference": ["x"]}]
+        junk: list[Any] = [
+            None,
+            1,
+            "x",
+            [],
+            {},
+            [1],
+            {"a": 1},
+            True,
+            2.5,
+            [[1]],
+            {"reference": ["x"]},
+        ]
 
         def mutate(node: Any) -> None:
             if isinstance(node, dict) and node:
@@ -275,9 +320,11 @@ class TestBadInput:
         assert statuses == {202, 400}
 
     def test_a_mapping_failure_is_400_and_dead_lettered_as_internal(
-            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Should the mapper fail on an input, the answer is 400 and the input an INTERNAL
         dead letter naming the exception, never a 500."""
+
         def broken(*_: object, **__: object) -> None:
             raise RuntimeError("a bug")
 
@@ -302,8 +349,9 @@ class TestRecordSizeLimit:
         """An encounter whose event exceeds max_record_bytes is named in the outcome (too-long)
         and dead-lettered OVERSIZE; the small one is sent."""
         bundle = visits(2, procedures=[400, 2])
-        sizes = {e["encounter_id"]: len(EVENTS.encode(e))
-                 for e in map_bundle(bundle, PRACTICE).events}
+        sizes = {
+            e["encounter_id"]: len(EVENTS.encode(e)) for e in map_bundle(bundle, PRACTICE).events
+        }
         assert sizes["V-E0"] > 2000 > sizes["V-E1"]
         broker = Broker()
         body = json.dumps(bundle).encode()
@@ -322,8 +370,11 @@ class TestRecordSizeLimit:
     def test_a_bundle_whose_only_event_is_too_large_is_400(self) -> None:
         """Nothing left to accept: 400 with the too-long issue, and the dead letter."""
         broker = Broker()
-        status, _, answer = post(json.dumps(visits(1, procedures=400)).encode(),
-                                 limits=Limits(max_record_bytes=2000), broker=broker)
+        status, _, answer = post(
+            json.dumps(visits(1, procedures=400)).encode(),
+            limits=Limits(max_record_bytes=2000),
+            broker=broker,
+        )
         assert status == 400
         assert answer["issue"][0]["code"] == "too-long"
         assert broker.events == []
@@ -333,6 +384,7 @@ class TestRecordSizeLimit:
 class TestBrokerTrouble:
     def test_a_failed_send_is_503_with_retry_after_and_no_ids(self) -> None:
         """When publishing raises, the answer is 503 with Retry-After and claims nothing."""
+
         async def down(events: list[tuple[bytes, bytes]], dead: list[bytes]) -> None:
             raise ConnectionError("no broker")
 
@@ -344,6 +396,7 @@ class TestBrokerTrouble:
 
     def test_a_send_not_acknowledged_in_time_is_503(self) -> None:
         """Kafka silent past the ack timeout: 503, well before the publish would return."""
+
         async def silent(events: list[tuple[bytes, bytes]], dead: list[bytes]) -> None:
             await asyncio.sleep(60)
 
@@ -355,6 +408,7 @@ class TestBrokerTrouble:
 
     def test_dead_letters_that_cannot_be_sent_make_a_400_a_503(self) -> None:
         """Bad input is answered 400 only once its dead letter is stored; else 503."""
+
         async def down(events: list[tuple[bytes, bytes]], dead: list[bytes]) -> None:
             raise ConnectionError("no broker")
 
@@ -369,6 +423,7 @@ class TestEventLoop:
         Returns the longest gap between ticks, the request's whole time, the status
         and the answer.
         """
+
         async def scenario() -> tuple[float, float, int, Record]:
             ticks: list[float] = []
             done = asyncio.Event()
@@ -391,6 +446,7 @@ class TestEventLoop:
 
     def test_mapping_runs_off_the_event_loop(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A mapping that takes a second leaves the loop free: it keeps ticking throughout."""
+
         def slow_map(*args: Any, **kwargs: Any) -> Any:
             time.sleep(1.0)
             return map_bundle(*args, **kwargs)
@@ -404,8 +460,7 @@ class TestEventLoop:
         """While a 5,000-entry bundle is read, mapped and encoded the loop keeps running: no
         stall takes three quarters of the request (done on the loop, one stall would be all
         of it; ``json.loads`` of the body holds the interpreter lock for about half)."""
-        gap, took, status, answer = self._max_gap_while_posting(
-            json.dumps(visits(1000)).encode())
+        gap, took, status, answer = self._max_gap_while_posting(json.dumps(visits(1000)).encode())
         assert status == 202
         assert len(answer["event_ids"]) == 1000
         assert gap < took * 0.75

@@ -53,9 +53,15 @@ class TestMapping:
         assert event["received_at"].isoformat() == "2026-03-03T15:00:00+00:00"
         assert event["diagnoses"] == ["I10", "E119"]
         assert [(p["code"], p["diagnosis_refs"]) for p in event["procedures"]] == [
-            ("99214", [0, 1]), ("83036", [1]), ("36415", [1])]
-        assert (event["coverage"]["payer_id"], event["coverage"]["member_id"],
-                event["coverage"]["plan_type"]) == ("PPO-SIM", "PPO123456789", "12")
+            ("99214", [0, 1]),
+            ("83036", [1]),
+            ("36415", [1]),
+        ]
+        assert (
+            event["coverage"]["payer_id"],
+            event["coverage"]["member_id"],
+            event["coverage"]["plan_type"],
+        ) == ("PPO-SIM", "PPO123456789", "12")
         assert [c["payer_id"] for c in event["other_coverages"]] == ["MCD-SIM"]
         assert event["rendering_provider"]["npi"] == fhir_bundles.DOCTOR_NPI
         assert event["billing_provider"]["npi"] == fhir_bundles.PRACTICE_NPI
@@ -74,15 +80,20 @@ class TestMapping:
         """Ids depend on the bundle, not on when it arrives."""
         first = map_bundle(fixture("office-visit.json"), PRACTICE).events[0]
         again = map_bundle(copy.deepcopy(fixture("office-visit.json")), PRACTICE).events[0]
-        assert (first["event_id"], first["encounter_id"]) == (again["event_id"],
-                                                              again["encounter_id"])
+        assert (first["event_id"], first["encounter_id"]) == (
+            again["event_id"],
+            again["encounter_id"],
+        )
 
     def test_modifiers_units_hcpcs_and_referrer_are_read(self) -> None:
         """RT and 25 from extensions, 4 units of J3301 (HCPCS), the referring practitioner."""
         mapped = map_bundle(fixture("awkward.json"), PRACTICE)
         event = next(e for e in mapped.events if e["encounter_id"] == "V-ENC3")
         assert [(p["code"], p["modifiers"], p["units"]) for p in event["procedures"]] == [
-            ("99213", ["25"], 1), ("20610", ["RT"], 1), ("J3301", [], 4)]
+            ("99213", ["25"], 1),
+            ("20610", ["RT"], 1),
+            ("J3301", [], 4),
+        ]
         assert event["referring_provider"]["npi"] == fhir_bundles.REFERRER_NPI
 
     def test_a_bad_encounter_is_reported_and_the_good_one_still_maps(self) -> None:
@@ -100,8 +111,7 @@ class TestMapping:
         bundle = fixture("awkward.json")
         for entry in bundle["entry"]:
             if entry["resource"]["id"] == "c5":
-                entry["resource"]["code"]["coding"] = [{"system": fhir_bundles.ICD,
-                                                        "code": "I10"}]
+                entry["resource"]["code"]["coding"] = [{"system": fhir_bundles.ICD, "code": "I10"}]
         mapped = map_bundle(bundle, PRACTICE)
         (issue,) = mapped.issues
         assert issue["expression"] == ["Practitioner/dr3.identifier"]
@@ -164,8 +174,9 @@ class TestDryRun:
         assert mri.rework
         assert mri.rework[0]["queue"] in {"appeals", "front_desk", "billing", "coding"}
 
-    def test_check_json_lines_hold_ids_and_codes_only(self, capsys: pytest.CaptureFixture[str]
-                                                      ) -> None:
+    def test_check_json_lines_hold_ids_and_codes_only(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """--json writes one line per encounter, without patient names."""
         import sys
 

@@ -25,7 +25,6 @@ TIMELY = {"PPO-SIM": 90}
 MRI = {"procedures": [procedure("99213"), procedure("72148")], "diagnoses": ["M5450"]}
 
 
-
 def unanswered() -> tuple[dict[str, Any], MemberState]:
     """A claim the payer never answers, and the member state that remembers it."""
     c = claim()
@@ -47,7 +46,10 @@ class TestFollowUp:
         assert due is not None
         (item,) = sweep_member("PPO123456789", state, due, TIMELY)
         assert (item["kind"], item["action"], item["queue"]) == (
-            "FOLLOW_UP", "claim_status_inquiry", "billing")
+            "FOLLOW_UP",
+            "claim_status_inquiry",
+            "billing",
+        )
         assert item["claim_id"] == c["claim_id"]
         assert item["created_at"] == datetime.combine(due, time(0), tzinfo=UTC)
         assert item["deadline"] == c["service_date_from"] + timedelta(days=90)
@@ -59,8 +61,9 @@ def open_item() -> dict[str, Any]:
     """An open authorization denial, appealable for 180 days."""
     c = claim(**MRI)
     remit = adjudicate(c, PPO, None, REFDATA).remittance
-    item = route_remittance(remit, REFDATA, PPO,
-                            datetime.combine(remit["adjudicated_date"], time(0), tzinfo=UTC))
+    item = route_remittance(
+        remit, REFDATA, PPO, datetime.combine(remit["adjudicated_date"], time(0), tzinfo=UTC)
+    )
     assert item is not None
     return item
 
@@ -74,8 +77,7 @@ class TestReminders:
         assert remind_on == item["deadline"] - timedelta(days=REMINDER_DAYS)
         assert sweep_member("K", state.fork(), remind_on - timedelta(days=1), TIMELY) == []
         (reminder,) = sweep_member("K", state, remind_on, TIMELY)
-        assert (reminder["kind"], reminder["related_rework_id"]) == ("REMINDER",
-                                                                    item["rework_id"])
+        assert (reminder["kind"], reminder["related_rework_id"]) == ("REMINDER", item["rework_id"])
         assert reminder["deadline"] == item["deadline"]
         assert sweep_member("K", state, item["deadline"], TIMELY) == []
 
@@ -134,16 +136,24 @@ def test_runner_sweeps_when_the_partitions_business_date_passes_the_due_date() -
     run = runner(refdata, state)
     codec = codec_for(CLAIMS_SUBMITTED.value_schema)
     first = claim()
-    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
-                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    later = claim(
+        encounter_id="E2",
+        service_date=date(2026, 4, 20),
+        received_at=datetime(2026, 4, 21, 15, tzinfo=UTC),
+    )
     adjudication = STAGE_BY_NAME["adjudication"]
-    out = run.process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
+    out = run.process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)],
+    )
     assert [o.topic for o in out] == []
-    out = run.process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(later), 0)])
-    follow_ups = [codec_for("claims.ReworkItem").decode(o.value) for o in out
-                  if o.topic == "denials.rework"]
+    out = run.process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(later), 0)],
+    )
+    follow_ups = [
+        codec_for("claims.ReworkItem").decode(o.value) for o in out if o.topic == "denials.rework"
+    ]
     assert [(f["kind"], f["claim_id"]) for f in follow_ups] == [("FOLLOW_UP", first["claim_id"])]
     assert not any(o.topic == CLAIMS_REMITTANCE.name for o in out)
 
@@ -155,15 +165,25 @@ def test_a_restarted_runner_rebuilds_its_agenda_from_the_state_store() -> None:
     codec = codec_for(CLAIMS_SUBMITTED.value_schema)
     adjudication = STAGE_BY_NAME["adjudication"]
     first = claim()
-    runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
-    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
-                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)],
+    )
+    later = claim(
+        encounter_id="E2",
+        service_date=date(2026, 4, 20),
+        received_at=datetime(2026, 4, 21, 15, tzinfo=UTC),
+    )
     later["member_id"] = "PPO000000001"
-    out = runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000001", codec.encode(later), 0)])
-    kinds = [codec_for("claims.ReworkItem").decode(o.value)["kind"] for o in out
-             if o.topic == "denials.rework"]
+    out = runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000001", codec.encode(later), 0)],
+    )
+    kinds = [
+        codec_for("claims.ReworkItem").decode(o.value)["kind"]
+        for o in out
+        if o.topic == "denials.rework"
+    ]
     assert kinds == ["FOLLOW_UP"]
 
 
@@ -172,16 +192,20 @@ def test_adjudicating_another_claim_keeps_the_members_open_items() -> None:
     item = open_item()
     state = adjudicate(claim(**MRI), PPO, None, REFDATA).member_state
     remember_item(state, item)
-    after = adjudicate(claim(encounter_id="E9", procedures=[procedure("80053")]), PPO, state,
-                       REFDATA).member_state
+    after = adjudicate(
+        claim(encounter_id="E9", procedures=[procedure("80053")]), PPO, state, REFDATA
+    ).member_state
     assert after.item(item["rework_id"]) == state.item(item["rework_id"])
     assert after.due == state.due
 
 
 def follow_ups(out: list[Any]) -> list[str]:
     """The kinds of the rework items among a batch's outputs."""
-    return [codec_for("claims.ReworkItem").decode(o.value)["kind"] for o in out
-            if o.topic == "denials.rework"]
+    return [
+        codec_for("claims.ReworkItem").decode(o.value)["kind"]
+        for o in out
+        if o.topic == "denials.rework"
+    ]
 
 
 def test_a_follow_up_lost_before_delivery_is_made_again_and_once_delivered_never() -> None:
@@ -191,11 +215,16 @@ def test_a_follow_up_lost_before_delivery_is_made_again_and_once_delivered_never
     codec = codec_for(CLAIMS_SUBMITTED.value_schema)
     adjudication = STAGE_BY_NAME["adjudication"]
     first = claim()
-    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
-                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    later = claim(
+        encounter_id="E2",
+        service_date=date(2026, 4, 20),
+        received_at=datetime(2026, 4, 21, 15, tzinfo=UTC),
+    )
     later["member_id"] = "PPO000000001"
-    runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)])
+    runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO123456789", codec.encode(first), 0)],
+    )
     batch = [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000001", codec.encode(later), 0)]
 
     crashed = runner(refdata, state)
@@ -214,15 +243,22 @@ def test_a_worker_taking_a_partition_over_goes_on_from_its_business_date() -> No
     state: dict[bytes, Any] = {}
     codec = codec_for(CLAIMS_SUBMITTED.value_schema)
     adjudication = STAGE_BY_NAME["adjudication"]
-    late = claim(encounter_id="E9", service_date=date(2026, 4, 20),
-                 received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    late = claim(
+        encounter_id="E9",
+        service_date=date(2026, 4, 20),
+        received_at=datetime(2026, 4, 21, 15, tzinfo=UTC),
+    )
     late["member_id"] = "PPO000000009"
-    runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000009", codec.encode(late), 0)])
+    runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000009", codec.encode(late), 0)],
+    )
     # A claim filed 2026-03-03 (due for a status inquiry on 2026-03-28) reaches a new worker:
     # by the partition's own records that date has not come, by the partition's clock it has.
-    out = runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)])
+    out = runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)],
+    )
     assert follow_ups(out) == ["FOLLOW_UP"]
 
 
@@ -235,13 +271,20 @@ def test_a_partition_given_back_is_swept_with_what_another_worker_remembered() -
     mine = runner(refdata, state)
     other = claim(encounter_id="E0")
     other["member_id"] = "PPO000000003"
-    mine.process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000003", codec.encode(other), 0)])
+    mine.process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 0, b"PPO000000003", codec.encode(other), 0)],
+    )
     # Meanwhile another worker had the partition and adjudicated this member's claim.
-    runner(refdata, state).process_many(adjudication, [
-        Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)])
-    later = claim(encounter_id="E2", service_date=date(2026, 4, 20),
-                  received_at=datetime(2026, 4, 21, 15, tzinfo=UTC))
+    runner(refdata, state).process_many(
+        adjudication,
+        [Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO123456789", codec.encode(claim()), 0)],
+    )
+    later = claim(
+        encounter_id="E2",
+        service_date=date(2026, 4, 20),
+        received_at=datetime(2026, 4, 21, 15, tzinfo=UTC),
+    )
     later["member_id"] = "PPO000000001"
     batch = [Incoming(CLAIMS_SUBMITTED.name, 0, 2, b"PPO000000001", codec.encode(later), 0)]
     mine.reset_partitions()

@@ -28,9 +28,28 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 AT = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)
 PRACTICE = encounter()["billing_provider"]
 # Every value in the fixtures that is protected health information.
-PHI = ("TESTPATIENT", "AVERY", "JORDAN", "EXAMPLE", "MORGAN", "SAMPLE", "RILEY", "19800304",
-       "19790911", "19670521", "19920115", "PPO123456789", "HMO987654321", "PPO555000111",
-       "ACM000111222", "Example Ave", "Fictional Ln", "Placeholder Ct", "5550101", "250.00")
+PHI = (
+    "TESTPATIENT",
+    "AVERY",
+    "JORDAN",
+    "EXAMPLE",
+    "MORGAN",
+    "SAMPLE",
+    "RILEY",
+    "19800304",
+    "19790911",
+    "19670521",
+    "19920115",
+    "PPO123456789",
+    "HMO987654321",
+    "PPO555000111",
+    "ACM000111222",
+    "Example Ave",
+    "Fictional Ln",
+    "Placeholder Ct",
+    "5550101",
+    "250.00",
+)
 
 
 def fixture(name: str) -> str:
@@ -64,7 +83,10 @@ class TestRegistration:
         assert registration["patient"]["address"]["line2"] == "Apt 2"
         primary = registration["coverage"]
         assert (primary["payer_id"], primary["member_id"], primary["group_number"]) == (
-            "PPO-SIM", "PPO123456789", "GRP100")
+            "PPO-SIM",
+            "PPO123456789",
+            "GRP100",
+        )
         assert primary["plan_type"] == "12"
         assert primary["relationship"] == "18"
         assert primary["subscriber"] == registration["patient"]
@@ -86,17 +108,23 @@ class TestRegistration:
         store = handled("adt_a08_address_and_insurance_update.hl7", registered()).store
         registration = store["HL7T00001"]
         assert registration["patient"]["address"] == {
-            "line1": "250 Sample Rd", "line2": None, "city": "Springfield", "state": "IL",
-            "postal_code": "627049876"}
+            "line1": "250 Sample Rd",
+            "line2": None,
+            "city": "Springfield",
+            "state": "IL",
+            "postal_code": "627049876",
+        }
         assert registration["coverage"]["group_number"] == "GRP200"
         assert registration["coverage"]["effective_date"] == date(2026, 1, 1)
         assert registration["other_coverages"][0]["termination_date"] == date(2026, 2, 28)
 
     def test_an_a08_without_insurance_keeps_the_coverage_on_file(self) -> None:
         """An A08 with no IN1 changes the demographics and keeps the registered coverage."""
-        text = "\n".join(line for line in fixture(
-            "adt_a08_address_and_insurance_update.hl7").splitlines()
-            if not line.startswith("IN1"))
+        text = "\n".join(
+            line
+            for line in fixture("adt_a08_address_and_insurance_update.hl7").splitlines()
+            if not line.startswith("IN1")
+        )
         registration = handled("", registered(), text).store["HL7T00001"]
         assert registration["coverage"]["group_number"] == "GRP100"
         assert registration["coverage"]["subscriber"]["address"]["line1"] == "250 Sample Rd"
@@ -142,8 +170,7 @@ class TestCharges:
             {"code": "80053", "modifiers": ["QW"], "units": 1, "diagnosis_refs": [1, 0]},
         ]
 
-    @pytest.mark.parametrize("name", ["dft_p03_office_visit.hl7",
-                                      "dft_p03_registered_patient.hl7"])
+    @pytest.mark.parametrize("name", ["dft_p03_office_visit.hl7", "dft_p03_registered_patient.hl7"])
     def test_mapped_encounters_pass_the_coding_edits(self, name: str) -> None:
         """The coding stage codes the mapped encounter without a hard finding."""
         (event,) = handled(name, registered()).events
@@ -157,8 +184,12 @@ class TestCharges:
         assert event["coverage"]["member_id"] == "PPO123456789"
         assert [c["payer_id"] for c in event["other_coverages"]] == ["HMO-SIM"]
         assert event["referring_provider"]["npi"] == "1777034566"
-        assert event["procedures"][1] == {"code": "87880", "modifiers": ["QW"], "units": 2,
-                                          "diagnosis_refs": [0]}
+        assert event["procedures"][1] == {
+            "code": "87880",
+            "modifiers": ["QW"],
+            "units": 2,
+            "diagnosis_refs": [0],
+        }
 
     def test_charges_for_an_unregistered_patient_without_insurance_are_refused(self) -> None:
         """No registration on file and no IN1: AE 204 at PID-3, no event."""
@@ -170,18 +201,21 @@ class TestCharges:
     def test_the_same_message_twice_gives_the_same_event_id(self) -> None:
         """The event id depends on MSH-4 and MSH-10 only, not on when it arrived."""
         first = handled("dft_p03_office_visit.hl7").events[0]
-        again = map_message(fixture("dft_p03_office_visit.hl7"), {}, PRACTICE,
-                            datetime(2026, 4, 1, tzinfo=UTC)).events[0]
-        resent = handled("", text=fixture("dft_p03_office_visit.hl7").replace(
-            "CHG-1001", "CHG-1001R")).events[0]
+        again = map_message(
+            fixture("dft_p03_office_visit.hl7"), {}, PRACTICE, datetime(2026, 4, 1, tzinfo=UTC)
+        ).events[0]
+        resent = handled(
+            "", text=fixture("dft_p03_office_visit.hl7").replace("CHG-1001", "CHG-1001R")
+        ).events[0]
         assert first["event_id"] == again["event_id"]
         assert resent["event_id"] != first["event_id"]
         assert resent["encounter_id"] == first["encounter_id"]
 
     def test_the_control_id_is_the_encounter_id_without_a_visit_number(self) -> None:
         """Without PV1-19 the encounter id is MSH-10."""
-        text = fixture("dft_p03_office_visit.hl7").replace("V-20260302-0042^^^SPRINGFIELD_FM^VN",
-                                                           "")
+        text = fixture("dft_p03_office_visit.hl7").replace(
+            "V-20260302-0042^^^SPRINGFIELD_FM^VN", ""
+        )
         (event,) = handled("", text=text).events
         assert event["encounter_id"] == "CHG-1001"
 
@@ -197,7 +231,8 @@ class TestCharges:
     def test_lines_on_different_dates_are_refused(self) -> None:
         """One DFT^P03 is one encounter with one date of service (FT1-4)."""
         text = fixture("dft_p03_office_visit.hl7").replace(
-            "FT1|3|||20260302094500", "FT1|3|||20260303094500")
+            "FT1|3|||20260302094500", "FT1|3|||20260303094500"
+        )
         outcome = handled("", text=text)
         assert outcome.ack_code == "AE"
         assert [e.location for e in outcome.details] == ["FT1^3^4"]
@@ -216,8 +251,10 @@ class TestAcknowledgements:
         assert msh[9] == ack_segments(handled("dft_p03_office_visit.hl7").ack, "MSH")[0][9]
 
     # The ACK of a non-HL7 message is left out: it has no MSH-10 for MSA-2 to echo.
-    @pytest.mark.parametrize("name", ["dft_p03_office_visit.hl7", "dft_p03_icd9_diagnosis.hl7",
-                                      "oru_r01_unsupported.hl7"])
+    @pytest.mark.parametrize(
+        "name",
+        ["dft_p03_office_visit.hl7", "dft_p03_icd9_diagnosis.hl7", "oru_r01_unsupported.hl7"],
+    )
     def test_every_ack_is_a_valid_hl7_v25_ack(self, name: str) -> None:
         """hl7apy validates the ACK against the v2.5 ACK structure in STRICT mode."""
         ack = handled(name).ack
@@ -225,13 +262,17 @@ class TestAcknowledgements:
         assert parsed.validate()
         assert parsed.name == "ACK"
 
-    @pytest.mark.parametrize(("name", "location", "code"), [
-        ("dft_p03_missing_rendering_npi.hl7", "FT1^1^20", "101"),
-        ("dft_p03_icd9_diagnosis.hl7", "DG1^2^3", "103"),
-        ("dft_p03_unknown_payer.hl7", "IN1^1^3", "103"),
-    ])
-    def test_content_errors_are_ae_with_the_field_named(self, name: str, location: str,
-                                                         code: str) -> None:
+    @pytest.mark.parametrize(
+        ("name", "location", "code"),
+        [
+            ("dft_p03_missing_rendering_npi.hl7", "FT1^1^20", "101"),
+            ("dft_p03_icd9_diagnosis.hl7", "DG1^2^3", "103"),
+            ("dft_p03_unknown_payer.hl7", "IN1^1^3", "103"),
+        ],
+    )
+    def test_content_errors_are_ae_with_the_field_named(
+        self, name: str, location: str, code: str
+    ) -> None:
         """A message understood but unusable is AE with ERR-2 and ERR-3 locating the problem."""
         outcome = handled(name)
         assert outcome.ack_code == "AE"
@@ -274,8 +315,7 @@ class TestAcknowledgements:
 
     def test_a_field_the_standard_requires_is_named_by_strict_validation(self) -> None:
         """hl7apy STRICT finds PID-3 missing: AE 101 at PID^1^3."""
-        text = fixture("dft_p03_office_visit.hl7").replace(
-            "HL7T00002^^^SPRINGFIELD_FM^MR", "")
+        text = fixture("dft_p03_office_visit.hl7").replace("HL7T00002^^^SPRINGFIELD_FM^MR", "")
         outcome = handled("", text=text)
         assert outcome.ack_code == "AE"
         assert [(e.location, e.code) for e in outcome.details] == [("PID^1^3", "101")]
@@ -290,7 +330,10 @@ class TestAcknowledgements:
         text = fixture("dft_p03_registered_patient.hl7").replace("1666023456", "1666023457")
         outcome = handled("", registered(), text)
         assert [(e.location, e.code) for e in outcome.details] == [
-            ("FT1^1^20", "102"), ("FT1^2^20", "102"), ("PV1^1^7", "102")]
+            ("FT1^1^20", "102"),
+            ("FT1^2^20", "102"),
+            ("PV1^1^7", "102"),
+        ]
 
     def test_a_data_type_error_is_located_without_its_value(self) -> None:
         """A birth date that is not an HL7 date is AE 102 at PID-7."""
@@ -315,17 +358,20 @@ class TestAcknowledgements:
 
 
 class TestNoPhi:
-    @pytest.mark.parametrize("text", [
-        fixture("dft_p03_missing_rendering_npi.hl7"),
-        fixture("dft_p03_icd9_diagnosis.hl7"),
-        fixture("dft_p03_unknown_payer.hl7"),
-        fixture("dft_p03_registered_patient.hl7"),
-        fixture("dft_p03_office_visit.hl7").replace("|19670521|M|", "|1967-05-21|M|"),
-        fixture("dft_p03_office_visit.hl7").replace("62702^USA", "6270^USA"),
-        fixture("adt_a04_two_insurances.hl7").replace("TESTPATIENT^JORDAN^B", ""),
-        fixture("adt_a04_two_insurances.hl7").replace("|19790911|", "|1979091|"),
-        fixture("adt_a04_two_insurances.hl7").replace("|SPO^Spouse^HL70063|", "||"),
-    ])
+    @pytest.mark.parametrize(
+        "text",
+        [
+            fixture("dft_p03_missing_rendering_npi.hl7"),
+            fixture("dft_p03_icd9_diagnosis.hl7"),
+            fixture("dft_p03_unknown_payer.hl7"),
+            fixture("dft_p03_registered_patient.hl7"),
+            fixture("dft_p03_office_visit.hl7").replace("|19670521|M|", "|1967-05-21|M|"),
+            fixture("dft_p03_office_visit.hl7").replace("62702^USA", "6270^USA"),
+            fixture("adt_a04_two_insurances.hl7").replace("TESTPATIENT^JORDAN^B", ""),
+            fixture("adt_a04_two_insurances.hl7").replace("|19790911|", "|1979091|"),
+            fixture("adt_a04_two_insurances.hl7").replace("|SPO^Spouse^HL70063|", "||"),
+        ],
+    )
     def test_errors_and_acks_never_carry_patient_data(self, text: str) -> None:
         """Names, birth dates, member ids and addresses stay out of errors and ACKs."""
         outcome = handled("", text=text)
@@ -337,8 +383,9 @@ class TestNoPhi:
 class TestSplitting:
     def test_a_file_of_messages_splits_at_each_msh(self) -> None:
         """Messages one after another, LF between segments, split at every MSH."""
-        data = fixture("adt_a04_two_insurances.hl7") + "\n" + fixture(
-            "dft_p03_registered_patient.hl7")
+        data = (
+            fixture("adt_a04_two_insurances.hl7") + "\n" + fixture("dft_p03_registered_patient.hl7")
+        )
         messages = split_messages(data)
         assert [m.split("|")[9] for m in messages] == ["REG-0001", "CHG-1002"]
         assert all(m.endswith("\r") and "\n" not in m for m in messages)
@@ -346,14 +393,17 @@ class TestSplitting:
 
     def test_an_mllp_framed_stream_splits_per_frame(self) -> None:
         """<VT>message<FS><CR> frames, CRLF segment ends and batch envelopes are handled."""
-        body = [fixture(n).replace("\n", "\r\n") for n in ("adt_a04_two_insurances.hl7",
-                                                            "dft_p03_office_visit.hl7")]
+        body = [
+            fixture(n).replace("\n", "\r\n")
+            for n in ("adt_a04_two_insurances.hl7", "dft_p03_office_visit.hl7")
+        ]
         data = "".join(f"\x0b{b}\x1c\r" for b in body).encode()
         assert [m.split("|")[9] for m in split_messages(data)] == ["REG-0001", "CHG-1001"]
         assert len(split_messages(b"noise outside a frame\x0b" + data)) == 2
         batch = "FHS|^~\\&\rBHS|^~\\&\r" + fixture("garbage.txt") + "BTS|1\rFTS|1\r"
-        assert split_messages(batch) == ["Hello, this is not an HL7 message.\r"
-                                         "Please call the billing office.\r"]
+        assert split_messages(batch) == [
+            "Hello, this is not an HL7 message.\rPlease call the billing office.\r"
+        ]
 
     def test_a_stream_carries_registrations_on_to_later_charges(self) -> None:
         """map_stream applies the A04 before the DFT that relies on it."""

@@ -36,8 +36,7 @@ CLAIM_CODEC = codec_for(CLAIMS_SUBMITTED.value_schema)
 
 def decide(store: dict[bytes, Any], claim: dict[str, Any]) -> list[dict[str, Any]]:
     """Adjudicate *claim* as the stage does: load, decide, commit."""
-    result = adjudicate(claim, PPO, MemberState.load(store, claim["member_id"].encode()),
-                        REFDATA)
+    result = adjudicate(claim, PPO, MemberState.load(store, claim["member_id"].encode()), REFDATA)
     result.member_state.commit(store)
     return result.remittances
 
@@ -47,9 +46,15 @@ def nth_claim(base: dict[str, Any], i: int) -> dict[str, Any]:
     day = date(2026, 1, 1) + timedelta(days=i % 360)
     filed = datetime.combine(day + timedelta(days=1), time(9), UTC)
     lines = [{**ln, "service_date": day} for ln in base["lines"]]
-    return {**base, "claim_id": f"C{i:016d}", "encounter_id": f"E{i:08d}",
-            "service_date_from": day, "service_date_to": day, "created_at": filed,
-            "lines": lines}
+    return {
+        **base,
+        "claim_id": f"C{i:016d}",
+        "encounter_id": f"E{i:08d}",
+        "service_date_from": day,
+        "service_date_to": day,
+        "created_at": filed,
+        "lines": lines,
+    }
 
 
 class TestRecordedDecisions:
@@ -66,8 +71,10 @@ class TestRecordedDecisions:
 
     def test_a_write_that_lost_its_member_row_is_completed_on_redelivery(self) -> None:
         """Claim rows on the broker, member row lost: redelivery answers and counts them once."""
-        claims = [built_claim(encounter_id=f"E{i}", procedures=[procedure(code)])
-                  for i, code in enumerate(("80053", "85025", "80061"))]
+        claims = [
+            built_claim(encounter_id=f"E{i}", procedures=[procedure(code)])
+            for i, code in enumerate(("80053", "85025", "80061"))
+        ]
         whole: dict[bytes, Any] = {}
         answers = [decide(whole, c) for c in claims]
 
@@ -96,17 +103,22 @@ class TestRecordedDecisions:
 class TestBoundedState:
     def test_a_member_with_5000_claims_keeps_a_small_member_row(self) -> None:
         """5,000 claims of one member through the stage: the member row stays under 1 KB."""
-        base = built_claim(procedures=[procedure("99213"), procedure("80053")],
-                           coverage=coverage(effective=date(2025, 1, 1)))
+        base = built_claim(
+            procedures=[procedure("99213"), procedure("80053")],
+            coverage=coverage(effective=date(2025, 1, 1)),
+        )
         table: dict[bytes, Any] = {}
         state = BatchState(table)
         context = StageContext(NO_NOISE, state, agenda=Agenda())
         runner = StageRunner(lambda stage: context, agenda=context.agenda)
         answered = 0
         for start in range(0, 5000, 500):
-            batch = [Incoming(CLAIMS_SUBMITTED.name, 0, i, MEMBER,
-                              CLAIM_CODEC.encode(nth_claim(base, i)), 0)
-                     for i in range(start, start + 500)]
+            batch = [
+                Incoming(
+                    CLAIMS_SUBMITTED.name, 0, i, MEMBER, CLAIM_CODEC.encode(nth_claim(base, i)), 0
+                )
+                for i in range(start, start + 500)
+            ]
             out = runner.process_many(ADJUDICATION, batch)
             state.flush()
             assert not [o for o in out if o.topic == DEAD_LETTER.name]
@@ -120,29 +132,49 @@ class TestBoundedState:
 
     def test_a_state_row_over_the_limit_dead_letters_its_record_and_the_rest_go_on(self) -> None:
         """A limit between two claims' row sizes: the larger is dead-lettered, the next decided."""
-        big = built_claim(encounter_id="EBIG", procedures=[procedure("99213"), procedure("80053"),
-                                                           procedure("85025"), procedure("80061")])
+        big = built_claim(
+            encounter_id="EBIG",
+            procedures=[
+                procedure("99213"),
+                procedure("80053"),
+                procedure("85025"),
+                procedure("80061"),
+            ],
+        )
         other = {**built_claim(encounter_id="EOK"), "member_id": "PPO000000002"}
         sizes = []
         for c in (big, other):
             scratch: dict[bytes, Any] = {}
             decide(scratch, c)
-            sizes.append(max(len(k) + len(json.dumps(v, separators=(",", ":"), default=str))
-                             for k, v in scratch.items()))
+            sizes.append(
+                max(
+                    len(k) + len(json.dumps(v, separators=(",", ":"), default=str))
+                    for k, v in scratch.items()
+                )
+            )
         assert sizes[0] > sizes[1]
         table: dict[bytes, Any] = {}
         state = BatchState(table, max_row_bytes=(sizes[0] + sizes[1]) // 2)
         context = StageContext(NO_NOISE, state)
         runner = StageRunner(lambda stage: context)
-        out = runner.process_many(ADJUDICATION, [
-            Incoming(CLAIMS_SUBMITTED.name, 0, 0, MEMBER, CLAIM_CODEC.encode(big), 0),
-            Incoming(CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000002", CLAIM_CODEC.encode(other), 0),
-        ])
+        out = runner.process_many(
+            ADJUDICATION,
+            [
+                Incoming(CLAIMS_SUBMITTED.name, 0, 0, MEMBER, CLAIM_CODEC.encode(big), 0),
+                Incoming(
+                    CLAIMS_SUBMITTED.name, 0, 1, b"PPO000000002", CLAIM_CODEC.encode(other), 0
+                ),
+            ],
+        )
         state.flush()
-        letters = [codec_for(DEAD_LETTER.value_schema).decode(o.value) for o in out
-                   if o.topic == DEAD_LETTER.name]
+        letters = [
+            codec_for(DEAD_LETTER.value_schema).decode(o.value)
+            for o in out
+            if o.topic == DEAD_LETTER.name
+        ]
         assert [(d["error_type"], d["record_id"], d["source_offset"]) for d in letters] == [
-            ("OVERSIZE", "EBIG", 0)]
+            ("OVERSIZE", "EBIG", 0)
+        ]
         assert "CLAIMS_MAX_RECORD_BYTES" in letters[0]["error"]
         assert not any(member_of(k) == MEMBER for k in table), "nothing of the refused claim"
         assert runner.processed["adjudication"] == 1
@@ -165,11 +197,15 @@ class TestVersion1:
                 assert found["answer"] == entry.get("answer")
             for fingerprint, claim_id in old["services"].items():
                 assert state.service(fingerprint) == claim_id
-            pending = {rid for rid, i in (old.get("items") or {}).items()
-                       if not i["reminded"] and not i["closed"]}
+            pending = {
+                rid
+                for rid, i in (old.get("items") or {}).items()
+                if not i["reminded"] and not i["closed"]
+            }
             assert {t[2:] for t in state.due if t.startswith("I:")} == pending
-            awaiting = [e for e in old["claims"].values()
-                        if e.get("awaiting") and not e.get("answer")]
+            awaiting = [
+                e for e in old["claims"].values() if e.get("awaiting") and not e.get("answer")
+            ]
             assert (next_due(state.row) is not None) == bool(pending or awaiting)
 
     def test_a_version_1_claim_redelivered_is_answered_as_before(self) -> None:
@@ -177,13 +213,20 @@ class TestVersion1:
         store: dict[bytes, Any] = {}
         c = built_claim(procedures=[procedure("80053")])
         (answer,) = decide(store, c)
-        old = {"years": {"2026": store[MEMBER]["years"]["2026"]},
-               "claims": {c["claim_id"]: {
-                   "before": {"deductible": 0, "out_of_pocket": 0, "uses": {}},
-                   "answer": {**store[MEMBER + b"\x00C\x00" + c["claim_id"].encode()]["answer"],
-                              "lines": json.loads(json.dumps(answer["lines"], default=str))},
-                   "claim": None}},
-               "services": {service_fingerprint(c): c["claim_id"]}}
+        old = {
+            "years": {"2026": store[MEMBER]["years"]["2026"]},
+            "claims": {
+                c["claim_id"]: {
+                    "before": {"deductible": 0, "out_of_pocket": 0, "uses": {}},
+                    "answer": {
+                        **store[MEMBER + b"\x00C\x00" + c["claim_id"].encode()]["answer"],
+                        "lines": json.loads(json.dumps(answer["lines"], default=str)),
+                    },
+                    "claim": None,
+                }
+            },
+            "services": {service_fingerprint(c): c["claim_id"]},
+        }
         upgraded = adjudicate(c, PPO, MemberState.load({MEMBER: old}, MEMBER), REFDATA)
         assert upgraded.remittances == [answer]
         assert upgraded.member_state.row["years"] == old["years"]
@@ -192,15 +235,23 @@ class TestVersion1:
         """After a 2026 claim, the 2024 claim's rows are stale and nothing else is."""
         store: dict[bytes, Any] = {}
         for year in (2024, 2025, 2026):
-            decide(store, built_claim(encounter_id=f"E{year}", procedures=[procedure("80053")],
-                                      service_date=date(year, 3, 2),
-                                      received_at=datetime(year, 3, 3, tzinfo=UTC),
-                                      coverage=coverage(effective=date(2024, 1, 1))))
+            decide(
+                store,
+                built_claim(
+                    encounter_id=f"E{year}",
+                    procedures=[procedure("80053")],
+                    service_date=date(year, 3, 2),
+                    received_at=datetime(year, 3, 3, tzinfo=UTC),
+                    coverage=coverage(effective=date(2024, 1, 1)),
+                ),
+            )
         stale = set(stale_rows(store, list(store)))
         assert stale
         assert all(store[k]["year"] == "2024" for k in stale)
         assert {store[k]["year"] for k in store if k not in stale and not is_member_row(k)} == {
-            "2025", "2026"}
+            "2025",
+            "2026",
+        }
 
 
 def test_runner_removes_stale_rows_two_housekeeping_passes_apart() -> None:
@@ -212,16 +263,23 @@ def test_runner_removes_stale_rows_two_housekeeping_passes_apart() -> None:
     runner = StageRunner(lambda stage: context, agenda=context.agenda, clock=lambda: now[0])
 
     def feed(year: int, offset: int) -> None:
-        c = built_claim(encounter_id=f"E{year}", procedures=[procedure("80053")],
-                        service_date=date(year, 3, 2), received_at=datetime(year, 3, 3, tzinfo=UTC),
-                        coverage=coverage(effective=date(2024, 1, 1)))
-        runner.process_many(ADJUDICATION, [Incoming(CLAIMS_SUBMITTED.name, 0, offset, MEMBER,
-                                                    CLAIM_CODEC.encode(c), 0)])
+        c = built_claim(
+            encounter_id=f"E{year}",
+            procedures=[procedure("80053")],
+            service_date=date(year, 3, 2),
+            received_at=datetime(year, 3, 3, tzinfo=UTC),
+            coverage=coverage(effective=date(2024, 1, 1)),
+        )
+        runner.process_many(
+            ADJUDICATION,
+            [Incoming(CLAIMS_SUBMITTED.name, 0, offset, MEMBER, CLAIM_CODEC.encode(c), 0)],
+        )
         state.flush()
 
     def years() -> list[str]:
-        return sorted(v["year"] for k, v in table.items() if member_of(k) == MEMBER
-                      and not is_member_row(k))
+        return sorted(
+            v["year"] for k, v in table.items() if member_of(k) == MEMBER and not is_member_row(k)
+        )
 
     feed(2024, 0)
     feed(2026, 1)  # forgets 2024; the first pass is scheduled, nothing removed

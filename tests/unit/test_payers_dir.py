@@ -21,8 +21,9 @@ def payers_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "payers"
     shutil.copytree(PAYERS_DIR, folder)
     profile = json.loads((folder / "commercial-ppo.json").read_text())
-    profile.update(payer_id="ACME-HEALTH", name="Acme Health Indemnity",
-                   member_id_pattern="^ACM[0-9]{9}$")
+    profile.update(
+        payer_id="ACME-HEALTH", name="Acme Health Indemnity", member_id_pattern="^ACM[0-9]{9}$"
+    )
     profile["denial_rates"] = {}
     (folder / "acme.json").write_text(json.dumps(profile))
     return folder
@@ -34,8 +35,8 @@ def check(capsys: pytest.CaptureFixture[str], *paths: Path) -> list[dict[str, ob
 
 
 def test_claims_check_of_hl7_bills_a_payer_of_the_payers_folder(
-        payers_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    payers_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """IN1 names ACME-HEALTH: unknown to the shipped profiles (a mapping problem), billed and
     answered by its profile once CLAIMS_PAYERS_DIR holds it."""
     monkeypatch.delenv("CLAIMS_PAYERS_DIR", raising=False)

@@ -28,7 +28,6 @@ PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
 AT = datetime(2026, 4, 1, 15, 0, tzinfo=UTC)
 
 
-
 def denied(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A claim, its remittance and the rework item of its denial."""
     c = claim(**overrides)
@@ -48,8 +47,10 @@ class TestOpenItems:
         _, _, a = denied(**MRI)
         _, _, b = denied(coverage=coverage(terminated=date(2026, 1, 1)), encounter_id="E2")
         auto = {**b, "rework_id": "W-AUTO", "status": "AUTO_CORRECTED"}
-        assert {i["rework_id"] for i in open_items([a, b, auto], [])} == {a["rework_id"],
-                                                                           b["rework_id"]}
+        assert {i["rework_id"] for i in open_items([a, b, auto], [])} == {
+            a["rework_id"],
+            b["rework_id"],
+        }
         acted = person_action(a, "APPEAL", actor="jdoe", at=AT)
         assert [i["rework_id"] for i in open_items([a, b], [acted])] == [b["rework_id"]]
 
@@ -63,15 +64,24 @@ class TestOpenItems:
 class TestChanges:
     def test_cli_forms_parse_into_claim_changes(self) -> None:
         """member_id=X is claim level; add_modifier=2:59 names a line."""
-        assert parse_change("member_id", "PPO1") == {"field": "member_id", "line_number": None,
-                                                     "value": "PPO1"}
-        assert parse_change("add_modifier", "2:59") == {"field": "add_modifier",
-                                                        "line_number": 2, "value": "59"}
+        assert parse_change("member_id", "PPO1") == {
+            "field": "member_id",
+            "line_number": None,
+            "value": "PPO1",
+        }
+        assert parse_change("add_modifier", "2:59") == {
+            "field": "add_modifier",
+            "line_number": 2,
+            "value": "59",
+        }
 
-    @pytest.mark.parametrize(("field", "value", "message"), [
-        ("add_modifier", "59", "LINE:VALUE"),
-        ("diagnoses", "I10", "cannot change"),
-    ])
+    @pytest.mark.parametrize(
+        ("field", "value", "message"),
+        [
+            ("add_modifier", "59", "LINE:VALUE"),
+            ("diagnoses", "I10", "cannot change"),
+        ],
+    )
     def test_bad_change_says_what_to_write(self, field: str, value: str, message: str) -> None:
         """A change the CLI cannot apply is refused with the expected form."""
         with pytest.raises(ChangeError, match=message):
@@ -80,11 +90,14 @@ class TestChanges:
     def test_changes_apply_to_a_copy(self) -> None:
         """Authorization, a modifier and units change; the original claim is untouched."""
         c = claim(**MRI)
-        fixed = apply_changes(c, [
-            parse_change("authorization_number", "PA123456789"),
-            parse_change("add_modifier", "2:RT"),
-            parse_change("units", "1:2"),
-        ])
+        fixed = apply_changes(
+            c,
+            [
+                parse_change("authorization_number", "PA123456789"),
+                parse_change("add_modifier", "2:RT"),
+                parse_change("units", "1:2"),
+            ],
+        )
         assert fixed["authorization_number"] == "PA123456789"
         assert fixed["lines"][1]["modifiers"] == ["RT"]
         assert fixed["lines"][0]["charge_cents"] == 2 * c["lines"][0]["charge_cents"]
@@ -104,9 +117,14 @@ class TestResubmission:
         c, remit, item = denied(**MRI)
         new = resubmission(c, item, [parse_change("authorization_number", "PA1")], AT)
         assert (new["frequency_code"], new["payer_claim_control_number"]) == (
-            "7", remit["payer_claim_control_number"])
+            "7",
+            remit["payer_claim_control_number"],
+        )
         assert (new["original_claim_id"], new["created_at"], new["resubmission"]) == (
-            c["claim_id"], AT, 1)
+            c["claim_id"],
+            AT,
+            1,
+        )
         paid = adjudicate(new, PPO, None, REFDATA).remittance
         assert not any(a["carc"] == "197" for ln in paid["lines"] for a in ln["adjustments"])
 
@@ -131,7 +149,13 @@ class TestHistory:
         answer = adjudicate(new, PPO, None, REFDATA).remittance
         events = history(c["claim_id"], [c, new], [remit, answer], [item], [action])
         assert [e.status for e in events] == [
-            "SUBMITTED", "PARTIALLY_PAID", "REWORK", "ACTION", "SUBMITTED", "PAID"]
+            "SUBMITTED",
+            "PARTIALLY_PAID",
+            "REWORK",
+            "ACTION",
+            "SUBMITTED",
+            "PAID",
+        ]
         assert events[-1].claim_id == new["claim_id"]
         assert events[-1].paid_cents == answer["paid_cents"]
         assert "jdoe" in events[3].detail

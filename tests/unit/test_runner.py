@@ -47,8 +47,7 @@ def letters(out: list[Outgoing]) -> list[dict[str, Any]]:
 
 def huge_encounter() -> dict[str, Any]:
     """One encounter with 8,000 lines of a code the practice does not bill (a 1.5 MB hold)."""
-    return encounter(encounter_id="ENC-HUGE",
-                     procedures=[procedure("0000T") for _ in range(8000)])
+    return encounter(encounter_id="ENC-HUGE", procedures=[procedure("0000T") for _ in range(8000)])
 
 
 class TestOversize:
@@ -62,7 +61,10 @@ class TestOversize:
         out = run.process_many(CODING, batch)
         (letter,) = letters(out)
         assert (letter["error_type"], letter["record_id"], letter["source_offset"]) == (
-            "OVERSIZE", "ENC-HUGE", 200)
+            "OVERSIZE",
+            "ENC-HUGE",
+            200,
+        )
         assert "denials.rework" in letter["error"]
         assert "1,000,000" in letter["error"]
         coded = [o for o in out if o.topic == "encounters.coded"]
@@ -105,14 +107,20 @@ class TestKeys:
 class TestFailures:
     def test_an_unexpected_failure_is_the_records_dead_letter(self) -> None:
         """A handler that raises something other than a data error: INTERNAL, batch goes on."""
+
         def broken(key: bytes, record: dict[str, Any], ctx: StageContext) -> list[Any]:
             if record["encounter_id"] == "ENC-BAD":
                 raise RuntimeError("boom")
             return CODING.handle(key, record, ctx)
 
         stage = Stage("coding", EHR_ENCOUNTERS, broken)
-        out = runner().process_many(stage, [incoming(encounter(encounter_id="ENC-BAD"), 0),
-                                            incoming(encounter(encounter_id="ENC-OK"), 1)])
+        out = runner().process_many(
+            stage,
+            [
+                incoming(encounter(encounter_id="ENC-BAD"), 0),
+                incoming(encounter(encounter_id="ENC-OK"), 1),
+            ],
+        )
         (letter,) = letters(out)
         assert letter["error_type"] == "INTERNAL"
         assert "RuntimeError: boom" in letter["error"]
@@ -123,10 +131,14 @@ class TestFailures:
         """A record the runner dead-letters is a failure in the dry run too, at the same stage."""
         event = encounter(encounter_id="ENC-X", procedures=[])
         (letter,) = letters(runner(fused=fused).process(CODING, incoming(event, 0)))
-        failures = [o for o in InProcessPipeline(REFDATA).run(b"PPO123456789", event)
-                    if isinstance(o, Failure)]
+        failures = [
+            o
+            for o in InProcessPipeline(REFDATA).run(b"PPO123456789", event)
+            if isinstance(o, Failure)
+        ]
         assert [(f.stage, f.record["encounter_id"]) for f in failures] == [
-            (letter["stage"], letter["record_id"])]
+            (letter["stage"], letter["record_id"])
+        ]
 
 
 class TestFusedChain:
@@ -137,9 +149,13 @@ class TestFusedChain:
         refdata = dataclasses.replace(REFDATA, payers=payers)
         context = StageContext(refdata, BatchState({}))
         fused = StageRunner(lambda stage: context, fused=True)
-        c = built_claim(procedures=[procedure("12001", refs=[0]),
-                                    procedure("96372", refs=[1], modifiers=["XS"])],
-                        diagnoses=["S61411A", "J4521"])
+        c = built_claim(
+            procedures=[
+                procedure("12001", refs=[0]),
+                procedure("96372", refs=[1], modifiers=["XS"]),
+            ],
+            diagnoses=["S61411A", "J4521"],
+        )
         c["lines"][1]["modifiers"] = []
         key = c["member_id"].encode()
         submitted = Incoming(CLAIMS_SUBMITTED.name, 0, 0, key, CLAIMS.encode(c), 1_760_000_000_000)

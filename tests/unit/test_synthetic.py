@@ -203,8 +203,9 @@ class TestCodes:
     def test_modifiers_are_in_the_modifier_list(self, sample: Labelled, refdata: RefData):
         """Every modifier is in modifiers.csv unless a mistyped one was injected."""
         for _, event, label in sample:
-            unknown = [m for p in event["procedures"] for m in p["modifiers"]
-                       if m not in refdata.modifiers]
+            unknown = [
+                m for p in event["procedures"] for m in p["modifiers"] if m not in refdata.modifiers
+            ]
             assert len(unknown) == (1 if label == "invalid_modifier" else 0)
 
     def test_every_scenario_uses_billable_diagnoses_and_listed_procedures(self, icd: ModuleType):
@@ -236,7 +237,8 @@ class TestCodes:
             assert icd.is_billable(code)
             assert icd.is_billable(added)
             assert any(matches(added, p) for p in icd.excludes1(code)) or any(
-                matches(code, p) for p in icd.excludes1(added))
+                matches(code, p) for p in icd.excludes1(added)
+            )
         for code, other in AGE_CONFLICT_OF.items():
             assert icd.is_billable(other)
             assert refdata.age_sex.lists_of(code) != refdata.age_sex.lists_of(other)
@@ -281,7 +283,8 @@ class TestProblems:
         assert 0.20 <= problem_share <= 0.28
 
     def test_every_coding_problem_trips_its_edit_and_no_other_kind(
-            self, sample: Labelled, hard_edits: list[set[str]]):
+        self, sample: Labelled, hard_edits: list[set[str]]
+    ):
         """An injected coding or scrubber problem holds the event for its own edit alone."""
         for (_, event, label), found in zip(sample, hard_edits, strict=True):
             if label in INTENDED_EDIT:
@@ -289,7 +292,8 @@ class TestProblems:
                 assert kinds == {INTENDED_EDIT[label]}, (label, found, event["procedures"])
 
     def test_clean_and_payer_problem_events_have_no_hard_findings(
-            self, sample: Labelled, hard_edits: list[set[str]]):
+        self, sample: Labelled, hard_edits: list[set[str]]
+    ):
         """Clean events, and those only a payer would deny, pass coding and the scrubber."""
         for (_, event, label), found in zip(sample, hard_edits, strict=True):
             if label not in INTENDED_EDIT:
@@ -333,8 +337,10 @@ class TestProblems:
         catalogue = procedure_catalogue()
         for _, event, label in sample:
             coverage = event["coverage"]
-            imaging = any(catalogue.get(p["code"], ("", 0))[0] == "advanced_imaging"
-                          for p in event["procedures"])
+            imaging = any(
+                catalogue.get(p["code"], ("", 0))[0] == "advanced_imaging"
+                for p in event["procedures"]
+            )
             if not imaging or coverage is None:
                 continue
             if "advanced_imaging" in payers[coverage["payer_id"]].authorization_required:
@@ -342,10 +348,15 @@ class TestProblems:
 
     def test_duplicates_repeat_an_earlier_service(self, sample: Labelled):
         """A duplicate has the patient, date, clinician and services of an earlier encounter."""
+
         def fingerprint(event: dict[str, Any]) -> tuple[object, ...]:
             codes = tuple(sorted((p["code"], p["units"]) for p in event["procedures"]))
-            return (event["patient"]["person_id"], event["service_date"],
-                    event["rendering_provider"]["npi"], codes)
+            return (
+                event["patient"]["person_id"],
+                event["service_date"],
+                event["rendering_provider"]["npi"],
+                codes,
+            )
 
         seen: set[tuple[object, ...]] = set()
         for _, event, label in sample:
@@ -392,8 +403,7 @@ class TestRealism:
     def test_office_visits_are_mostly_level_three_and_four(self, sample: Labelled):
         """99213 and 99214 are the two most common office visit codes."""
         visits = Counter(
-            p["code"] for _, e, _ in sample for p in e["procedures"]
-            if p["code"].startswith("992")
+            p["code"] for _, e, _ in sample for p in e["procedures"] if p["code"].startswith("992")
         )
         assert {code for code, _ in visits.most_common(2)} == {"99213", "99214"}
 
@@ -432,10 +442,14 @@ class TestRealism:
         assert 0.02 <= kinds[False, False] / visits <= 0.09
 
     def test_documentation_supports_the_level_billed(
-            self, sample: Labelled, hard_edits: list[set[str]]):
+        self, sample: Labelled, hard_edits: list[set[str]]
+    ):
         """Only an overcoded visit lacks the time or MDM for its level."""
-        overcoded = {label == "em_overcoded" for (_, _, label), found
-                     in zip(sample, hard_edits, strict=True) if "EM-LEVEL" in found}
+        overcoded = {
+            label == "em_overcoded"
+            for (_, _, label), found in zip(sample, hard_edits, strict=True)
+            if "EM-LEVEL" in found
+        }
         assert overcoded == {True}
 
     def test_visits_beside_a_procedure_or_physical_carry_modifier_25(self, sample: Labelled):
@@ -446,8 +460,13 @@ class TestRealism:
             if label != "clean":
                 continue
             categories = {catalogue[p["code"]][0] for p in event["procedures"]}
-            reason = ("minor_procedure" if "minor_procedure" in categories else
-                      "preventive_visit" if "preventive_visit" in categories else None)
+            reason = (
+                "minor_procedure"
+                if "minor_procedure" in categories
+                else "preventive_visit"
+                if "preventive_visit" in categories
+                else None
+            )
             visits = [p for p in event["procedures"] if p["code"] in OFFICE_VISITS]
             if reason is None or not visits:
                 continue

@@ -31,21 +31,37 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     claims = [o.record for o in outputs if o.topic is CLAIMS_SUBMITTED]
     remits = [o.record for o in outputs if o.topic is CLAIMS_REMITTANCE]
     items = [o.record for o in outputs if o.topic is DENIALS_REWORK]
-    paid = next((o, r) for o in outputs if o.topic is CLAIMS_SUBMITTED
-                for r in remits if r["claim_id"] == o.record["claim_id"]
-                and r["paid_cents"] > 0 and r["payer_id"] == "PPO-SIM")
+    paid = next(
+        (o, r)
+        for o in outputs
+        if o.topic is CLAIMS_SUBMITTED
+        for r in remits
+        if r["claim_id"] == o.record["claim_id"]
+        and r["paid_cents"] > 0
+        and r["payer_id"] == "PPO-SIM"
+    )
     original, answer = paid
     filed = datetime.combine(answer["adjudicated_date"] + timedelta(days=5), time(13), UTC)
-    replacement = corrected_claim(original.record, "7", answer["payer_claim_control_number"],
-                                  filed)
-    result = adjudicate(replacement, REFDATA.payers["PPO-SIM"],
-                        MemberState.load(pipe.state, original.key), REFDATA, 2026)
+    replacement = corrected_claim(original.record, "7", answer["payer_claim_control_number"], filed)
+    result = adjudicate(
+        replacement,
+        REFDATA.payers["PPO-SIM"],
+        MemberState.load(pipe.state, original.key),
+        REFDATA,
+        2026,
+    )
     claims.append(replacement)
     remits += result.remittances
     out = tmp_path_factory.mktemp("tables")
     files = write_tables(build_tables(claims, remits, items), out, csv=True)
-    return {"dir": out, "files": files, "claims": claims, "remits": remits, "items": items,
-            "replaced": original.record}
+    return {
+        "dir": out,
+        "files": files,
+        "claims": claims,
+        "remits": remits,
+        "items": items,
+        "replaced": original.record,
+    }
 
 
 def query(run: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
@@ -61,9 +77,14 @@ def test_every_table_is_written_as_parquet_and_csv(run: dict[str, Any]) -> None:
     names = sorted({p.stem for p in run["files"]})
     assert names == sorted(SCHEMAS)
     for name, schema in SCHEMAS.items():
-        columns = [c[0] for c in duckdb.connect().execute(
-            "DESCRIBE SELECT * FROM read_parquet(?)", [str(run["dir"] / f"{name}.parquet")]
-        ).fetchall()]
+        columns = [
+            c[0]
+            for c in duckdb.connect()
+            .execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(run["dir"] / f"{name}.parquet")]
+            )
+            .fetchall()
+        ]
         assert columns == schema.names
     assert {p.suffix for p in run["files"]} == {".parquet", ".csv"}
 
@@ -72,8 +93,10 @@ def test_duckdb_counts_match_the_records(run: dict[str, Any]) -> None:
     """Claims per payer and denied answers, counted in SQL, equal the records' counts."""
     by_payer = dict(query(run, "SELECT payer_id, count(*) FROM 'claims.parquet' GROUP BY 1"))
     assert by_payer == Counter(c["payer_id"] for c in run["claims"])
-    denied = query(run, "SELECT count(*) FROM 'remittances.parquet' "
-                        "WHERE outcome IN ('denied', 'partially_paid')")[0][0]
+    denied = query(
+        run,
+        "SELECT count(*) FROM 'remittances.parquet' WHERE outcome IN ('denied', 'partially_paid')",
+    )[0][0]
     assert denied == sum(1 for r in run["remits"] if is_denial(r))
     lines = query(run, "SELECT sum(charge_cents) FROM 'lines.parquet'")[0][0]
     assert lines == sum(c["total_charge_cents"] for c in run["claims"])
@@ -81,23 +104,32 @@ def test_duckdb_counts_match_the_records(run: dict[str, Any]) -> None:
 
 def test_adjustments_balance_against_the_remittances(run: dict[str, Any]) -> None:
     """In SQL: charge minus all adjustments equals paid, for every payer's remittance."""
-    off = query(run, """
+    off = query(
+        run,
+        """
         SELECT r.remittance_id FROM 'remittances.parquet' r
         LEFT JOIN (SELECT remittance_id, sum(amount_cents) AS adjusted
                    FROM 'adjustments.parquet' GROUP BY 1) a USING (remittance_id)
         WHERE r.payer_id <> 'SELFPAY'
-          AND r.total_charge_cents - coalesce(a.adjusted, 0) <> r.paid_cents""")
+          AND r.total_charge_cents - coalesce(a.adjusted, 0) <> r.paid_cents""",
+    )
     assert off == []
 
 
 def test_lineage_shows_the_original_reversal_and_replacement_with_running_totals(
-        run: dict[str, Any]) -> None:
+    run: dict[str, Any],
+) -> None:
     """The replaced claim's encounter: original, payment, replacement, reversal, payment."""
     encounter = run["replaced"]["encounter_id"]
-    rows = duckdb.connect().execute(
-        "SELECT record, paid_cents, cumulative_paid_cents FROM read_parquet(?) "
-        "WHERE encounter_id = ? ORDER BY seq", [str(run["dir"] / "lineage.parquet"), encounter],
-    ).fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT record, paid_cents, cumulative_paid_cents FROM read_parquet(?) "
+            "WHERE encounter_id = ? ORDER BY seq",
+            [str(run["dir"] / "lineage.parquet"), encounter],
+        )
+        .fetchall()
+    )
     records = [r[0] for r in rows]
     assert records[:2] == ["original", "payment"]
     assert "replacement" in records

@@ -39,19 +39,25 @@ def pipeline_remittances(count: int, seed: int) -> list[Record]:
     outputs = [o for o in pipe.run_all(generate(count, seed)) if not isinstance(o, Failure)]
     remits = [o.record for o in outputs if o.topic is CLAIMS_REMITTANCE]
     pccn = {r["claim_id"]: r["payer_claim_control_number"] for r in remits}
-    submitted = [o for o in outputs if o.topic is CLAIMS_SUBMITTED
-                 and o.record["payer_id"] != "SELFPAY" and o.record["claim_id"] in pccn]
+    submitted = [
+        o
+        for o in outputs
+        if o.topic is CLAIMS_SUBMITTED
+        and o.record["payer_id"] != "SELFPAY"
+        and o.record["claim_id"] in pccn
+    ]
     corrections = []
     for i, out in enumerate(submitted):
         frequency = "7" if i % 7 == 0 else "8" if i % 11 == 0 else None
         if frequency is None:
             continue
         original = out.record
-        corrected = {**corrected_claim(original, frequency, pccn[original["claim_id"]]),
-                     "created_at": original["created_at"] + timedelta(days=45)}
+        corrected = {
+            **corrected_claim(original, frequency, pccn[original["claim_id"]]),
+            "created_at": original["created_at"] + timedelta(days=45),
+        }
         payer = REFDATA.payers[original["payer_id"]]
-        result = adjudicate(corrected, payer, MemberState.load(pipe.state, out.key), REFDATA,
-                            2026)
+        result = adjudicate(corrected, payer, MemberState.load(pipe.state, out.key), REFDATA, 2026)
         result.member_state.commit(pipe.state)
         corrections += result.remittances
     return remits + corrections
@@ -103,11 +109,18 @@ def test_the_sample_covers_what_the_835_must_carry(payable: list[Record]) -> Non
     assert statuses["1"] > 300
     assert statuses["4"] > 20
     assert statuses["22"] > 20
-    adjustments = {f"{a['group_code']}-{a['carc']}" for r in payable for ln in r["lines"]
-                   for a in ln["adjustments"]}
+    adjustments = {
+        f"{a['group_code']}-{a['carc']}"
+        for r in payable
+        for ln in r["lines"]
+        for a in ln["adjustments"]
+    }
     assert {"CO-45", "PR-1", "PR-2", "PR-3"} <= adjustments
-    assert any(r["paid_cents"] > 0 and any(ln["paid_cents"] == 0 and ln["charge_cents"] > 0
-                                           for ln in r["lines"]) for r in payable)
+    assert any(
+        r["paid_cents"] > 0
+        and any(ln["paid_cents"] == 0 and ln["charge_cents"] > 0 for ln in r["lines"])
+        for r in payable
+    )
     assert any(r["rarcs"] for r in payable)
     assert any(ln["rarcs"] for r in payable for ln in r["lines"])
     assert any(ln["modifiers"] for r in payable for ln in r["lines"])
@@ -132,15 +145,18 @@ def test_a_broken_interchange_is_rejected(files: list[Path], tmp_path: Path) -> 
     start = text.index("~CLP*")
     status_at = text.index("*", text.index("*", start + 1) + 1)  # after CLP01, before CLP02
     end = text.index("*", status_at + 1)
-    bad.write_text(text[:status_at + 1] + "99" + text[end:])
+    bad.write_text(text[: status_at + 1] + "99" + text[end:])
     assert not pyx12_accepts(bad)
 
 
 def test_the_export_writes_one_interchange_per_payer(files: list[Path]) -> None:
     """One file per payer, named payer-control.x12, control numbers counting up from 1."""
     assert [p.name for p in files] == [
-        "HMO-SIM-000000001.x12", "MCD-SIM-000000002.x12", "MCR-B-SIM-000000003.x12",
-        "PPO-SIM-000000004.x12"]
+        "HMO-SIM-000000001.x12",
+        "MCD-SIM-000000002.x12",
+        "MCR-B-SIM-000000003.x12",
+        "PPO-SIM-000000004.x12",
+    ]
     for path in files:
         segs = segments(path.read_text())
         assert segs[1][:2] == ["GS", "HP"]
@@ -153,8 +169,7 @@ def test_control_numbers_and_segment_counts_match(files: list[Path]) -> None:
         assert_envelope(segments(path.read_text()))
 
 
-def test_every_payment_is_its_claim_payments_less_provider_adjustments(
-        files: list[Path]) -> None:
+def test_every_payment_is_its_claim_payments_less_provider_adjustments(files: list[Path]) -> None:
     """BPR02 = sum of CLP04 - sum of PLB amounts; never negative; H exactly when it is 0."""
     for path in files:
         for trx in transactions(path.read_text()):
@@ -197,9 +212,11 @@ def test_every_claim_and_line_balances_in_the_text(files: list[Path]) -> None:
     assert claims > 500
 
 
-def test_round_trip_gives_back_every_claim_as_written(files: list[Path],
-                                                       payable: list[Record]) -> None:
+def test_round_trip_gives_back_every_claim_as_written(
+    files: list[Path], payable: list[Record]
+) -> None:
     """Parsing the files gives each remittance's ids, status, amounts, adjustments and RARCs."""
+
     def key(r: Record) -> tuple[str, str, str]:
         return r["claim_id"], r["claim_status_code"], r["payer_claim_control_number"]
 
@@ -207,31 +224,57 @@ def test_round_trip_gives_back_every_claim_as_written(files: list[Path],
     assert len(parsed) == len(payable)
     for want in payable:
         got = parsed[key(want)]
-        for field in ("total_charge_cents", "paid_cents", "patient_responsibility_cents",
-                      "plan_type", "frequency_code", "original_payer_claim_control_number",
-                      "service_date_from", "service_date_to", "payer_received_date",
-                      "adjudicated_date", "payment_trace_number", "payer_id", "member_key",
-                      "rendering_npi", "rarcs"):
+        for field in (
+            "total_charge_cents",
+            "paid_cents",
+            "patient_responsibility_cents",
+            "plan_type",
+            "frequency_code",
+            "original_payer_claim_control_number",
+            "service_date_from",
+            "service_date_to",
+            "payer_received_date",
+            "adjudicated_date",
+            "payment_trace_number",
+            "payer_id",
+            "member_key",
+            "rendering_npi",
+            "rarcs",
+        ):
             assert got[field] == want[field], (field, want["claim_id"])
         assert adjustment_keys(got["claim_adjustments"]) == adjustment_keys(
-            want["claim_adjustments"])
+            want["claim_adjustments"]
+        )
         assert got["payee"]["npi"] == want["payee"]["npi"]
         assert got["payee"]["tin"] == want["payee"]["tin"]
         assert len(got["lines"]) == len(want["lines"])
         for back, line in zip(got["lines"], want["lines"], strict=True):
-            for field in ("line_number", "procedure_code", "modifiers", "units", "charge_cents",
-                          "allowed_cents", "paid_cents", "rarcs"):
+            for field in (
+                "line_number",
+                "procedure_code",
+                "modifiers",
+                "units",
+                "charge_cents",
+                "allowed_cents",
+                "paid_cents",
+                "rarcs",
+            ):
                 assert back[field] == line[field], (field, want["claim_id"])
             assert adjustment_keys(back["adjustments"]) == adjustment_keys(line["adjustments"])
 
 
 def test_reversals_carry_status_22_and_the_original_amounts_negated(
-        files: list[Path], payable: list[Record]) -> None:
+    files: list[Path], payable: list[Record]
+) -> None:
     """A reversal repeats the original payment, under its control number, every amount negative."""
-    originals = {r["claim_id"]: r for r in payable if r["claim_status_code"] != "22"
-                 and r["frequency_code"] == "1"}
-    reversals = [r for path in files for r in parse_835(path.read_text())
-                 if r["claim_status_code"] == "22"]
+    originals = {
+        r["claim_id"]: r
+        for r in payable
+        if r["claim_status_code"] != "22" and r["frequency_code"] == "1"
+    }
+    reversals = [
+        r for path in files for r in parse_835(path.read_text()) if r["claim_status_code"] == "22"
+    ]
     assert len(reversals) > 20
     for rev in reversals:
         original = originals[rev["claim_id"]]
@@ -242,7 +285,8 @@ def test_reversals_carry_status_22_and_the_original_amounts_negated(
             assert back["charge_cents"] == -line["charge_cents"]
             assert back["paid_cents"] == -line["paid_cents"]
             assert adjustment_keys(back["adjustments"]) == adjustment_keys(
-                [{**a, "amount_cents": -a["amount_cents"]} for a in line["adjustments"]])
+                [{**a, "amount_cents": -a["amount_cents"]} for a in line["adjustments"]]
+            )
 
 
 def test_a_payment_of_reversals_alone_forwards_its_balance(files: list[Path]) -> None:
@@ -268,12 +312,12 @@ def test_a_payment_of_reversals_alone_forwards_its_balance(files: list[Path]) ->
     assert found > 0
 
 
-def test_a_single_void_reversal_is_written_as_a_zero_notification(
-        payable: list[Record]) -> None:
+def test_a_single_void_reversal_is_written_as_a_zero_notification(payable: list[Record]) -> None:
     """One reversal on its own: BPR*H*0, PLB FB, and it reads back without a balance error."""
     reversal = next(r for r in payable if r["claim_status_code"] == "22" and r["paid_cents"] < 0)
-    [(name, text)] = write_835([reversal], REFDATA.payers, receiver_id="CLAIMSPIPE",
-                               created=CREATED)
+    [(name, text)] = write_835(
+        [reversal], REFDATA.payers, receiver_id="CLAIMSPIPE", created=CREATED
+    )
     assert name.startswith(reversal["payer_id"])
     [trx] = transactions(text)
     assert next(s for s in trx if s[0] == "BPR")[1:3] == ["H", "0"]
@@ -291,8 +335,7 @@ def test_ach_payments_carry_the_bank_elements_and_checks_do_not(files: list[Path
             trn = next(s for s in trx if s[0] == "TRN")
             methods[bpr[4]] += 1
             if bpr[4] == "ACH":
-                assert [bpr[5], bpr[6], bpr[8], bpr[12], bpr[14]] == ["CCP", "01", "DA", "01",
-                                                                      "DA"]
+                assert [bpr[5], bpr[6], bpr[8], bpr[12], bpr[14]] == ["CCP", "01", "DA", "01", "DA"]
                 assert all(bpr[i] for i in (7, 9, 13, 15))
                 for routing in (bpr[7], bpr[13]):
                     assert routing == routing_number_check(routing)
@@ -332,8 +375,7 @@ def test_each_payment_holds_one_payee_date_and_trace(files: list[Path]) -> None:
     assert set(seen.values()) == {1}
 
 
-def test_self_pay_remittances_are_left_out(remittances: list[Record],
-                                           files: list[Path]) -> None:
+def test_self_pay_remittances_are_left_out(remittances: list[Record], files: list[Path]) -> None:
     """Self-pay answers have no payer to send them: none is written, alone or mixed."""
     self_pay = [r for r in remittances if r["payer_id"] == "SELFPAY"]
     assert self_pay
@@ -345,8 +387,7 @@ def test_self_pay_remittances_are_left_out(remittances: list[Record],
 def test_the_same_remittances_in_any_order_give_the_same_bytes(payable: list[Record]) -> None:
     """Transactions and the claims in them are ordered by the writer, not by arrival."""
     forward = write_835(payable, REFDATA.payers, receiver_id="CLAIMSPIPE", created=CREATED)
-    backward = write_835(payable[::-1], REFDATA.payers, receiver_id="CLAIMSPIPE",
-                         created=CREATED)
+    backward = write_835(payable[::-1], REFDATA.payers, receiver_id="CLAIMSPIPE", created=CREATED)
     assert forward == backward
 
 
@@ -358,8 +399,9 @@ def test_a_reversal_comes_before_the_replacement_it_makes_way_for(files: list[Pa
     pairs = 0
     for path in files:
         claims = parse_835(path.read_text())
-        reversed_pccns = {c["payer_claim_control_number"] for c in claims
-                          if c["claim_status_code"] == "22"}
+        reversed_pccns = {
+            c["payer_claim_control_number"] for c in claims if c["claim_status_code"] == "22"
+        }
         for before, claim in pairwise(claims):
             replaced = claim["original_payer_claim_control_number"]
             if claim["claim_status_code"] != "22" and replaced in reversed_pccns:
@@ -376,8 +418,11 @@ def test_the_writer_refuses_a_claim_that_does_not_balance(payable: list[Record])
     with pytest.raises(ValueError, match=remit["claim_id"]) as caught:
         write_835([broken], REFDATA.payers, receiver_id="CLAIMSPIPE", created=CREATED)
     message = str(caught.value)
-    for secret in (remit["member_key"], remit["patient"]["last_name"],
-                   remit["subscriber"]["last_name"]):
+    for secret in (
+        remit["member_key"],
+        remit["patient"]["last_name"],
+        remit["subscriber"]["last_name"],
+    ):
         assert secret not in message
 
 
@@ -385,8 +430,7 @@ def test_the_writer_refuses_a_line_that_does_not_balance(payable: list[Record]) 
     """A line paid more than its charge less its adjustments is named with its claim."""
     remit = next(r for r in payable if r["paid_cents"] > 0)
     line = {**remit["lines"][0], "paid_cents": remit["lines"][0]["paid_cents"] + 5}
-    broken = {**remit, "lines": [line, *remit["lines"][1:]],
-              "paid_cents": remit["paid_cents"] + 5}
+    broken = {**remit, "lines": [line, *remit["lines"][1:]], "paid_cents": remit["paid_cents"] + 5}
     with pytest.raises(ValueError, match=f"claim {remit['claim_id']} line 1"):
         write_835([broken], REFDATA.payers, receiver_id="CLAIMSPIPE", created=CREATED)
 

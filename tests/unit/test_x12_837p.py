@@ -47,8 +47,9 @@ def segments(path: Path) -> list[list[str]]:
 def interchanges(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[Any]]:
     """837P files for ~700 synthetic claims plus replacements and voids."""
     claims = synthetic_claims(900, seed=21)
-    claims += [replacement(c, "7") for c in claims[:25]] + [replacement(c, "8")
-                                                            for c in claims[25:35]]
+    claims += [replacement(c, "7") for c in claims[:25]] + [
+        replacement(c, "8") for c in claims[25:35]
+    ]
     out = tmp_path_factory.mktemp("x12")
     return write_837p(claims, out), claims
 
@@ -81,7 +82,7 @@ def test_a_broken_interchange_is_rejected(interchanges: Any, tmp_path: Path) -> 
     text = files[0].read_text()
     start = text.index("~SV1*")
     charge_at = text.index("*", text.index("*", start + 1) + 1)  # after SV101, before SV102
-    bad.write_text(text[:charge_at + 1] + "abc" + text[charge_at + 1:])
+    bad.write_text(text[: charge_at + 1] + "abc" + text[charge_at + 1 :])
     assert not pyx12_accepts(bad)
 
 
@@ -109,8 +110,7 @@ def test_claim_totals_equal_the_sum_of_their_lines(interchanges: Any) -> None:
 def test_replacements_and_voids_carry_the_payer_control_number(interchanges: Any) -> None:
     """Frequency 7 and 8 claims have REF*F8 right after their CLM."""
     files, claims = interchanges
-    expected = sum(c["frequency_code"] in ("7", "8") and c["payer_id"] != "SELFPAY"
-                   for c in claims)
+    expected = sum(c["frequency_code"] in ("7", "8") and c["payer_id"] != "SELFPAY" for c in claims)
     found = 0
     for path in files:
         segs = segments(path)
@@ -121,8 +121,9 @@ def test_replacements_and_voids_carry_the_payer_control_number(interchanges: Any
     assert found == expected > 0
 
 
-@pytest.mark.parametrize(("cents", "text"), [(17500, "175"), (1250, "12.5"), (1205, "12.05"),
-                                              (0, "0"), (-300, "-3")])
+@pytest.mark.parametrize(
+    ("cents", "text"), [(17500, "175"), (1250, "12.5"), (1205, "12.05"), (0, "0"), (-300, "-3")]
+)
 def test_amounts_are_x12_decimals(cents: int, text: str) -> None:
     """Integer cents become X12 decimals without trailing zeros."""
     assert amount(cents) == text
@@ -138,16 +139,27 @@ def test_round_trip_837p_matches_the_claim_records(interchanges: Any) -> None:
     assert len(parsed) == sum(c["payer_id"] != "SELFPAY" for c in claims)
     for back in parsed:
         claim = by_id[back["claim_id"]]
-        for field in ("total_charge_cents", "place_of_service", "frequency_code",
-                      "payer_claim_control_number", "authorization_number",
-                      "referral_number", "diagnoses", "member_id", "payer_id",
-                      "relationship", "group_number", "plan_type"):
+        for field in (
+            "total_charge_cents",
+            "place_of_service",
+            "frequency_code",
+            "payer_claim_control_number",
+            "authorization_number",
+            "referral_number",
+            "diagnoses",
+            "member_id",
+            "payer_id",
+            "relationship",
+            "group_number",
+            "plan_type",
+        ):
             assert back[field] == claim[field], (field, back["claim_id"])
         assert back["billing_provider"]["npi"] == claim["billing_provider"]["npi"]
         assert back["billing_provider"]["tin"] == claim["billing_provider"]["tin"]
         assert back["rendering_provider"]["npi"] == claim["rendering_provider"]["npi"]
         assert (back["referring_provider"] or {}).get("npi") == (
-            claim["referring_provider"] or {}).get("npi")
+            claim["referring_provider"] or {}
+        ).get("npi")
         for who in ("subscriber", "patient"):
             assert back[who]["last_name"] == claim[who]["last_name"].upper()
             assert back[who]["first_name"] == claim[who]["first_name"].upper()
@@ -155,6 +167,12 @@ def test_round_trip_837p_matches_the_claim_records(interchanges: Any) -> None:
             assert back[who]["sex"] == claim[who]["sex"]
         assert len(back["lines"]) == len(claim["lines"])
         for got, want in zip(back["lines"], claim["lines"], strict=True):
-            for field in ("procedure_code", "modifiers", "charge_cents", "units",
-                          "dx_pointers", "service_date"):
+            for field in (
+                "procedure_code",
+                "modifiers",
+                "charge_cents",
+                "units",
+                "dx_pointers",
+                "service_date",
+            ):
                 assert got[field] == want[field], (field, back["claim_id"])
