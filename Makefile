@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 BIN     = $(VENV)/bin
 
-.PHONY: help system setup format lint test test-unit run bench chaos broker-start broker-stop broker-status clean
+.PHONY: help system setup format lint test test-unit test-integration test-e2e run bench chaos broker-start broker-stop broker-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,14 @@ test: lint  ## the whole suite: lint, types, unit, integration and end-to-end on
 	$(PY) -m pytest
 
 test-unit: setup  ## unit tests only (no broker)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -m unit
+
+test-integration: setup  ## integration tests only (a real broker, agents in process)
+	$(PY) -m pytest -m integration
+
+test-e2e: setup  ## end-to-end tests only (worker processes on a real broker; Chromium)
+	infra/system-packages.sh --tests
+	$(PY) -m pytest -m e2e
 
 run: setup  ## the main job: broker, topics, workers, 2,000 synthetic encounters, summary in out/
 	$(BIN)/claims demo --encounters 2000 --seed 7 --out out

@@ -17,6 +17,16 @@ from pipeline.config import Settings, load_settings
 from tests.kafka_cluster import kafka_cluster
 
 STRAY_THREAD_GRACE_S = 10.0
+# A test's folder gives its marker: `pytest -m "not e2e"`, `make test-integration`, ...
+FOLDER_MARKERS = ("unit", "integration", "e2e")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 EXIT_STATUS = pytest.StashKey[int]()

@@ -14,8 +14,6 @@ import pytest
 from pipeline.chaos import ChaosOptions, run_chaos
 from pipeline.config import Settings, load_settings
 
-pytestmark = pytest.mark.e2e
-
 ENCOUNTERS = 2000
 KILLS = 3
 

@@ -25,8 +25,6 @@ from processors.synthetic import generate
 from tests.browser import Browser
 from tests.e2e.flow import free_port
 
-pytestmark = pytest.mark.e2e
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - the test checks that this needs a token
 

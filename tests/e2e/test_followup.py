@@ -8,8 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from pipeline.config import Settings
 from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.feed import publish
@@ -19,8 +17,6 @@ from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.memberstate import GRACE_DAYS
 from processors.refdata import PAYERS_DIR, load_refdata
 from processors.synthetic import generate
-
-pytestmark = pytest.mark.e2e
 
 ENCOUNTERS = 500
 SEED = 31

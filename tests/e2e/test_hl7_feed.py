@@ -20,8 +20,6 @@ from pipeline.processes import WorkerPool
 from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, wait_for_encounters
 
-pytestmark = pytest.mark.e2e
-
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 
 

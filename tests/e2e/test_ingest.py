@@ -22,8 +22,6 @@ from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOU
 from tests.e2e.flow import free_port, run_flow, wait_for_encounters
 from tests.fhir_bundles import FIXTURES
 
-pytestmark = pytest.mark.e2e
-
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
     """POST *body* to the worker's /fhir; (status, JSON answer)."""

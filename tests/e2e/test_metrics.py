@@ -7,7 +7,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
@@ -16,8 +15,6 @@ from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
 from tests.e2e.flow import free_port
-
-pytestmark = pytest.mark.e2e
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

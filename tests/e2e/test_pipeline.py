@@ -15,8 +15,6 @@ from processors.contracts.remittance import is_denial
 from tests.e2e.flow import run_flow
 from tests.x12_checks import pyx12_accepts
 
-pytestmark = pytest.mark.e2e
-
 ENCOUNTERS = 2000
 MALFORMED = 4
 

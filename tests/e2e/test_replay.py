@@ -8,16 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from pipeline.config import Settings
 from pipeline.outcomes import record_counts, snapshot_offsets
 from pipeline.replay import RunView, diff, replay_encounters, replay_settings, run_replay
 from processors.refdata import PAYERS_DIR
 from processors.synthetic import generate
 from tests.e2e.flow import run_flow
-
-pytestmark = pytest.mark.e2e
 
 START, END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 

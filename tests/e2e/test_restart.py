@@ -16,8 +16,6 @@ from pipeline.outcomes import OutcomeCollector, Outcomes, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
 
-pytestmark = pytest.mark.e2e
-
 ENCOUNTERS = 600
 SEED = 77
 

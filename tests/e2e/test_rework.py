@@ -17,8 +17,6 @@ from pipeline.rework import Queue, claim_history, resolve
 from processors.contracts.topics import CLAIMS_LIFECYCLE
 from processors.synthetic import generate
 
-pytestmark = pytest.mark.e2e
-
 ENCOUNTERS = 600
 
 

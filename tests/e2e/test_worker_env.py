@@ -15,8 +15,6 @@ from pipeline.outcomes import OutcomeCollector, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
 
-pytestmark = pytest.mark.e2e
-
 CREDENTIALS_VALUE = "sasl-password-never-printed"
 # Each would break or redirect an unguarded worker: another cluster, credentials faust
 # refuses with the value in the error, an event loop that is not installed, a store that

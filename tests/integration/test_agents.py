@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.app import build_app
@@ -28,8 +27,6 @@ from processors.contracts.topics import (
 )
 from processors.refdata import load_refdata
 from tests.builders import encounter
-
-pytestmark = pytest.mark.integration
 
 
 def send(settings: Settings, spec: TopicSpec, items: list[tuple[bytes | None, bytes]]) -> None:

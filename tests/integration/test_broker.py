@@ -18,8 +18,6 @@ from kafka.admin import NewTopic
 from pipeline.broker import BrokerError, BrokerTimeout, LocalBroker, wait_for_kafka
 from tests.kafka_cluster import free_port_pair
 
-pytestmark = pytest.mark.integration
-
 
 def topic_names(bootstrap: str) -> list[str]:
     """The topics the cluster at *bootstrap* lists."""

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.codec import codec_for
 from pipeline.config import Settings
 from processors.contracts.topics import EHR_ENCOUNTERS
 from tests.builders import encounter
-
-pytestmark = pytest.mark.integration
 
 
 def test_encounter_round_trips_through_a_topic(settings_factory: Callable[..., Settings]) -> None:

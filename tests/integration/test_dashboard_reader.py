@@ -19,8 +19,6 @@ from pipeline.dashboard_state import DashboardState
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from processors.contracts.topics import DEAD_LETTER
 
-pytestmark = pytest.mark.integration
-
 DEADLINE_S = 60.0
 
 

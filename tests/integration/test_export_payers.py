@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 
 from pipeline.codec import codec_for
@@ -17,8 +16,6 @@ from processors.adjudication.rules import adjudicate
 from processors.contracts.topics import CLAIMS_REMITTANCE
 from processors.refdata import PAYERS_DIR, load_refdata
 from tests.builders import built_claim, coverage
-
-pytestmark = pytest.mark.integration
 
 
 def test_an_835_of_a_payer_of_the_payers_folder_names_it(

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from pipeline.config import Settings
 from pipeline.ingest.sink import IngestSink
 from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.builders import encounter, procedure
 from tests.integration.test_agents import read
-
-pytestmark = pytest.mark.integration
 
 
 def test_an_event_over_the_record_limit_is_dead_lettered_by_size(
