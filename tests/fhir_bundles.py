@@ -176,7 +176,7 @@ def procedure(
     }
     if reasons:
         res["reasonReference"] = [_ref("Condition", r) for r in reasons]
-    ext = [
+    ext: list[dict[str, object]] = [
         {"url": "https://claims-pipeline.dev/fhir/StructureDefinition/modifier", "valueCode": m}
         for m in modifiers
     ]

@@ -25,7 +25,7 @@ def test_replay_with_the_same_rules_changes_nothing_and_a_payer_change_is_traced
     traced to the rule that changed it. Live topics are only read."""
     live = settings_factory()
     _, _, fed = run_flow(live, tmp_path / "live", 200, seed=12, workers=1)
-    zero = {name: {} for name in snapshot_offsets(live)}
+    zero: dict[str, dict[int, int]] = {name: {} for name in snapshot_offsets(live)}
     live_before = record_counts(live, zero)
 
     summary = run_replay(live, "same", START, END, progress=None)

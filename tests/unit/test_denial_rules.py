@@ -339,7 +339,7 @@ class TestResubmitStage:
     )
     def test_a_persons_decision_is_recorded_on_the_claim(self, action: str, status: str) -> None:
         """Appeal, write-off and patient billing become the claim's status."""
-        record = {
+        record: dict[str, Any] = {
             "action_id": "A1",
             "rework_id": "W1",
             "claim_id": "C1",
@@ -358,7 +358,7 @@ class TestResubmitStage:
     def test_a_claim_the_payer_has_decided_is_not_sent_again(self) -> None:
         """The same RESUBMIT twice: the corrected claim goes once; the second finds it decided."""
         fixed = claim(encounter_id="E-FIXED")
-        record = {
+        record: dict[str, Any] = {
             "action_id": "A1",
             "rework_id": "W1",
             "claim_id": "C1",
@@ -379,7 +379,7 @@ class TestResubmitStage:
 
     def test_resubmit_without_a_claim_is_refused(self) -> None:
         """A RESUBMIT must carry the corrected claim; otherwise it is a dead letter."""
-        record = {
+        record: dict[str, Any] = {
             "action_id": "A1",
             "rework_id": "W1",
             "claim_id": "C1",

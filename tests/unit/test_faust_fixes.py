@@ -18,7 +18,7 @@ def consumer() -> faust.types.transports.ConsumerT:
     """faust's consumer object, with the corrections installed (not connected)."""
     faust_fixes.apply()
     app = faust.App("offsets-test", broker="kafka://127.0.0.1:1", env={})
-    app.topics._acking_topics.add(TOPIC.topic)  # as an agent subscribed to it would
+    app.topics._acking_topics.add(TOPIC.topic)  # type: ignore[attr-defined]  # as an agent would
     return app.consumer
 
 
@@ -31,7 +31,7 @@ def message(offset: int, *, tracked: bool = True) -> ConsumerMessage:
 
 def take(consumer: faust.types.transports.ConsumerT, msg: ConsumerMessage) -> ConsumerMessage:
     """Track *msg* as a stream does when it takes it up."""
-    consumer._unacked_messages.add(msg)
+    consumer._unacked_messages.add(msg)  # type: ignore[attr-defined]
     return msg
 
 

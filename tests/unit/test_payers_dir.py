@@ -46,7 +46,9 @@ def test_claims_check_of_hl7_bills_a_payer_of_the_payers_folder(
 
     monkeypatch.setenv("CLAIMS_PAYERS_DIR", str(payers_dir))
     (report,) = check(capsys, HL7 / "dft_p03_unknown_payer.hl7")
-    assert [c["payer_id"] for c in report["claims"]] == ["ACME-HEALTH"]  # type: ignore[union-attr]
+    claims = report["claims"]
+    assert isinstance(claims, list)
+    assert [c["payer_id"] for c in claims] == ["ACME-HEALTH"]
     assert report["answers"]
 
 
