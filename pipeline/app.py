@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any, NoReturn
 
 import faust
@@ -26,6 +27,7 @@ from mode.utils.logging import cry
 
 from pipeline import faust_fixes
 from pipeline.config import Settings, topic_max_message_bytes
+from pipeline.exitcodes import EXIT_STALLED, EXIT_UNDELIVERED
 from pipeline.metrics import Metrics
 from pipeline.runtime import (
     ENTRY_STAGES,
@@ -37,6 +39,7 @@ from pipeline.runtime import (
     clock_partition,
     partition_for,
 )
+from pipeline.stallwatch import CHECK_EVERY_S, StallWatch
 from processors.memberstate import member_of
 from processors.stage import Agenda, Stage, StageContext
 
@@ -50,9 +53,6 @@ BATCH_WINDOW_S = 0.05
 COMMIT_INTERVAL_S = 0.2
 # A crashed worker's partitions wait this long before they move to another worker.
 SESSION_TIMEOUT_S = 6.0
-# Exit status of a worker that could not deliver a batch: a supervisor restarts it and the
-# batch, never acknowledged, is processed again.
-EXIT_UNDELIVERED = 70
 # A batch whose outputs and state writes are not all acknowledged in this time is taken as
 # undelivered (the worker exits as above) rather than waited for without end: the
 # producer's own retries end well before it, and a broker restart takes seconds.
@@ -142,6 +142,8 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
         # monitor is attached at start, so it is detached once running.
         with contextlib.suppress(KeyError):
             app.sensors.remove(app.monitor)
+
+    _watch_for_stalls(app)
 
     refdata = settings.refdata()
     table = MemberTable(
@@ -236,6 +238,49 @@ def _register_http(app: faust.App, settings: Settings) -> None:
         log.info(
             "accepting FHIR bundles on http://%s:%d/fhir", settings.http_host, settings.http_port
         )
+
+
+def _watch_for_stalls(app: faust.App) -> None:
+    """Stop the worker when a partition it holds has records waiting and stops moving."""
+    watch = StallWatch()
+
+    def position(tp: TP) -> int | None:
+        delivered = faust_fixes.delivered(app).next.get(tp)
+        if delivered is not None:
+            return delivered
+        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        return int(committed) if committed is not None else None
+
+    def highwater(tp: TP) -> int | None:
+        try:
+            found = app.consumer.highwater(tp)
+        except Exception:  # not fetched yet, or the consumer is being rebuilt
+            return None
+        return int(found) if found is not None else None
+
+    @app.timer(interval=CHECK_EVERY_S)  # type: ignore[untyped-decorator]
+    async def watch_for_stalls() -> None:
+        if app.rebalancing or not app.flow_control.is_active():
+            watch.reset()
+            return
+        topics = faust_fixes.delivered(app).topics
+        held = [tp for tp in app.consumer.assignment() if tp.topic in topics]
+        stalls = watch.check(time.monotonic(), held, position, highwater)
+        if not stalls:
+            return
+        for stall in stalls:
+            log.critical(
+                "%s[%d] has %d records waiting at offset %d and none was processed for "
+                "%.0f s; stopping the worker so that it restarts and reads them again",
+                stall.tp.topic,
+                stall.tp.partition,
+                stall.highwater - stall.at,
+                stall.at,
+                stall.still_s,
+            )
+        cry(file=sys.stderr)
+        logging.shutdown()
+        os._exit(EXIT_STALLED)
 
 
 async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:

@@ -20,6 +20,7 @@ from types import TracebackType
 import psutil
 
 from pipeline.config import Settings, to_env
+from pipeline.exitcodes import RESTART_ON
 
 
 class WorkerDied(RuntimeError):
@@ -35,6 +36,8 @@ class WorkerPool:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        # (index, pid, exit status) of each worker that stopped itself and was replaced
+        self.self_restarts: list[tuple[int, int, int]] = []
 
     def start(self) -> WorkerPool:
         """Start the workers (they join the consumer group in the background)."""
@@ -82,9 +85,17 @@ class WorkerPool:
         return self.procs[index]
 
     def check_alive(self) -> None:
-        """Raise WorkerDied when a worker has exited."""
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
+        """Raise WorkerDied when a worker has exited, unless it stopped itself to be restarted.
+
+        A worker that exits with a status of :data:`RESTART_ON` (its batches uncommitted)
+        is replaced, as a supervisor would, and counted in :attr:`self_restarts`.
+        """
+        for index, (proc, log) in enumerate(zip(self.procs, self.logs, strict=True)):
+            code = proc.poll()
+            if code in RESTART_ON:
+                self.self_restarts.append((index, proc.pid, code))
+                self._replace(index, f"pid {proc.pid} stopped itself with {code}")
+            elif code is not None:
                 tail = log.read_text(errors="replace").splitlines()[-15:]
                 raise WorkerDied(
                     f"worker pid {proc.pid} exited with {proc.returncode}; last lines of {log}:\n"

@@ -13,13 +13,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+
+from tests.waiting import wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -66,22 +67,18 @@ class Browser:
         self.next_id = 0
 
     def __enter__(self) -> Browser:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/json/list", timeout=2
-                ) as answer:
-                    pages = [t for t in json.loads(answer.read()) if t["type"] == "page"]
-                if pages:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("headless Chromium did not start")
-            time.sleep(0.2)
+        pages = wait_until(self._pages, 30, "headless Chromium shows a page", every=0.2)
         self.loop.run_until_complete(self._connect(pages[0]["webSocketDebuggerUrl"]))
         return self
+
+    def _pages(self) -> list[Any]:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/json/list", timeout=2
+            ) as answer:
+                return [t for t in json.loads(answer.read()) if t["type"] == "page"]
+        except OSError:
+            return []
 
     async def _connect(self, url: str) -> None:
         self.session = aiohttp.ClientSession()
@@ -137,13 +134,12 @@ class Browser:
 
     def wait_for(self, expression: str, timeout: float = 60) -> Any:
         """Poll until *expression* is truthy in the page; returns its value."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.3)
-        raise AssertionError(f"page never satisfied: {expression}")
+        return wait_until(
+            lambda: self.evaluate(expression),
+            timeout,
+            f"the page satisfies {expression}",
+            every=0.3,
+        )
 
     def screenshot(self, path: Path) -> Path:
         """Save a PNG of the whole page."""

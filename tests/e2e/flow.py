@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 from pipeline.config import Settings
@@ -11,6 +10,7 @@ from pipeline.feed import publish
 from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -23,12 +23,12 @@ def free_port() -> int:
 
 def wait_for_encounters(collector: OutcomeCollector, ids: set[str], timeout: float = 120) -> None:
     """Poll until each encounter in *ids* has a remittance or a hold."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def accounted() -> bool:
         collector.poll()
-        if ids <= collector.outcomes.accounted():
-            return
-    raise AssertionError(f"not accounted: {sorted(ids - collector.outcomes.accounted())}")
+        return ids <= collector.outcomes.accounted()
+
+    wait_until(accounted, timeout, f"encounters {sorted(ids)} accounted for", every=0)
 
 
 def run_flow(

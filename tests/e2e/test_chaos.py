@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.chaos import ChaosOptions, run_chaos
 from pipeline.config import Settings, load_settings
+from pipeline.exitcodes import EXIT_STALLED
 
 ENCOUNTERS = 2000
 KILLS = 3
@@ -46,6 +47,10 @@ def test_kills_lose_add_and_change_no_record(
     assert [k["kind"] for k in kills].count("worker") == KILLS
     assert [k["kind"] for k in kills].count("broker") == 1
     assert all(k["flowing_s"] >= k["group_stable_s"] > 0 for k in kills)
+    # A worker may stop itself when a partition stops moving (pipeline.stallwatch, exit 71),
+    # and is restarted like a killed one; any other exit of its own is a failure.
+    unplanned = [*result["reference"]["unplanned_restarts"], *result["chaos"]["unplanned_restarts"]]
+    assert [r for r in unplanned if r["exit_code"] != EXIT_STALLED] == []
     assert result["reference"]["settled"]
     assert result["chaos"]["settled"]
     assert result["topics"]["ehr.encounters"]["chaos_records"] == report["input_records"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +24,7 @@ from processors.denials.queue import open_items
 from processors.synthetic import generate
 from tests.browser import Browser
 from tests.e2e.flow import free_port
+from tests.waiting import wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - the test checks that this needs a token
@@ -80,10 +81,12 @@ def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Setti
         env={**os.environ, **to_env(settings)},
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while get(f"http://127.0.0.1:{port}/api/summary") != 200:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.3)
+    wait_until(
+        lambda: get(f"http://127.0.0.1:{port}/api/summary") == 200,
+        30,
+        "the dashboard answers",
+        every=0.3,
+    )
     yield settings, port
     stop(process)
 
@@ -110,17 +113,16 @@ def test_dashboard_numbers_equal_the_topics_and_update_without_reload(
             f"document.querySelector('[data-metric=\"remittances\"]').textContent === '{expected}'"
         )
         browser.evaluate("window.loadedOnce = true")
+
         # Reminders may still be swept out as business time settles: compare once the page
         # and the topics agree, within a deadline.
-        deadline = time.monotonic() + 60
-        while True:
+        def agreed() -> tuple[list[dict[str, Any]]] | None:
             items = [i for _, i in read_topic(settings, DENIALS_REWORK, {}) if i is not None]
             actions = [a for _, a in read_topic(settings, REWORK_ACTIONS, {}) if a is not None]
             expected_open = str(len(open_items(items, actions)))
-            if metric(browser, "open-items") == expected_open or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert metric(browser, "open-items") == expected_open
+            return (items,) if metric(browser, "open-items") == expected_open else None
+
+        (items,) = wait_until(agreed, 60, "the page's open items equal the topics'", every=1)
         assert metric(browser, "denials") == str(sum(i["kind"] == "DENIAL" for i in items))
         assert metric(browser, "dead-letters") == str(counts["pipeline.dead-letter"]) == "2"
         assert browser.evaluate("document.querySelectorAll('#chart-payer rect').length") >= 8
@@ -203,10 +205,12 @@ def test_dashboard_beyond_localhost_requires_a_token(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while get(f"http://127.0.0.1:{port}/api/summary") != 401:
-            assert time.monotonic() < deadline, "the dashboard did not start"
-            time.sleep(0.3)
+        wait_until(
+            lambda: get(f"http://127.0.0.1:{port}/api/summary") == 401,
+            30,
+            "the dashboard answers (401 without its token)",
+            every=0.3,
+        )
         assert get(f"http://127.0.0.1:{port}/api/summary?token=s3cret-token") == 200
         assert get(f"http://127.0.0.1:{port}/api/summary?token=wrong") == 401
     finally:
@@ -234,10 +238,12 @@ def test_a_dashboard_started_before_its_topics_waits_then_goes_live_without_a_re
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while get(f"http://127.0.0.1:{port}/api/summary") != 200:
-            assert time.monotonic() < deadline, "the dashboard did not start"
-            time.sleep(0.3)
+        wait_until(
+            lambda: get(f"http://127.0.0.1:{port}/api/summary") == 200,
+            30,
+            "the dashboard answers",
+            every=0.3,
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
             headers = answer.headers
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, wait_for_encounters
+from tests.waiting import wait_until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 
@@ -57,15 +57,14 @@ def test_mllp_listener_acks_every_message_and_feeds_the_pipeline(
                     "dft_p03_office_visit.hl7",
                 )
             ]
-            deadline = time.monotonic() + 30
-            while True:
+
+            def sent() -> list[str] | None:
                 try:
-                    acks = send_mllp("127.0.0.1", port, messages)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
+                    return send_mllp("127.0.0.1", port, messages)
+                except OSError:  # the listener is not up yet
+                    return None
+
+            acks = wait_until(sent, 30, "the MLLP listener takes the messages", every=0.3)
             assert [msa(a) for a in acks] == ["AA", "AR", "AA", "AR", "AE", "AA"]
             assert "DG1^" in acks[4]
             wait_for_encounters(collector, {"V-20260305-0007", "V-20260302-0042"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from processors.contracts.remittance import is_denial
 from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, run_flow, wait_for_encounters
 from tests.fhir_bundles import FIXTURES
+from tests.waiting import wait_until
 
 
 def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -31,17 +31,17 @@ def post(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
         method="POST",
         headers={"Content-Type": "application/fhir+json"},
     )
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answered() -> tuple[int, dict[str, Any]] | None:
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - a fixed http URL on localhost
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - localhost
                 return answer.status, json.loads(answer.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
-        except (ConnectionError, urllib.error.URLError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        except (ConnectionError, urllib.error.URLError):  # the worker is not listening yet
+            return None
+
+    return wait_until(answered, 60, "the worker answers POST /fhir", every=0.5)
 
 
 def test_fhir_bundles_over_http_and_from_files(
@@ -78,10 +78,12 @@ def test_fhir_bundles_over_http_and_from_files(
 
         # The same bundle again, from a file: same event id, and no new claim downstream.
         assert main(["ingest", "fhir", str(FIXTURES / "office-visit.json")]) == 0
-        deadline = time.monotonic() + 60
-        events: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and len(events) < 3:
-            events = [e for _, e in read_topic(settings, EHR_ENCOUNTERS, {}) if e is not None]
+
+        def all_events() -> list[dict[str, Any]]:
+            found = [e for _, e in read_topic(settings, EHR_ENCOUNTERS, {}) if e is not None]
+            return found if len(found) >= 3 else []
+
+        events = wait_until(all_events, 60, "the file's event is on ehr.encounters")
         assert [e["event_id"] for e in events if e["encounter_id"] == "V-ENC1"] == event_ids * 2
         collector.wait_for(10_000, timeout=5, progress=None)
     collector.close()
@@ -113,12 +115,15 @@ def test_payer_835_files_are_routed_like_simulated_answers(
         assert main(["ingest", "835", *map(str, files)]) == 0  # the same files again
         sent = [r for r in collector.outcomes.remittances.values() if r["payer_id"] != "SELFPAY"]
         denied = sum(1 for r in sent if is_denial(r))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (
-            len(received.outcomes.remittances) < len(sent)
-            or len(received.outcomes.denials) < denied
-        ):
+
+        def all_received() -> bool:
             received.poll()
+            return (
+                len(received.outcomes.remittances) >= len(sent)
+                and len(received.outcomes.denials) >= denied
+            )
+
+        wait_until(all_received, 120, "every 835 payment and its denial item arrived", every=0)
         received.wait_for(10_000, timeout=3, progress=None)
     received.close()
     assert len(received.outcomes.remittances) == len(sent)

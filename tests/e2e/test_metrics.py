@@ -15,6 +15,7 @@ from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
 from pipeline.processes import WorkerPool
 from processors.synthetic import generate
 from tests.e2e.flow import free_port
+from tests.waiting import wait_until
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,15 +44,16 @@ def test_metrics_match_the_topics(
         assert collector.wait_for(
             fed.sent + fed.malformed, timeout=300, progress=None, alive=pool.check_alive
         )
-        deadline = time.monotonic() + 60
-        while True:
-            samples = scrape(port)
+
+        def no_lag() -> bool:
             lag = {
-                labels: v for (name, labels), v in samples.items() if name == "claims_consumer_lag"
+                labels: v
+                for (name, labels), v in scrape(port).items()
+                if name == "claims_consumer_lag"
             }
-            if (lag and not any(lag.values())) or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+            return bool(lag) and not any(lag.values())
+
+        wait_until(no_lag, 60, "the workers report no consumer lag", every=1)
         # Everything is consumed: the topics and the counters hold still, so read both now
         # (follow-up sweeps may have added reminders after the outcomes were collected).
         time.sleep(2)
@@ -79,5 +81,6 @@ def test_metrics_match_the_topics(
         == sum(1 for d in denials if d["category"] == "eligibility")
         > 0
     )
+    lag = {labels: v for (name, labels), v in samples.items() if name == "claims_consumer_lag"}
     assert lag
     assert not any(lag.values())

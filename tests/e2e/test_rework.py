@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,19 +15,20 @@ from pipeline.processes import WorkerPool
 from pipeline.rework import Queue, claim_history, resolve
 from processors.contracts.topics import CLAIMS_LIFECYCLE
 from processors.synthetic import generate
+from tests.waiting import wait_until
 
 ENCOUNTERS = 600
 
 
 def wait_for_answer(collector: OutcomeCollector, claim_id: str, timeout: float = 120) -> dict:
     """The payer's answer to *claim_id*, once it arrives."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answer() -> dict | None:
         collector.poll()
-        answer = collector.outcomes.answers().get(claim_id)
-        if answer is not None:
-            return answer
-    raise AssertionError(f"no answer to {claim_id} within {timeout} s")
+        return collector.outcomes.answers().get(claim_id)
+
+    found: dict = wait_until(answer, timeout, f"the payer answers {claim_id}", every=0)
+    return found
 
 
 def test_a_person_resubmits_writes_off_and_reads_the_history(
@@ -99,15 +99,18 @@ def test_a_person_resubmits_writes_off_and_reads_the_history(
             == 0
         )
         assert main(["rework", "resolve", other["rework_id"], "--appeal"]) == 2
-        deadline = time.monotonic() + 60
-        statuses: list[str] = []
-        while time.monotonic() < deadline and "WRITTEN_OFF" not in statuses:
-            statuses = [
-                v["status"]
-                for _, v in read_topic(settings, CLAIMS_LIFECYCLE, {})
-                if v is not None and v["claim_id"] == other["claim_id"]
-            ]
-        assert "WRITTEN_OFF" in statuses
+        wait_until(
+            lambda: (
+                "WRITTEN_OFF"
+                in [
+                    v["status"]
+                    for _, v in read_topic(settings, CLAIMS_LIFECYCLE, {})
+                    if v is not None and v["claim_id"] == other["claim_id"]
+                ]
+            ),
+            60,
+            "the write-off is on claims.lifecycle",
+        )
     collector.close()
     remaining = {i["rework_id"] for i in Queue.read(settings).open()}
     assert not remaining & {auth["rework_id"], other["rework_id"]}

@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 
 from pipeline.broker import BrokerError, BrokerTimeout, LocalBroker, wait_for_kafka
 from tests.kafka_cluster import free_port_pair
+from tests.waiting import wait_until
 
 
 def topic_names(bootstrap: str) -> list[str]:
@@ -54,10 +55,7 @@ def test_started_broker_answers_and_serves_topics(running_broker):
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         admin.close()
-    deadline = time.monotonic() + 10
-    while topic not in topic_names(running_broker.bootstrap):
-        assert time.monotonic() < deadline, f"{topic} was not listed within 10 s"
-        time.sleep(0.1)
+    wait_until(lambda: topic in topic_names(running_broker.bootstrap), 10, f"{topic} is listed")
 
 
 def test_second_start_returns_at_once_with_the_same_process(running_broker):

@@ -4,7 +4,6 @@ they are created, without a restart."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,16 +17,14 @@ from pipeline.dashboard import follow_topics
 from pipeline.dashboard_state import DashboardState
 from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from processors.contracts.topics import DEAD_LETTER
+from tests import waiting
 
 DEADLINE_S = 60.0
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
     """Poll *condition* until it holds, failing with *what* past the deadline."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.1)
+    waiting.wait_until(condition, DEADLINE_S, what)
 
 
 def send_dead_letter(settings: Settings) -> None:

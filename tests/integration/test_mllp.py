@@ -24,6 +24,7 @@ from pipeline.ingest.mllp import END_BLOCK, START_BLOCK, send_mllp, serve_mllp
 from pipeline.outcomes import read_topic
 from processors.contracts.topics import DEAD_LETTER
 from tests.builders import encounter
+from tests.waiting import wait_until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 PRACTICE = encounter()["billing_provider"]
@@ -363,15 +364,16 @@ def test_the_listener_command_dead_letters_an_unfinished_frame(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def connected() -> socket.socket | None:
+            assert process.poll() is None, "the MLLP listener exited"
             try:
-                sock = socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS)
-                break
+                return socket.create_connection((HOST, port), timeout=DEADLINE_SECONDS)
             except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "the MLLP listener did not start"
-                assert process.poll() is None, "the MLLP listener exited"
-                time.sleep(0.2)
+                return None
+
+        sock = wait_until(connected, 60, "the MLLP listener accepts connections", every=0.2)
+        assert sock is not None
         partial = OFFICE_VISIT[:300]
         with sock:
             sock.sendall(START_BLOCK + partial)
@@ -382,11 +384,11 @@ def test_the_listener_command_dead_letters_an_unfinished_frame(
         (ack,) = acks_in(data)
         assert msa(ack) == ["AR", "CHG-1001"]
         assert "not finished within 1 s" in err_text(ack)
-        deadline = time.monotonic() + 60
-        dead: list[dict[str, Any]] = []
-        while not dead and time.monotonic() < deadline:
-            dead = [d for _, d in read_topic(settings, DEAD_LETTER, {}) if d is not None]
-        (letter,) = dead
+        (letter,) = wait_until(
+            lambda: [d for _, d in read_topic(settings, DEAD_LETTER, {}) if d is not None],
+            60,
+            "the unfinished frame is dead-lettered",
+        )
         assert letter["value"] == partial
         assert letter["record_id"] == "CHG-1001"
         assert letter["source_topic"] == "ingest:mllp"
