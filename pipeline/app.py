@@ -266,6 +266,18 @@ def _watch_for_stalls(app: faust.App) -> None:
         topics = faust_fixes.delivered(app).topics
         held = [tp for tp in app.consumer.assignment() if tp.topic in topics]
         stalls = watch.check(time.monotonic(), held, position, highwater)
+        for stall in stalls:
+            if faust_fixes.fetch_again(app.consumer, stall.tp):
+                log.warning(
+                    "%s[%d] has %d records waiting at offset %d, unmoved for %.0f s, and was "
+                    "not being fetched; fetching it again",
+                    stall.tp.topic,
+                    stall.tp.partition,
+                    stall.highwater - stall.at,
+                    stall.at,
+                    stall.still_s,
+                )
+        stalls = [s for s in stalls if s.still_s >= watch.timeout]
         if not stalls:
             return
         for stall in stalls:

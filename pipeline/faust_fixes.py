@@ -188,10 +188,49 @@ def new_offset(self: Consumer, tp: Any) -> int | None:
     return int(batch[-1]) + 1
 
 
+def _logged_pause(original: Any) -> Any:
+    def on_buffer_full(self: Consumer, tp: Any) -> None:
+        before = tp in self._buffered_partitions
+        original(self, tp)
+        if not before and tp in self._buffered_partitions:
+            log.info("not fetching %s[%d] until its stream buffer drains", tp.topic, tp.partition)
+
+    return on_buffer_full
+
+
+def _logged_resume(original: Any) -> Any:
+    def on_buffer_drop(self: Consumer, tp: Any) -> None:
+        before = tp in self._buffered_partitions
+        original(self, tp)
+        if before and tp not in self._buffered_partitions:
+            log.info("fetching %s[%d] again: its stream buffer drained", tp.topic, tp.partition)
+
+    return on_buffer_drop
+
+
+def fetch_again(consumer: Any, tp: Any) -> bool:
+    """Put *tp* back among the partitions fetched if faust left it out; True if it had.
+
+    A partition taken out while its stream buffer was full comes back only when
+    the buffer signals it drained; one paused on purpose (a table recovery) is
+    left alone.
+    """
+    if tp in consumer._paused_partitions or tp not in consumer.assignment():
+        return False
+    active = consumer._get_active_partitions()
+    if tp in active:
+        return False
+    consumer._buffered_partitions.discard(tp)
+    active.add(tp)
+    return True
+
+
 def apply() -> None:
     """Install the corrections on faust's consumer class (once per process)."""
     if getattr(Consumer, _APPLIED, False):
         return
     Consumer.ack = _ack(Consumer.ack)  # type: ignore[method-assign]
     Consumer._new_offset = new_offset  # type: ignore[method-assign]
+    Consumer.on_buffer_full = _logged_pause(Consumer.on_buffer_full)  # type: ignore[method-assign]
+    Consumer.on_buffer_drop = _logged_resume(Consumer.on_buffer_drop)  # type: ignore[method-assign]
     setattr(Consumer, _APPLIED, True)

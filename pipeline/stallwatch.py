@@ -6,8 +6,10 @@ after a crash, process a batch and then nothing more from one partition for
 four minutes, with no error. Nothing in faust reports it. The worker checks
 each partition it holds every few seconds: when the broker has records past the
 last one the agents delivered, and that has not moved for
-:data:`STALL_TIMEOUT_S`, the worker stops (its batches uncommitted) so that a
-supervisor restarts it and the partition is read again.
+:data:`NUDGE_AFTER_S`, the partition is put back among those fetched if faust
+left it out (and a warning says so); still stuck at :data:`STALL_TIMEOUT_S`,
+the worker stops (its batches uncommitted) so that a supervisor restarts it and
+the partition is read again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STALL_TIMEOUT_S = 90.0
+# Before that, a stuck partition is put back among those fetched, in case faust left it out.
+NUDGE_AFTER_S = 30.0
 CHECK_EVERY_S = 5.0
 
 
@@ -35,6 +39,7 @@ class StallWatch:
     """Per partition, the delivered position and since when it has not moved."""
 
     timeout: float = STALL_TIMEOUT_S
+    nudge_after: float = NUDGE_AFTER_S
     since: dict[Any, tuple[int | None, float]] = field(default_factory=dict)
 
     def check(
@@ -44,7 +49,7 @@ class StallWatch:
         position: Callable[[Any], int | None],
         highwater: Callable[[Any], int | None],
     ) -> list[Stall]:
-        """The partitions of *partitions* stuck at *now*.
+        """The partitions of *partitions* stuck at *now* for :attr:`nudge_after` or more.
 
         *position* is the next offset the agents have to deliver (None when
         unknown), *highwater* the broker's end offset as last fetched (None
@@ -63,7 +68,7 @@ class StallWatch:
                 self.since[tp] = (at, now)
                 continue
             self.since[tp] = (seen, since)
-            if now - since >= self.timeout:
+            if now - since >= min(self.nudge_after, self.timeout):
                 stalls.append(Stall(tp, at, end, now - since))
         return stalls
 

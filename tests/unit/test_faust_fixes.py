@@ -141,3 +141,17 @@ def test_after_a_revocation_delivery_counts_from_the_committed_offset(consumer) 
     consumer._committed_offset[TOPIC] = 40
     record.record(consumer, {TOPIC: [40, 41, 42]})
     assert record.limit(TOPIC) == 43
+
+
+def test_a_partition_left_out_of_fetching_is_put_back(consumer, monkeypatch) -> None:
+    """Taken out while its stream buffer was full and never signalled back: fetched again.
+    A partition paused on purpose (a table recovery) is left alone."""
+    monkeypatch.setattr(consumer, "assignment", lambda: {TOPIC})
+    consumer._get_active_partitions()
+    consumer.on_buffer_full(TOPIC)
+    assert TOPIC not in consumer._get_active_partitions()
+    assert faust_fixes.fetch_again(consumer, TOPIC)
+    assert TOPIC in consumer._get_active_partitions()
+    assert not faust_fixes.fetch_again(consumer, TOPIC)
+    consumer.pause_partitions([TOPIC])
+    assert not faust_fixes.fetch_again(consumer, TOPIC)
