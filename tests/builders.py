@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from processors.npi import npi_check_digit
@@ -130,3 +131,23 @@ def built_claim(**overrides: Any) -> Record:
     assert coded is not None, "the encounter was held by the coding edits"
     claim: Record = build_claim(coded, refdata).claim
     return claim
+
+
+def payers_dir_with_acme(folder: Path) -> Path:
+    """The shipped payer profiles in *folder*, plus ACME-HEALTH (a copy of the PPO without
+    noise denials): the payer the HL7 fixtures' IN1 names and no shipped profile has."""
+    import json
+    import shutil
+
+    from processors.refdata import PAYERS_DIR
+
+    shutil.copytree(PAYERS_DIR, folder)
+    profile = json.loads((folder / "commercial-ppo.json").read_text())
+    profile.update(
+        payer_id="ACME-HEALTH",
+        name="Acme Health Indemnity",
+        member_id_pattern="^ACM[0-9]{9}$",
+        denial_rates={},
+    )
+    (folder / "acme.json").write_text(json.dumps(profile))
+    return folder

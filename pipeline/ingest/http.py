@@ -289,9 +289,8 @@ def _too_large(limits: Limits) -> web.Response:
         outcome(
             "too-long",
             (
-                f"the request body is larger than the {limits.max_bytes:,} bytes this endpoint "
-                "takes "
-                "(CLAIMS_HTTP_MAX_BYTES); split the bundle"
+                f"the request body is larger than the {limits.max_bytes:,} bytes this "
+                "endpoint takes (CLAIMS_HTTP_MAX_BYTES); split the bundle"
             ),
         ),
     )
@@ -319,9 +318,8 @@ def build_web_app(
                 outcome(
                     "not-supported",
                     (
-                        "send the Bundle as application/fhir+json or application/json in UTF-8, "
-                        "not "
-                        f"{request.content_type[:60]}"
+                        "send the Bundle as application/fhir+json or application/json in "
+                        f"UTF-8, not {request.content_type[:60]}"
                         + (f"; charset={charset[:20]}" if request.charset else "")
                     ),
                 ),
@@ -354,11 +352,9 @@ def build_web_app(
                     outcome(
                         "transient",
                         (
-                            "the events could not be stored in Kafka; nothing from this request "
-                            "was "
-                            f"accepted. Send it again (after {RETRY_AFTER_SECONDS} s): the same "
-                            "bundle "
-                            "gives the same event ids"
+                            "the events could not be stored in Kafka; nothing from this "
+                            f"request was accepted. Send it again (after {RETRY_AFTER_SECONDS} "
+                            "s): the same bundle gives the same event ids"
                         ),
                     ),
                     {"Retry-After": str(RETRY_AFTER_SECONDS)},

@@ -38,12 +38,11 @@ from datetime import date, datetime
 from processors.contracts.claim import SELF_PAY_ID
 from processors.contracts.x12 import (
     COMPONENT,
-    REPETITION,
-    SEGMENT,
     Record,
     amount,
     clean,
     d8,
+    envelope,
     parse_cents,
     parse_d8,
     seg,
@@ -402,42 +401,13 @@ def interchange(
     usage: str = "T",
 ) -> str:
     """One ISA/GS interchange (one payer) holding one 835 transaction per payment."""
-    isa = seg(
-        "ISA",
-        "00",
-        " " * 10,
-        "00",
-        " " * 10,
-        "ZZ",
-        sender_id.ljust(15)[:15],
-        "ZZ",
-        receiver_id.ljust(15)[:15],
-        created.strftime("%y%m%d"),
-        created.strftime("%H%M"),
-        REPETITION,
-        "00501",
-        f"{control:09d}",
-        "0",
-        usage,
-        COMPONENT,
+    transactions = [
+        transaction(payment, f"{number:04d}")
+        for number, payment in enumerate(payer_payments, start=1)
+    ]
+    return envelope(
+        "HP", VERSION, sender_id, receiver_id, control, control, created, usage, transactions
     )
-    gs = seg(
-        "GS",
-        "HP",
-        sender_id,
-        receiver_id,
-        d8(created.date()),
-        created.strftime("%H%M"),
-        control,
-        "X",
-        VERSION,
-    )
-    segments = [isa, gs]
-    for number, payment in enumerate(payer_payments, start=1):
-        segments += transaction(payment, f"{number:04d}")
-    segments.append(seg("GE", len(payer_payments), control))
-    segments.append(seg("IEA", "1", f"{control:09d}"))
-    return SEGMENT.join(segments) + SEGMENT + "\n"
 
 
 def write_835(

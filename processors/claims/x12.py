@@ -16,11 +16,11 @@ from typing import Any
 from processors.contracts.x12 import (
     COMPONENT,
     ELEMENT,
-    REPETITION,
     SEGMENT,
     amount,
     clean,
     d8,
+    envelope,
     parse_cents,
     parse_d8,
     seg,
@@ -229,45 +229,14 @@ def interchange(claims: Iterable[Record], env: Envelope, per_transaction: int = 
     claims = list(claims)
     if not claims:
         raise ValueError("an interchange needs at least one claim")
-    created = env.created
-    isa = seg(
-        "ISA",
-        "00",
-        " " * 10,
-        "00",
-        " " * 10,
-        "ZZ",
-        env.sender_id.ljust(15)[:15],
-        "ZZ",
-        env.receiver_id.ljust(15)[:15],
-        created.strftime("%y%m%d"),
-        created.strftime("%H%M"),
-        REPETITION,
-        "00501",
-        f"{env.interchange_control:09d}",
-        "0",
-        env.usage,
-        COMPONENT,
-    )
-    gs = seg(
-        "GS",
-        "HC",
-        env.sender_id,
-        env.receiver_id,
-        d8(created.date()),
-        created.strftime("%H%M"),
-        env.group_control,
-        "X",
-        VERSION,
-    )
-    segments = [isa, gs]
-    count = 0
-    for start in range(0, len(claims), per_transaction):
-        count += 1
-        segments.extend(transaction(claims[start : start + per_transaction], f"{count:04d}", env))
-    segments.append(seg("GE", count, env.group_control))
-    segments.append(seg("IEA", "1", f"{env.interchange_control:09d}"))
-    return SEGMENT.join(segments) + SEGMENT + "\n"
+    transactions = [
+        transaction(claims[start : start + per_transaction], f"{number:04d}", env)
+        for number, start in enumerate(range(0, len(claims), per_transaction), start=1)
+    ]
+    return envelope(
+        "HC", VERSION, env.sender_id, env.receiver_id, env.interchange_control,
+        env.group_control, env.created, env.usage, transactions,
+    )  # fmt: skip
 
 
 def parse_837p(text: str) -> list[Record]:

@@ -289,9 +289,8 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
                 "PROC-UNITS",
                 HARD,
                 code,
-                f"Line {line_no}: {units} units of {code} exceed {known.max_units_per_day} per "
-                "day; "
-                "check the documentation or split by date of service.",
+                f"Line {line_no}: {units} units of {code} exceed {known.max_units_per_day} "
+                "per day; check the documentation or split by date of service.",
                 PROCEDURE_CODES_VERSION,
             )
         )

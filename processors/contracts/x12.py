@@ -5,7 +5,7 @@ Delimiters, amounts from integer cents, CCYYMMDD dates and element cleaning.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 Record = dict[str, Any]
@@ -57,3 +57,34 @@ def parse_cents(text: str) -> int:
     whole, _, frac = text.partition(".")
     sign = -1 if whole.startswith("-") else 1
     return sign * (abs(int(whole or "0")) * 100 + int((frac + "00")[:2]))
+
+
+def envelope(
+    functional_id: str,
+    version: str,
+    sender_id: str,
+    receiver_id: str,
+    interchange_control: int,
+    group_control: int,
+    created: datetime,
+    usage: str,
+    transactions: list[list[str]],
+) -> str:
+    """One ISA/GS interchange around *transactions* (each a list of segments), closed by
+    GE/IEA: *functional_id* is GS01 (HC claims, HP payments), *version* GS08."""
+    isa = seg(
+        "ISA", "00", " " * 10, "00", " " * 10,
+        "ZZ", sender_id.ljust(15)[:15], "ZZ", receiver_id.ljust(15)[:15],
+        created.strftime("%y%m%d"), created.strftime("%H%M"), REPETITION, "00501",
+        f"{interchange_control:09d}", "0", usage, COMPONENT,
+    )  # fmt: skip
+    gs = seg(
+        "GS", functional_id, sender_id, receiver_id, d8(created.date()),
+        created.strftime("%H%M"), group_control, "X", version,
+    )  # fmt: skip
+    segments = [isa, gs]
+    for transaction in transactions:
+        segments.extend(transaction)
+    segments.append(seg("GE", len(transactions), group_control))
+    segments.append(seg("IEA", "1", f"{interchange_control:09d}"))
+    return SEGMENT.join(segments) + SEGMENT + "\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from processors.contracts.rework import priority, rework_item
+from processors.contracts.rework import item_reason, priority, rework_item
 from processors.denials.rules import routing_table
 from processors.ids import stable_id
 from processors.jsonsafe import from_json
@@ -98,15 +98,14 @@ def follow_up_item(
             ),
             "amount_at_stake_cents": claim["total_charge_cents"],
             "reasons": [
-                {
-                    "code": "NO-RESPONSE",
-                    "group_code": None,
-                    "line_number": None,
-                    "message": f"No answer from {claim['payer_id']} {waited} days after filing; "
-                    "its "
+                item_reason(
+                    "NO-RESPONSE",
+                    None,
+                    None,
+                    f"No answer from {claim['payer_id']} {waited} days after filing; its "
                     f"usual turnaround is {awaiting['turnaround_days']} days.",
-                    "rule_id": f"FOLLOW-UP@{FOLLOW_UP_VERSION}",
-                }
+                    f"FOLLOW-UP@{FOLLOW_UP_VERSION}",
+                )
             ],
             "suggested_fix": route.suggested_fix,
             "created_at": _at(due),
@@ -136,15 +135,15 @@ def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
             "priority": priority(entry["amount_cents"], 100, (deadline - remind_on).days),
             "amount_at_stake_cents": entry["amount_cents"],
             "reasons": [
-                {
-                    "code": "DEADLINE",
-                    "group_code": None,
-                    "line_number": None,
-                    "message": f"The {entry['deadline_kind'].replace('_', ' ')} deadline is "
+                item_reason(
+                    "DEADLINE",
+                    None,
+                    None,
+                    f"The {entry['deadline_kind'].replace('_', ' ')} deadline is "
                     f"{deadline.isoformat()}, {(deadline - remind_on).days} days away, and "
                     f"item {rework_id} is still open.",
-                    "rule_id": f"REMINDER@{FOLLOW_UP_VERSION}",
-                }
+                    f"REMINDER@{FOLLOW_UP_VERSION}",
+                )
             ],
             "suggested_fix": entry["suggested_fix"],
             "created_at": _at(remind_on),

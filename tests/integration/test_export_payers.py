@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +12,8 @@ from pipeline.config import Settings
 from pipeline.exports import export_835
 from processors.adjudication.rules import adjudicate
 from processors.contracts.topics import CLAIMS_REMITTANCE
-from processors.refdata import PAYERS_DIR, load_refdata
-from tests.builders import built_claim, coverage
+from processors.refdata import load_refdata
+from tests.builders import built_claim, coverage, payers_dir_with_acme
 
 
 def test_an_835_of_a_payer_of_the_payers_folder_names_it(
@@ -23,16 +21,7 @@ def test_an_835_of_a_payer_of_the_payers_folder_names_it(
 ) -> None:
     """A remittance from ACME-HEALTH, a payer only CLAIMS_PAYERS_DIR holds: its 835 is
     written, N1*PR carrying the profile's name."""
-    folder = tmp_path / "payers"
-    shutil.copytree(PAYERS_DIR, folder)
-    profile = json.loads((folder / "commercial-ppo.json").read_text())
-    profile.update(
-        payer_id="ACME-HEALTH",
-        name="Acme Health Indemnity",
-        member_id_pattern="^ACM[0-9]{9}$",
-        denial_rates={},
-    )
-    (folder / "acme.json").write_text(json.dumps(profile))
+    folder = payers_dir_with_acme(tmp_path / "payers")
     settings = settings_factory(payers_dir=folder)
 
     claim = built_claim(coverage=coverage("ACME-HEALTH", "ACM000111222"))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_settings
-from processors.refdata import PAYERS_DIR
+from tests.builders import payers_dir_with_acme
 
 HL7 = Path(__file__).parent.parent / "fixtures" / "hl7"
 
@@ -18,15 +17,7 @@ HL7 = Path(__file__).parent.parent / "fixtures" / "hl7"
 @pytest.fixture
 def payers_dir(tmp_path: Path) -> Path:
     """The shipped profiles plus ACME-HEALTH, the payer the HL7 fixture's IN1 names."""
-    folder = tmp_path / "payers"
-    shutil.copytree(PAYERS_DIR, folder)
-    profile = json.loads((folder / "commercial-ppo.json").read_text())
-    profile.update(
-        payer_id="ACME-HEALTH", name="Acme Health Indemnity", member_id_pattern="^ACM[0-9]{9}$"
-    )
-    profile["denial_rates"] = {}
-    (folder / "acme.json").write_text(json.dumps(profile))
-    return folder
+    return payers_dir_with_acme(tmp_path / "payers")
 
 
 def check(capsys: pytest.CaptureFixture[str], *paths: Path) -> list[dict[str, object]]:
