@@ -45,7 +45,7 @@ from processors.refdata import (
     CoveragePolicy,
     PayerProfile,
     load_coverage_policies,
-    load_payers,
+    shipped_payers,
 )
 
 Record = dict[str, Any]
@@ -989,11 +989,6 @@ PAYER_MIX: dict[str, Weighted[str]] = {
 
 
 @cache
-def _payers() -> dict[str, PayerProfile]:
-    return load_payers()
-
-
-@cache
 def _coverage_policies() -> dict[str, CoveragePolicy]:
     return load_coverage_policies()
 
@@ -1081,7 +1076,7 @@ def _fitting(
     scenarios: Weighted[Scenario], problem: str | None, payer_id: str | None
 ) -> tuple[Scenario, ...]:
     """The scenarios among *scenarios* that can carry *problem* for a member of *payer_id*."""
-    payer = _payers().get(payer_id) if payer_id else None
+    payer = shipped_payers().get(payer_id) if payer_id else None
     return tuple(
         s for s in scenarios.values if problem is None or _scenario_fits(problem, s, payer)
     )
@@ -1398,7 +1393,7 @@ class _Simulation:
         self.seed = seed
         self.start = start
         self.rng = random.Random(seed)
-        self.payers = _payers()
+        self.payers = shipped_payers()
         self.days = _business_days(start, SIMULATED_DAYS)
         self.person_ids: set[str] = set()
         self.groups = {

@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
 from processors.ids import stable_id
-from processors.refdata import PayerProfile, load_payers, map_snomed
+from processors.refdata import PayerProfile, map_snomed, shipped_payers
 
 Record = dict[str, Any]
 
@@ -59,12 +58,6 @@ RELATIONSHIP = {
     "injured": "G8",
 }
 SEX = {"male": "M", "female": "F"}
-
-
-@cache
-def shipped_payers() -> dict[str, PayerProfile]:
-    """The shipped payer profiles: what a Coverage does not carry, when none are given."""
-    return load_payers()
 
 
 @dataclass

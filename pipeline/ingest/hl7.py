@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from functools import cache
 from typing import Any
 
 from hl7apy import load_reference
@@ -35,7 +34,7 @@ from hl7apy.parser import parse_field, parse_message, parse_segment
 
 from processors.ids import stable_id
 from processors.npi import is_valid_npi
-from processors.refdata import PayerProfile, load_payers
+from processors.refdata import PayerProfile, shipped_payers
 
 Record = dict[str, Any]
 # Registrations by patient id (PID-3): {"patient": Person, "coverage": Coverage | None,
@@ -101,12 +100,6 @@ DATE_PREFIX = re.compile(r"^([0-9]{8})")
 
 MLLP_START, MLLP_END = "\x0b", "\x1c"
 BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
-
-
-@cache
-def shipped_payers() -> dict[str, PayerProfile]:
-    """The shipped payer profiles: the payer ids a coverage may name."""
-    return load_payers()
 
 
 @dataclass(frozen=True)

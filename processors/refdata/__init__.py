@@ -441,6 +441,12 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@cache
+def shipped_payers() -> dict[str, PayerProfile]:
+    """The payer profiles shipped in :data:`PAYERS_DIR`, loaded once per process."""
+    return load_payers()
+
+
 def load_payers(directory: Path = PAYERS_DIR) -> dict[str, PayerProfile]:
     """Every payer profile in *directory*, by payer id."""
     profiles = [PayerProfile.from_file(p) for p in sorted(directory.glob("*.json"))]
