@@ -290,9 +290,7 @@ def _watch_for_stalls(app: faust.App) -> None:
                 stall.at,
                 stall.still_s,
             )
-        cry(file=sys.stderr)
-        logging.shutdown()
-        os._exit(EXIT_STALLED)
+        _stop_for_restart(EXIT_STALLED, stacks=True)
 
 
 async def _send_all(app: faust.App, outgoing: list[Outgoing]) -> None:
@@ -317,8 +315,16 @@ def _undelivered(stage: str, exc: BaseException) -> NoReturn:
         exc,
         hint,
     )
+    _stop_for_restart(EXIT_UNDELIVERED, stacks=False)
+
+
+def _stop_for_restart(code: int, *, stacks: bool) -> NoReturn:
+    """End the process now, nothing acknowledged, for a supervisor to restart it (*code*:
+    pipeline.exitcodes); with *stacks*, first log where every thread and task stands."""
+    if stacks:
+        cry(file=sys.stderr)
     logging.shutdown()
-    os._exit(EXIT_UNDELIVERED)
+    os._exit(code)
 
 
 async def _deliver(
