@@ -240,6 +240,32 @@ def _register_http(app: faust.App, settings: Settings) -> None:
         )
 
 
+async def _in_order(app: faust.App, stage: str, batch: list[Incoming]) -> list[Incoming]:
+    """The records of *batch* that follow, per partition, the last one delivered.
+
+    A partition whose batch starts past the next record to deliver (faust skipped
+    records around a rebalance) is sought back to that record, so that every
+    member's records are processed in their order; records delivered already are
+    left out.
+    """
+    seen: dict[TP, list[int]] = {}
+    for record in batch:
+        seen.setdefault(TP(record.topic, record.partition), []).append(record.offset)
+    runs = faust_fixes.delivered(app).in_order(app.consumer, seen)
+    for tp, (_, end) in runs.items():
+        if end < max(seen[tp]) + 1:
+            log.warning(
+                "stage %s: %s[%d] brought offsets %d-%d with %d not among them; reading the "
+                "partition again from %d so that its records are processed in order",
+                stage, tp.topic, tp.partition, min(seen[tp]), max(seen[tp]), end, end,
+            )  # fmt: skip
+            await app.consumer.seek(tp, end)
+    return [
+        r for r in batch
+        if runs[TP(r.topic, r.partition)][0] <= r.offset < runs[TP(r.topic, r.partition)][1]
+    ]  # fmt: skip
+
+
 def _watch_for_stalls(app: faust.App) -> None:
     """Stop the worker when a partition it holds has records waiting and stops moving."""
     watch = StallWatch()
@@ -389,6 +415,7 @@ def _register_agent(
                     )
                     for ev in events
                 ]
+                batch = await _in_order(app, stage.name, batch)
                 outgoing = runner.process_many(stage, batch)
                 ticket = runner.ticket
                 batch_state.flush()

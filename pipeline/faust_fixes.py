@@ -128,6 +128,29 @@ class Delivered:
                 expected += 1
             self.next[tp] = expected
 
+    def in_order(self, consumer: Any, offsets: dict[Any, list[int]]) -> dict[Any, tuple[int, int]]:
+        """Which of *offsets* (per partition, as a batch brought them) to process now.
+
+        Per partition: the run that starts at the next offset to deliver, as
+        ``(first, end)``. A record before it was delivered already (read again);
+        a record past a gap comes after records faust never handed over (skipped
+        around a rebalance), so processing it now would decide a member's claims
+        out of order: the partition is read again from the gap instead. The
+        next offset is the committed one until a batch is delivered.
+        """
+        runs: dict[Any, tuple[int, int]] = {}
+        for tp, seen in offsets.items():
+            expected = self.next.get(tp)
+            if expected is None:
+                committed = consumer._committed_offset.get(tp)
+                expected = committed if committed is not None else min(seen)
+            end = expected
+            for offset in sorted(seen):
+                if offset == end:
+                    end += 1
+            runs[tp] = (expected, end)
+        return runs
+
     def forget(self, tps: Any) -> None:
         """Start again for *tps* (revoked: a new assignment starts at the committed offset)."""
         for tp in tps:

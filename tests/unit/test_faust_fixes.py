@@ -155,3 +155,23 @@ def test_a_partition_left_out_of_fetching_is_put_back(consumer, monkeypatch) -> 
     assert not faust_fixes.fetch_again(consumer, TOPIC)
     consumer.pause_partitions([TOPIC])
     assert not faust_fixes.fetch_again(consumer, TOPIC)
+
+
+def test_a_batch_past_records_never_handed_over_is_not_processed_out_of_order(consumer) -> None:
+    """Delivered up to 396; a batch brings 396, 399-401 (397-398 skipped): only 396 now, the
+    rest once 397-398 come; 390-395 again (read twice) are left out."""
+    record = faust_fixes.delivered(consumer.app)
+    record.topics.add(TOPIC.topic)
+    consumer._committed_offset[TOPIC] = 390
+    record.record(consumer, {TOPIC: list(range(390, 396))})
+    assert record.in_order(consumer, {TOPIC: [393, 394, 395, 396, 399, 400, 401]}) == {
+        TOPIC: (396, 397)
+    }
+    assert record.in_order(consumer, {TOPIC: [396, 397, 398, 399]}) == {TOPIC: (396, 400)}
+
+
+def test_before_any_delivery_the_run_starts_at_the_committed_offset(consumer) -> None:
+    consumer._committed_offset[TOPIC] = 50
+    assert faust_fixes.delivered(consumer.app).in_order(consumer, {TOPIC: [52, 53]}) == {
+        TOPIC: (50, 50)
+    }
