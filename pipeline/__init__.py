@@ -1,1 +1,1 @@
-"""Runtime wiring of the claims pipeline: settings, topics, Avro codec, broker, workers, CLI."""
+"""The claims pipeline around the stage rules: Kafka, runtime, ingest, views, jobs, CLI."""

@@ -3,7 +3,7 @@
 A handler never touches Kafka, the clock or the environment. It gets the
 record's key and decoded value plus a :class:`StageContext` (reference data and,
 for stateful stages, a key-value store) and returns the records to publish.
-The runtime in ``pipeline.runtime`` decodes, calls it, encodes and sends, and
+The runtime in ``pipeline.runtime.runner`` decodes, calls it, encodes and sends, and
 sends anything that fails to the dead-letter topic.
 """
 

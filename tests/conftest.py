@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.admin import create_topics
 from pipeline.config import Settings, load_settings
+from pipeline.kafka.admin import create_topics
 from tests.kafka_cluster import kafka_cluster
 
 STRAY_THREAD_GRACE_S = 10.0

@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.broker import LocalBroker, free_port_pair, wait_for_kafka
 from pipeline.config import PROJECT_ROOT
+from pipeline.kafka.broker import LocalBroker, free_port_pair, wait_for_kafka
 
 __all__ = ["docker_answers", "free_port_pair", "kafka_cluster"]
 

@@ -7,16 +7,18 @@ through. The same file twice publishes the same ids.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.check import fhir_events
 from pipeline.config import Settings
-from pipeline.exports import submitted_claims
+from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.ingest.remit835 import remittances_from_835
 from pipeline.ingest.sink import IngestSink
+from pipeline.kafka.readers import latest_records
+from processors.contracts.topics import CLAIMS_SUBMITTED
 from processors.refdata import PayerProfile
 
 Record = dict[str, Any]
@@ -48,7 +50,7 @@ def ingest_fhir(
 
 def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[str]:
     """Publish the claim payments of each 835 file; a file that does not balance is refused."""
-    claims = {c["claim_id"]: c for c in submitted_claims(settings)}
+    claims = {c["claim_id"]: c for c in latest_records(settings, CLAIMS_SUBMITTED, "claim_id")}
     problems: list[str] = []
     for path in paths:
         raw = path.read_bytes()
@@ -133,3 +135,46 @@ def ingest_hl7(
                 problems.append(reason)
                 sink.dead_letter(f"ingest:hl7:{path.name}", n, outcome.text.encode(), reason)
     return problems
+
+
+def fhir_events(
+    paths: list[Path],
+    billing_provider: Record,
+    received_at: datetime | None = None,
+    *,
+    payers: Mapping[str, PayerProfile] | None = None,
+) -> tuple[list[tuple[str, Record]], list[Record]]:
+    """EncounterEvents from FHIR bundle files (JSON, or NDJSON of bundles), and problems."""
+    events: list[tuple[str, Record]] = []
+    problems: list[Record] = []
+    for path in paths:
+        try:
+            docs = json_documents(path.read_text())
+        except json.JSONDecodeError as exc:
+            problems.append(
+                {"source": path.name, "issue": f"not JSON: {exc.msg} at line {exc.lineno}"}
+            )
+            continue
+        for n, doc in enumerate(docs, start=1):
+            source = f"{path.name}#{n}"
+            try:
+                mapped = map_bundle(
+                    doc, billing_provider, received_at, source="fhir", payers=payers
+                )
+            except BundleError as exc:
+                problems.append({"source": source, "issue": str(exc)})
+                continue
+            events += [(source, e) for e in mapped.events]
+            problems += [
+                {"source": source, "issue": i["diagnostics"], "where": i.get("expression", [""])[0]}
+                for i in mapped.issues
+            ]
+    return events, problems
+
+
+def json_documents(text: str) -> list[Any]:
+    """The documents of a JSON file, or of an NDJSON file (one document per line)."""
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -39,18 +39,17 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.codec import codec_for
 from pipeline.config import (
     DEFAULT_HTTP_MAX_BYTES,
     DEFAULT_HTTP_MAX_ENTRIES,
     DEFAULT_MAX_RECORD_BYTES,
     Settings,
 )
-from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
 from pipeline.ingest.fhir import BundleError, map_bundle
-from processors.contracts.topics import EHR_ENCOUNTERS
+from pipeline.kafka.codec import codec_for
+from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
+from processors.contracts.topics import EHR_ENCOUNTERS, member_key
 from processors.refdata import PayerProfile
-from processors.synthetic import member_key
 
 Record = dict[str, Any]
 KeyValue = tuple[bytes, bytes]

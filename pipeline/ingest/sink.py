@@ -7,11 +7,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from pipeline.codec import codec_for
 from pipeline.config import Settings, topic_max_message_bytes
-from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
-from processors.contracts.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS
-from processors.synthetic import member_key
+from pipeline.kafka.codec import codec_for
+from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
+from processors.contracts.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS, member_key
 
 Record = dict[str, Any]
 

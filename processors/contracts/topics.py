@@ -7,6 +7,7 @@ take topic names and settings from here, so a topic is declared exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -111,3 +112,13 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
+
+
+def member_key(event: dict[str, Any]) -> str:
+    """The key of *event* on ehr.encounters: the member id, or the person id for self-pay.
+
+    Every topic up to the remittances is keyed so, and one member's records
+    stay on one partition and in order.
+    """
+    coverage = event["coverage"]
+    return str(coverage["member_id"] if coverage else event["patient"]["person_id"])

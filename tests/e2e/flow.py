@@ -6,10 +6,11 @@ import socket
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
-from pipeline.processes import WorkerPool
-from processors.synthetic import generate
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import record_counts, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 from tests.waiting import wait_until
 
 

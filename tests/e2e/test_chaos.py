@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chaos import ChaosOptions, run_chaos
 from pipeline.config import Settings, load_settings
-from pipeline.exitcodes import EXIT_STALLED
+from pipeline.jobs.chaos import ChaosOptions, run_chaos
+from pipeline.runtime.exitcodes import EXIT_STALLED
 
 ENCOUNTERS = 2000
 KILLS = 3
@@ -47,7 +47,7 @@ def test_kills_lose_add_and_change_no_record(
     assert [k["kind"] for k in kills].count("worker") == KILLS
     assert [k["kind"] for k in kills].count("broker") == 1
     assert all(k["flowing_s"] >= k["group_stable_s"] > 0 for k in kills)
-    # A worker may stop itself when a partition stops moving (pipeline.stallwatch, exit 71),
+    # A worker may stop itself when a partition stops moving (pipeline.runtime.stallwatch, exit 71),
     # and is restarted like a killed one; any other exit of its own is a failure.
     unplanned = [*result["reference"]["unplanned_restarts"], *result["chaos"]["unplanned_restarts"]]
     assert [r for r in unplanned if r["exit_code"] != EXIT_STALLED] == []

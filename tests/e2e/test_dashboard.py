@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.admin import create_topics
 from pipeline.config import Settings, load_settings, to_env
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, read_topic, record_counts, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.admin import create_topics
+from pipeline.kafka.readers import read_topic, record_counts, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 from processors.contracts.topics import DENIALS_REWORK, REWORK_ACTIONS
 from processors.denials.queue import open_items
-from processors.synthetic import generate
 from tests.browser import Browser
 from tests.e2e.flow import free_port
 from tests.waiting import wait_until
@@ -77,7 +78,7 @@ def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Setti
     settings = settings_factory()
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "pipeline.cli.main", "dashboard", "--port", str(port)],
         env={**os.environ, **to_env(settings)},
         stderr=subprocess.DEVNULL,
     )
@@ -172,7 +173,7 @@ def test_dashboard_beyond_localhost_requires_a_token(
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "pipeline.cli.main",
             "dashboard",
             "--host",
             ALL_ADDRESSES,
@@ -192,7 +193,7 @@ def test_dashboard_beyond_localhost_requires_a_token(
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "pipeline.cli.main",
             "dashboard",
             "--host",
             ALL_ADDRESSES,
@@ -233,7 +234,7 @@ def test_a_dashboard_started_before_its_topics_waits_then_goes_live_without_a_re
     )
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "pipeline.cli.main", "dashboard", "--port", str(port)],
         env={**os.environ, **to_env(settings)},
         stderr=subprocess.DEVNULL,
     )

@@ -9,14 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.dryrun import Failure, InProcessPipeline
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import snapshot_offsets
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.memberstate import GRACE_DAYS
 from processors.refdata import PAYERS_DIR, load_refdata
-from processors.synthetic import generate
 
 ENCOUNTERS = 500
 SEED = 31

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Settings, to_env
 from pipeline.ingest.mllp import send_mllp
-from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.kafka.readers import read_topic, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, wait_for_encounters
 from tests.waiting import wait_until
@@ -37,7 +38,7 @@ def test_mllp_listener_acks_every_message_and_feeds_the_pipeline(
     port = free_port()
     env = {**os.environ, **to_env(settings)}
     listener = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "ingest", "mllp", "--port", str(port)],
+        [sys.executable, "-m", "pipeline.cli.main", "ingest", "mllp", "--port", str(port)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

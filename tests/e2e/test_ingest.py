@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Settings, to_env
-from pipeline.exports import export_835
-from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
-from pipeline.processes import WorkerPool
+from pipeline.kafka.readers import read_topic, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.exports import export_835
+from pipeline.views.outcomes import OutcomeCollector
 from processors.contracts.remittance import is_denial
 from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER, EHR_ENCOUNTERS
 from tests.e2e.flow import free_port, run_flow, wait_for_encounters

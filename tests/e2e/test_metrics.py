@@ -10,10 +10,11 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, record_counts, snapshot_offsets
-from pipeline.processes import WorkerPool
-from processors.synthetic import generate
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import record_counts, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 from tests.e2e.flow import free_port
 from tests.waiting import wait_until
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.exports import export_837p
-from pipeline.outcomes import paid_rates
+from pipeline.views.exports import export_837p
+from pipeline.views.outcomes import paid_rates
 from processors.contracts.remittance import is_denial
 from tests.e2e.flow import run_flow
 from tests.x12_checks import pyx12_accepts

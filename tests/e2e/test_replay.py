@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.outcomes import record_counts, snapshot_offsets
-from pipeline.replay import RunView, diff, replay_encounters, replay_settings, run_replay
+from pipeline.ingest.synthetic import generate
+from pipeline.jobs.replay import RunView, diff, replay_encounters, replay_settings, run_replay
+from pipeline.kafka.readers import record_counts, snapshot_offsets
 from processors.refdata import PAYERS_DIR
-from processors.synthetic import generate
 from tests.e2e.flow import run_flow
 
 START, END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from pipeline.config import Settings
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, Outcomes, snapshot_offsets
-from pipeline.processes import WorkerPool
-from processors.synthetic import generate
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector, Outcomes
 
 ENCOUNTERS = 600
 SEED = 77

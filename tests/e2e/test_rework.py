@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Settings, to_env
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, read_topic, snapshot_offsets
-from pipeline.processes import WorkerPool
-from pipeline.rework import Queue, claim_history, resolve
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import read_topic, snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
+from pipeline.views.rework import Queue, claim_history, resolve
 from processors.contracts.topics import CLAIMS_LIFECYCLE
-from processors.synthetic import generate
 from tests.waiting import wait_until
 
 ENCOUNTERS = 600

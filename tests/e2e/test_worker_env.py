@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.app  # noqa: F401 - faust imported here before F_LOOP is set for the worker
+import pipeline.runtime.app  # noqa: F401 - faust imported here before F_LOOP is set for the worker
 from pipeline.config import Settings
-from pipeline.feed import publish
-from pipeline.outcomes import OutcomeCollector, snapshot_offsets
-from pipeline.processes import WorkerPool
-from processors.synthetic import generate
+from pipeline.ingest.feed import publish
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.readers import snapshot_offsets
+from pipeline.runtime.processes import WorkerPool
+from pipeline.views.outcomes import OutcomeCollector
 
 CREDENTIALS_VALUE = "sasl-password-never-printed"
 # Each would break or redirect an unguarded worker: another cluster, credentials faust

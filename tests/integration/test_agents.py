@@ -9,10 +9,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from pipeline.app import build_app
-from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.runtime import STAGE_BY_NAME
+from pipeline.kafka.codec import codec_for
+from pipeline.runtime.app import build_app
+from pipeline.runtime.runner import STAGE_BY_NAME
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.contracts.topics import (
@@ -78,7 +78,7 @@ def run_app_until(settings: Settings, done: Callable[[], bool], timeout: float =
 
 def counted(settings: Settings, spec: TopicSpec, at_least: int) -> Callable[[], bool]:
     """A condition: *spec*'s topic holds at least *at_least* records."""
-    from pipeline.admin import topic_count
+    from pipeline.kafka.admin import topic_count
 
     return lambda: topic_count(settings, spec.full_name(settings.topic_prefix)) >= at_least
 
@@ -262,7 +262,7 @@ def test_an_oversized_output_is_dead_lettered_and_every_good_record_comes_throug
 
 def topic_records(settings: Settings, spec: TopicSpec) -> int:
     """How many records *spec*'s topic holds."""
-    from pipeline.admin import topic_count
+    from pipeline.kafka.admin import topic_count
 
     return int(topic_count(settings, spec.full_name(settings.topic_prefix)))
 
@@ -274,7 +274,7 @@ def test_a_member_with_5000_claims_keeps_every_state_record_small(
     from datetime import UTC, date, datetime, timedelta
     from datetime import time as time_of_day
 
-    from pipeline.app import app_id
+    from pipeline.runtime.app import app_id
     from tests.builders import built_claim, coverage, procedure
 
     settings = settings_factory()

@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from pipeline.broker import BrokerError, BrokerTimeout, LocalBroker, wait_for_kafka
+from pipeline.kafka.broker import BrokerError, BrokerTimeout, LocalBroker, wait_for_kafka
 from tests.kafka_cluster import free_port_pair
 from tests.waiting import wait_until
 

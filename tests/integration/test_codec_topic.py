@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.codec import codec_for
 from pipeline.config import Settings
+from pipeline.kafka.codec import codec_for
 from processors.contracts.topics import EHR_ENCOUNTERS
 from tests.builders import encounter
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from pipeline.admin import create_topics
 from pipeline.config import Settings, load_settings
-from pipeline.dashboard import follow_topics
-from pipeline.dashboard_state import DashboardState
-from pipeline.deadletters import Source, dead_letter_record, encode_dead_letter
+from pipeline.kafka.admin import create_topics
+from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
+from pipeline.views.dashboard import follow_topics
+from pipeline.views.dashboard_state import DashboardState
 from processors.contracts.topics import DEAD_LETTER
 from tests import waiting
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.tail import tail
+from pipeline.kafka.codec import codec_for
+from pipeline.views.tail import tail
 from processors.adjudication.rules import adjudicate
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from pipeline.codec import codec_for
 from pipeline.config import Settings
-from pipeline.exports import export_835
+from pipeline.kafka.codec import codec_for
+from pipeline.views.exports import export_835
 from processors.adjudication.rules import adjudicate
 from processors.contracts.topics import CLAIMS_REMITTANCE
 from processors.refdata import load_refdata

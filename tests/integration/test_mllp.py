@@ -21,7 +21,7 @@ from pipeline.config import Settings, to_env
 from pipeline.ingest import mllp
 from pipeline.ingest.hl7 import Store, map_message
 from pipeline.ingest.mllp import END_BLOCK, START_BLOCK, send_mllp, serve_mllp
-from pipeline.outcomes import read_topic
+from pipeline.kafka.readers import read_topic
 from processors.contracts.topics import DEAD_LETTER
 from tests.builders import encounter
 from tests.waiting import wait_until
@@ -358,7 +358,7 @@ def test_the_listener_command_dead_letters_an_unfinished_frame(
     port = free_port()
     env = {**os.environ, **to_env(settings), "CLAIMS_MLLP_FRAME_TIMEOUT": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "ingest", "mllp", "--port", str(port)],
+        [sys.executable, "-m", "pipeline.cli.main", "ingest", "mllp", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.codec import codec_for
-from pipeline.dryrun import Failure, InProcessPipeline
 from pipeline.ingest.remit835 import remittances_from_835
+from pipeline.ingest.synthetic import generate
+from pipeline.kafka.codec import codec_for
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
 from processors.adjudication.x12_835 import write_835
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 
 REFDATA = load_refdata()
 CREATED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import (
+from pipeline.config import load_settings
+from pipeline.kafka.broker import (
     DEFAULT_JARS_DIR,
     SERVER_PROPERTIES_TEMPLATE,
     BrokerError,
     LocalBroker,
     render_server_properties,
 )
-from pipeline.config import load_settings
 
 
 def properties(text: str) -> dict[str, str]:

@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from pipeline.dryrun import Failure, InProcessPipeline
+from pipeline.ingest.synthetic import generate
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
 from processors.contracts.remittance import denies_money, is_denial
 from processors.contracts.topics import CLAIMS_REMITTANCE
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 
 REFDATA = load_refdata()
 

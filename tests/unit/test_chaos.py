@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from pipeline.chaos import (
+from pipeline.jobs.chaos import (
     Sample,
     TopicContents,
     chaos_input,
@@ -15,7 +15,7 @@ from pipeline.chaos import (
     kill_plan,
     measure_recovery,
 )
-from pipeline.codec import codec_for
+from pipeline.kafka.codec import codec_for
 from processors.contracts.topics import CLAIMS_LIFECYCLE, CLAIMS_REMITTANCE, DEAD_LETTER
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from pipeline.codec import AvroCodec, DecodeError, SchemaRegistry, codec_for, load_expanded
+from pipeline.kafka.codec import AvroCodec, DecodeError, SchemaRegistry, codec_for, load_expanded
 from tests.builders import encounter
 
 
@@ -72,7 +72,7 @@ def test_registering_a_compatible_change_adds_a_version_and_old_data_stays_reada
     tmp_path: Path,
 ) -> None:
     """A new optional field gets a new id; bytes written with the old id decode with the default."""
-    from pipeline.codec import SCHEMAS_DIR
+    from pipeline.kafka.codec import SCHEMAS_DIR
 
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS_DIR, schemas)

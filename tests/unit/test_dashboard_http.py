@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pipeline.config import load_settings
-from pipeline.dashboard import PAGE, build_app, content_security_policy, follow_topics
-from pipeline.dashboard_state import DashboardState
+from pipeline.views.dashboard import PAGE, build_app, content_security_policy, follow_topics
+from pipeline.views.dashboard_state import DashboardState
 from tests.waiting import wait_until
 
 DEADLINE_S = 30.0

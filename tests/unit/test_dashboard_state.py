@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipeline.dashboard_state import DashboardState
-from pipeline.dryrun import Failure, InProcessPipeline
+from pipeline.ingest.synthetic import generate
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
+from pipeline.views.dashboard_state import DashboardState
 from processors.contracts.remittance import is_denial
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 
 REFDATA = load_refdata()
 

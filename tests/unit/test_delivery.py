@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from pipeline import app as worker_app
+from pipeline.runtime import app as worker_app
 
 
 class Stopped(Exception):

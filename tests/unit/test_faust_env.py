@@ -13,7 +13,7 @@ import pytest
 from yarl import URL
 
 from pipeline.config import load_settings
-from pipeline.faust_env import FAUST_SETTING_NAMES, faust_env_names, scrub_faust_env
+from pipeline.runtime.faust_env import FAUST_SETTING_NAMES, faust_env_names, scrub_faust_env
 
 CREDENTIALS_VALUE = "hunter2-do-not-print"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_scrub_removes_faust_names_warns_by_name_and_keeps_the_rest(
         "BROKERAGE": "not faust's",
         "MY_TOPIC_PARTITIONS": "3",
     }
-    with caplog.at_level(logging.WARNING, logger="pipeline.faust_env"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.runtime.faust_env"):
         removed = scrub_faust_env(env)
     assert removed == [
         "APP_ENV_PREFIX",
@@ -75,7 +75,7 @@ def test_the_app_ignores_faust_env_vars_and_never_reads_the_credentials(
 ) -> None:
     """With BROKER_URL, BROKER_CREDENTIALS (a string faust would raise on, quoting it),
     APP_STORE, TOPIC_PARTITIONS and PRODUCER_ACKS set, the app is built from our settings."""
-    from pipeline.app import SESSION_TIMEOUT_S, build_app
+    from pipeline.runtime.app import SESSION_TIMEOUT_S, build_app
 
     for name, value in {
         "BROKER_URL": "kafka://elsewhere:1",
@@ -106,8 +106,9 @@ def test_a_worker_process_scrubs_before_faust_reads_its_import_time_names() -> N
     """The worker command imports faust only after scrubbing, so F_ names faust reads at import
     (F_WEB_PORT, F_BLOCKING_TIMEOUT) are gone by then; stderr names them, never a value."""
     code = (
-        "import sys, pipeline.cli, pipeline.worker; assert 'faust' not in sys.modules; "
-        "from pipeline.faust_env import scrub_faust_env; scrub_faust_env(); "
+        "import sys, pipeline.cli.main, pipeline.runtime.worker; "
+        "assert 'faust' not in sys.modules; "
+        "from pipeline.runtime.faust_env import scrub_faust_env; scrub_faust_env(); "
         "import faust.types._env as e; print(e.WEB_PORT, e.BLOCKING_TIMEOUT)"
     )
     env = {

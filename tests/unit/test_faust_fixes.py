@@ -8,7 +8,7 @@ import faust
 import pytest
 from faust.types import TP, ConsumerMessage
 
-from pipeline import faust_fixes
+from pipeline.runtime import faust_fixes
 
 TOPIC = TP("claims.submitted", 0)
 

@@ -10,7 +10,7 @@ import pytest
 from fhir.resources.R4B.claim import Claim
 from pydantic import ValidationError
 
-from pipeline.exports import write_fhir_ndjson
+from pipeline.views.exports import write_fhir_ndjson
 from processors.claims.fhir import to_fhir_claim
 from tests.unit.test_x12_837p import replacement, synthetic_claims
 

@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from pipeline.codec import codec_for
 from pipeline.ingest import http
 from pipeline.ingest.fhir import map_bundle
 from pipeline.ingest.http import Limits, build_web_app, nested_deeper_than, read_bundle
-from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS
-from processors.synthetic import member_key, practice_record
+from pipeline.ingest.practice import practice_record
+from pipeline.kafka.codec import codec_for
+from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS, member_key
 from tests import fhir_bundles as fb
 from tests.fhir_bundles import FIXTURES
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.check import fhir_events, run_check, write_check_json
-from pipeline.codec import codec_for
 from pipeline.ingest.fhir import BundleError, map_bundle
+from pipeline.ingest.files import fhir_events
+from pipeline.ingest.practice import practice_record
+from pipeline.jobs.check import run_check, write_check_json
+from pipeline.kafka.codec import codec_for
 from processors.coding.rules import code_encounter
 from processors.refdata import load_refdata, map_snomed, snomed_icd10cm
-from processors.synthetic import practice_record
 from tests import fhir_bundles
 from tests.fhir_bundles import FIXTURES
 

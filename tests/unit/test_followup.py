@@ -6,8 +6,8 @@ import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from pipeline.codec import codec_for
-from pipeline.runtime import STAGE_BY_NAME, Incoming, StageRunner
+from pipeline.kafka.codec import codec_for
+from pipeline.runtime.runner import STAGE_BY_NAME, Incoming, StageRunner
 from processors.adjudication.rules import adjudicate, new_member_state
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.denials.followup import REMINDER_DAYS, close_item, remember_item, sweep_member

@@ -9,7 +9,6 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
-from pipeline.codec import codec_for
 from pipeline.ingest.hl7 import (
     Outcome,
     Store,
@@ -19,6 +18,7 @@ from pipeline.ingest.hl7 import (
     map_stream,
     split_messages,
 )
+from pipeline.kafka.codec import codec_for
 from processors.coding.rules import code_encounter
 from processors.contracts.findings import HARD
 from processors.refdata import load_refdata

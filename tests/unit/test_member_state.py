@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.codec import codec_for
-from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, StageRunner
+from pipeline.kafka.codec import codec_for
+from pipeline.runtime.runner import STAGE_BY_NAME, BatchState, Incoming, StageRunner
 from processors.adjudication.rules import adjudicate, service_fingerprint
 from processors.contracts.claim import corrected_claim
 from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER

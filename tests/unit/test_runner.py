@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.codec import codec_for
-from pipeline.dryrun import Failure, InProcessPipeline
-from pipeline.runtime import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
+from pipeline.kafka.codec import codec_for
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
+from pipeline.runtime.runner import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
 from processors.contracts.topics import (
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,

@@ -11,7 +11,7 @@ import avro.schema
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from pipeline.codec import SCHEMAS_DIR, SchemaRegistry, load_expanded
+from pipeline.kafka.codec import SCHEMAS_DIR, SchemaRegistry, load_expanded
 from processors.contracts.topics import ALL_TOPICS
 
 # A deliberate incompatible change is listed here with the reason; the test then names it.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.stallwatch import StallWatch
+from pipeline.runtime.stallwatch import StallWatch
 
 P0, P1 = ("ehr.encounters", 0), ("ehr.encounters", 1)
 

@@ -14,15 +14,10 @@ from typing import Any
 import fastavro
 import pytest
 
-from pipeline.codec import load_expanded
-from processors.claims.rules import build_claim
-from processors.coding.rules import PROCEDURE_FORMAT, code_encounter
-from processors.contracts.findings import HARD
-from processors.npi import is_valid_npi
-from processors.refdata import RefData, load_payers, load_refdata, matches
-from processors.synthetic import (
+from pipeline.ingest.synthetic import generate, generate_labelled
+from pipeline.ingest.synthetic.catalogue import procedure_catalogue, unit_limits
+from pipeline.ingest.synthetic.problems import (
     AGE_CONFLICT_OF,
-    CODED_WITH,
     EXCLUDES1_ADDITION,
     HEADER_OF,
     INVALID_FORM_OF,
@@ -30,15 +25,15 @@ from processors.synthetic import (
     MISTYPED_MODIFIER,
     PROBLEMS,
     RETIRED_CONSULTATION_FOR,
-    SCENARIOS,
-    VISIT_MDM,
-    VISIT_MINUTES,
     WITHOUT_7TH_CHARACTER,
-    generate,
-    generate_labelled,
-    procedure_catalogue,
-    unit_limits,
 )
+from pipeline.ingest.synthetic.scenarios import CODED_WITH, SCENARIOS, VISIT_MDM, VISIT_MINUTES
+from pipeline.kafka.codec import load_expanded
+from processors.claims.rules import build_claim
+from processors.coding.rules import PROCEDURE_FORMAT, code_encounter
+from processors.contracts.findings import HARD
+from processors.npi import is_valid_npi
+from processors.refdata import RefData, load_payers, load_refdata, matches
 
 Labelled = list[tuple[str, dict[str, Any], str]]
 

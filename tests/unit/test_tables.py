@@ -10,15 +10,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.dryrun import Failure, InProcessPipeline
-from pipeline.tables import SCHEMAS, build_tables, member_ref, write_tables
+from pipeline.ingest.synthetic import generate
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
+from pipeline.views.tables import SCHEMAS, build_tables, member_ref, write_tables
 from processors.adjudication.rules import adjudicate
 from processors.contracts.claim import corrected_claim
 from processors.contracts.remittance import is_denial
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED, DENIALS_REWORK
 from processors.memberstate import MemberState
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 
 REFDATA = load_refdata()
 

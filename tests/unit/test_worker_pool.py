@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_settings
-from pipeline.exitcodes import EXIT_STALLED
-from pipeline.processes import WorkerDied, WorkerPool
+from pipeline.runtime.exitcodes import EXIT_STALLED
+from pipeline.runtime.processes import WorkerDied, WorkerPool
 
 
 def exited(code: int) -> subprocess.Popen[bytes]:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.dryrun import Failure, InProcessPipeline
-from pipeline.exports import write_835 as export_835_files
+from pipeline.ingest.synthetic import generate
+from pipeline.runtime.dryrun import Failure, InProcessPipeline
+from pipeline.views.exports import write_835 as export_835_files
 from processors.adjudication.rules import adjudicate
 from processors.adjudication.x12_835 import parse_835, routing_number, write_835
 from processors.contracts.claim import corrected_claim
@@ -19,7 +20,6 @@ from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.contracts.x12 import amount
 from processors.memberstate import MemberState
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 from tests.x12_checks import assert_envelope, pyx12_accepts, segments
 
 REFDATA = load_refdata()

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.exports import write_837p
+from pipeline.ingest.synthetic import generate
+from pipeline.views.exports import write_837p
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.contracts.claim import corrected_claim
 from processors.contracts.x12 import amount
 from processors.refdata import load_refdata
-from processors.synthetic import generate
 from tests.x12_checks import assert_envelope, pyx12_accepts
 from tests.x12_checks import segments as split_segments
 

@@ -1,0 +1,1 @@
+"""Whole-flow jobs: the demo, the dry-run check, the benchmark and crash injection."""

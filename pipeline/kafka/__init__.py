@@ -1,0 +1,1 @@
+"""Kafka plumbing: the local broker, topic administration and the Avro codec."""

@@ -1,0 +1,1 @@
+"""The stage runtime: faust app, stage runner, worker processes, dead letters, metrics."""

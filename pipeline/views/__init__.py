@@ -1,0 +1,1 @@
+"""What people read: outcomes, dashboard, rework queue, replays, exports, analyst tables."""
