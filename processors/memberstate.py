@@ -17,7 +17,10 @@ the member part, :func:`member_of`):
 - an **item row** per rework item with a deadline: its reminder date, and
   whether it was reminded or acted on.
 
-A :class:`MemberState` reads rows through to the store and buffers writes;
+The rows' shapes are the TypedDicts below (:class:`MemberRow`, :class:`ClaimRow`,
+:class:`ServiceRow`, :class:`ItemRow`), versioned by :data:`STATE_VERSION`; a
+row is JSON as the changelog holds it, and only this module reads or writes
+one. A :class:`MemberState` reads rows through to the store and buffers writes;
 :meth:`MemberState.changes` lists them detail rows first and the member row
 last. A store that loses the tail of a write (a crash) then holds claim rows
 the member row has not counted yet (their sequence number is higher than the
@@ -35,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from processors.jsonsafe import from_json, to_json
 
@@ -43,6 +46,122 @@ Record = dict[str, Any]
 Store = Mapping[bytes, Any]
 
 STATE_VERSION = 2
+
+
+class Accumulators(TypedDict):
+    """One plan year's accumulators: deductible met, out of pocket paid, uses per benefit."""
+
+    deductible: int
+    out_of_pocket: int
+    uses: dict[str, int]
+
+
+class MemberRow(TypedDict):
+    """The member row: counts and indexes, never growing with the number of claims."""
+
+    v: int
+    seq: int  # claims applied
+    years: dict[str, Accumulators]  # plan year -> accumulators, for the kept years
+    first_year: int | None  # earliest plan year kept; None until a claim is applied
+    reversed: dict[str, dict[str, str]]  # plan year -> claim id -> the claim reversing it
+    due: dict[str, str]  # due token (DUE_CLAIM / DUE_ITEM + id) -> ISO date
+
+
+class Answer(TypedDict):
+    """The payer's answer to a claim, as kept: what rebuilds its remittance."""
+
+    year: str
+    status: str  # CLP02
+    lines: list[Record]  # adjudicated lines (claims.RemittanceLine, JSON-safe)
+    rarcs: list[str]
+    pccn: str  # payer claim control number
+    original_pccn: str | None
+    frequency: str
+    fingerprint: str  # the service fingerprint of the claim
+    applied: Accumulators  # what the answer took from the year's accumulators
+
+
+class _Awaiting(TypedDict):
+    payer_id: str
+    filed: str  # ISO date
+    turnaround_days: int
+
+
+class Awaiting(_Awaiting, total=False):
+    """A claim the payer has not answered: when it was filed, and the payer's turnaround."""
+
+    followed_up: bool  # version 1 rows only
+
+
+class Effects(TypedDict):
+    """What applying a claim did to the member row (applied again after a lost write)."""
+
+    years: dict[str, Accumulators]
+    reversed: list[list[str]]  # [original claim id, plan year]
+    services_dropped: list[str]
+    service: list[str] | None  # [fingerprint, plan year] of the service this claim paid
+    due: dict[str, str]
+    first_year: int | None
+
+
+class _ClaimRow(TypedDict):
+    v: int
+    seq: int  # the member row's seq once this claim is applied
+    year: str
+    answer: Answer | None  # None for a void and for a claim without an answer
+    reversal: str | None  # the claim whose payment this one reversed
+    void_denied: bool
+    claim: Record | None  # the claim itself (JSON-safe) when a later stage needs it
+    awaiting: Awaiting | None
+    effects: Effects | None  # None in rows upgraded from version 1
+
+
+class ClaimRow(_ClaimRow, total=False):
+    """One adjudicated claim: the recorded answer, and what it did to the member row.
+
+    (The keys below are absent in rows upgraded from version 1, or only there.)
+    """
+
+    claim_id: str
+    before: Accumulators | None  # version 1: the accumulators it was decided from
+
+
+class ServiceRow(TypedDict):
+    """A paid service fingerprint: the claim that paid it."""
+
+    claim_id: str
+    year: str
+
+
+class _ItemRow(TypedDict):
+    claim_id: str | None
+    encounter_id: str
+    payer_id: str | None
+    category: str
+    action: str
+    queue: str
+    amount_cents: int
+    deadline: str  # ISO date
+    deadline_kind: str
+    service_date: str | None  # ISO date
+    year: str
+    remind_on: str  # ISO date
+    reminded: bool
+    closed: bool
+
+
+class ItemRow(_ItemRow, total=False):
+    """A rework item with a deadline: when to remind, and whether it was reminded or closed."""
+
+    suggested_fix: str | None
+
+
+ROW_SHAPES: dict[str, type] = {
+    "member": MemberRow,
+    "claim": ClaimRow,
+    "service": ServiceRow,
+    "item": ItemRow,
+}
 # Plan years a member's state keeps: this one and the last.
 KEPT_PLAN_YEARS = 2
 SEP = b"\x00"
@@ -53,13 +172,13 @@ DUE_CLAIM, DUE_ITEM = "C:", "I:"
 GRACE_DAYS = 15
 
 
-def follow_up_due(awaiting: Record) -> date:
+def follow_up_due(awaiting: Awaiting | Record) -> date:
     """When a claim without an answer needs a status inquiry: turnaround plus grace."""
     filed = date.fromisoformat(awaiting["filed"])
     return filed + timedelta(days=awaiting["turnaround_days"] + GRACE_DAYS)
 
 
-def next_due(row: Record | None) -> date | None:
+def next_due(row: MemberRow | Mapping[str, Any] | None) -> date | None:
     """The earliest day a follow-up or reminder of this member falls due (from its member row)."""
     due = (row or {}).get("due") or {}
     return min((date.fromisoformat(when) for when in due.values()), default=None)
@@ -80,12 +199,19 @@ def row_key(member: bytes, kind: bytes, ident: str) -> bytes:
     return member + SEP + kind + SEP + ident.encode()
 
 
-def new_year() -> Record:
+def new_year() -> Accumulators:
     """Accumulators of a plan year the member has no claims in yet."""
     return {"deductible": 0, "out_of_pocket": 0, "uses": {}}
 
 
-def _new_member_row() -> Record:
+def row_kind(key: bytes) -> str:
+    """Which shape of :data:`ROW_SHAPES` the row under *key* has."""
+    if is_member_row(key):
+        return "member"
+    return {CLAIM: "claim", SERVICE: "service", ITEM: "item"}[key.split(SEP, 2)[1]]
+
+
+def _new_member_row() -> MemberRow:
     return {
         "v": STATE_VERSION,
         "seq": 0,
@@ -106,7 +232,7 @@ class MemberState:
 
     store: Store
     member: bytes
-    row: Record = field(default_factory=_new_member_row)
+    row: MemberRow = field(default_factory=_new_member_row)
     writes: dict[bytes, Any] = field(default_factory=dict)
 
     @classmethod
@@ -141,12 +267,21 @@ class MemberState:
         """How many claims the member row has applied."""
         return int(self.row["seq"])
 
-    def year(self, year: str) -> Record:
+    def year(self, year: str) -> Accumulators:
         """Accumulators of plan *year* (a copy; empty for a year not kept)."""
         acc = self.row["years"].get(year)
         if acc is None:
             return new_year()
         return {**acc, "uses": dict(acc["uses"])}
+
+    @property
+    def first_year(self) -> int | None:
+        """The earliest plan year the state keeps (None before any claim is applied)."""
+        return self.row["first_year"]
+
+    def next_due(self) -> date | None:
+        """The earliest day something of this member falls due."""
+        return next_due(self.row)
 
     def kept(self, year: str | int) -> bool:
         """False for a plan year the state has forgotten."""
@@ -156,7 +291,7 @@ class MemberState:
     def _touch(self) -> None:
         self.writes[self.member] = self.row
 
-    def set_year(self, year: str, acc: Record) -> None:
+    def set_year(self, year: str, acc: Accumulators) -> None:
         """Record plan *year*'s accumulators."""
         self.row = {**self.row, "years": {**self.row["years"], year: acc}}
         self._touch()
@@ -173,7 +308,7 @@ class MemberState:
 
     def reversed_by(self, claim_id: str, year: str) -> str | None:
         """The claim that reversed *claim_id* (of plan *year*), if any."""
-        return self.row["reversed"].get(year, {}).get(claim_id)  # type: ignore[no-any-return]
+        return self.row["reversed"].get(year, {}).get(claim_id)
 
     def mark_reversed(self, claim_id: str, year: str, by: str) -> None:
         """Remember that *by* reversed *claim_id*'s payment."""
@@ -213,7 +348,7 @@ class MemberState:
             return self.writes[key]
         return self.store.get(key)
 
-    def claim(self, claim_id: str, *, forgotten_too: bool = False) -> Record | None:
+    def claim(self, claim_id: str, *, forgotten_too: bool = False) -> ClaimRow | None:
         """The claim row of *claim_id*, if the payer has one in a kept year.
 
         *forgotten_too* also finds a row of a forgotten year not yet removed:
@@ -224,33 +359,31 @@ class MemberState:
             return None
         return row  # type: ignore[no-any-return]
 
-    def put_claim(self, claim_id: str, row: Record) -> None:
+    def put_claim(self, claim_id: str, row: ClaimRow) -> None:
         """Write *claim_id*'s claim row (once; it is never changed after)."""
         self.writes[row_key(self.member, CLAIM, claim_id)] = row
 
     def service(self, fingerprint: str) -> str | None:
         """The claim that paid the service *fingerprint* in a kept year, if any."""
-        row = self._read(row_key(self.member, SERVICE, fingerprint))
+        row: ServiceRow | None = self._read(row_key(self.member, SERVICE, fingerprint))
         if row is None or not self.kept(row["year"]):
             return None
-        return str(row["claim_id"])
+        return row["claim_id"]
 
     def put_service(self, fingerprint: str, claim_id: str, year: str) -> None:
         """Remember that *claim_id* paid the service *fingerprint*."""
-        self.writes[row_key(self.member, SERVICE, fingerprint)] = {
-            "claim_id": claim_id,
-            "year": year,
-        }
+        row: ServiceRow = {"claim_id": claim_id, "year": year}
+        self.writes[row_key(self.member, SERVICE, fingerprint)] = row
 
     def drop_service(self, fingerprint: str) -> None:
         """Forget who paid *fingerprint* (its payment was reversed)."""
         self.writes[row_key(self.member, SERVICE, fingerprint)] = None
 
-    def item(self, rework_id: str) -> Record | None:
+    def item(self, rework_id: str) -> ItemRow | None:
         """The open item row of *rework_id*, if any."""
         return self._read(row_key(self.member, ITEM, rework_id))  # type: ignore[no-any-return]
 
-    def put_item(self, rework_id: str, row: Record) -> None:
+    def put_item(self, rework_id: str, row: ItemRow) -> None:
         """Keep an open item (until its reminder or an action on it)."""
         self.writes[row_key(self.member, ITEM, rework_id)] = row
 
@@ -305,7 +438,7 @@ class _Overlay(Mapping[bytes, Any]):
         return sum(1 for _ in self)
 
 
-def _copy_row(row: Record) -> Record:
+def _copy_row(row: MemberRow) -> MemberRow:
     return {
         **row,
         "years": dict(row["years"]),
@@ -324,8 +457,13 @@ def _upgrade_v1(state: MemberState, old: Record) -> None:
     they were decided from (``before``), so a redelivered one is decided again
     from there, as version 1 did.
     """
-    years = {
-        y: {**a, "uses": dict(a.get("uses") or {})} for y, a in (old.get("years") or {}).items()
+    years: dict[str, Accumulators] = {
+        y: {
+            "deductible": a["deductible"],
+            "out_of_pocket": a["out_of_pocket"],
+            "uses": dict(a.get("uses") or {}),
+        }
+        for y, a in (old.get("years") or {}).items()
     }
     row = _new_member_row()
     row["years"] = years
@@ -363,7 +501,7 @@ def _upgrade_v1(state: MemberState, old: Record) -> None:
             state.put_service(fingerprint, claim_id, str(entry["answer"]["year"]))
     for rework_id, item in (old.get("items") or {}).items():
         year = str(item.get("service_date") or item["deadline"])[:4]
-        state.put_item(rework_id, {**item, "year": year})
+        state.put_item(rework_id, cast(ItemRow, {**item, "year": year}))
         if not item.get("reminded") and not item.get("closed"):
             row["due"][DUE_ITEM + rework_id] = item["remind_on"]
     state.row = row

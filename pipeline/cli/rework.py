@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import Settings
+from processors.contracts.vocab import Decision, Queue
 
 
 def _rework(settings: Settings, args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def _rework(settings: Settings, args: argparse.Namespace) -> int:
         changes = [
             parse_change(*c.split("=", 1)) if "=" in c else parse_change(c, "") for c in args.change
         ]
-        if changes and decision != "RESUBMIT":
+        if changes and decision != Decision.RESUBMIT:
             raise ChangeError("--change applies only with --resubmit")
         record = rework.resolve(
             settings,
@@ -97,7 +98,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("rework", help="list, show or resolve rework items")
     rsub = r.add_subparsers(dest="action", required=True)
     rl = rsub.add_parser("list", help="open items, highest priority first")
-    rl.add_argument("--queue", choices=["front_desk", "coding", "billing", "appeals", "triage"])
+    rl.add_argument("--queue", choices=[q.value for q in Queue])
     rl.add_argument("--payer")
     rl.add_argument("--category")
     rl.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -110,12 +111,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--resubmit",
         dest="decision",
         action="store_const",
-        const="RESUBMIT",
+        const=Decision.RESUBMIT,
         help="send a corrected claim (with --change)",
     )
-    how.add_argument("--appeal", dest="decision", action="store_const", const="APPEAL")
-    how.add_argument("--write-off", dest="decision", action="store_const", const="WRITE_OFF")
-    how.add_argument("--bill-patient", dest="decision", action="store_const", const="BILL_PATIENT")
+    how.add_argument("--appeal", dest="decision", action="store_const", const=Decision.APPEAL)
+    how.add_argument("--write-off", dest="decision", action="store_const", const=Decision.WRITE_OFF)
+    how.add_argument(
+        "--bill-patient", dest="decision", action="store_const", const=Decision.BILL_PATIENT
+    )
     rr.add_argument(
         "--change",
         action="append",

@@ -49,6 +49,7 @@ from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.kafka.codec import codec_for
 from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
 from processors.contracts.topics import EHR_ENCOUNTERS, member_key
+from processors.contracts.vocab import ErrorType
 from processors.refdata import PayerProfile
 
 Record = dict[str, Any]
@@ -128,7 +129,7 @@ def nested_deeper_than(raw: bytes, limit: int) -> bool:
 
 
 def _dead_letter(
-    raw: bytes, error: str, error_type: str, limits: Limits, record_id: str | None = None
+    raw: bytes, error: str, error_type: ErrorType, limits: Limits, record_id: str | None = None
 ) -> bytes:
     return encode_dead_letter(
         dead_letter_record(
@@ -142,10 +143,10 @@ def _dead_letter(
     )
 
 
-def _refused(raw: bytes, error: str, error_type: str, limits: Limits) -> Answer:
+def _refused(raw: bytes, error: str, error_type: ErrorType, limits: Limits) -> Answer:
     return Answer(
         400,
-        outcome("structure" if error_type != "INTERNAL" else "exception", error),
+        outcome("structure" if error_type != ErrorType.INTERNAL else "exception", error),
         dead_letters=[_dead_letter(raw, error, error_type, limits)],
     )
 
@@ -165,21 +166,21 @@ def read_bundle(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return _refused(
-            raw, "the request body is not UTF-8 text (FHIR JSON is UTF-8)", "DECODE", limits
+            raw, "the request body is not UTF-8 text (FHIR JSON is UTF-8)", ErrorType.DECODE, limits
         )
     if nested_deeper_than(raw, MAX_JSON_DEPTH):
         return _refused(
             raw,
             f"the request body nests JSON arrays and objects more than "
             f"{MAX_JSON_DEPTH} levels deep; a FHIR Bundle does not",
-            "DECODE",
+            ErrorType.DECODE,
             limits,
         )
     try:
         bundle = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return _refused(
-            raw, f"the request body is not JSON ({type(exc).__name__})", "DECODE", limits
+            raw, f"the request body is not JSON ({type(exc).__name__})", ErrorType.DECODE, limits
         )
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if isinstance(entries, list) and len(entries) > limits.max_entries:
@@ -197,7 +198,7 @@ def read_bundle(
     try:
         return _map(raw, bundle, billing_provider, limits, payers)
     except BundleError as exc:
-        return _refused(raw, str(exc), "VALIDATION", limits)
+        return _refused(raw, str(exc), ErrorType.VALIDATION, limits)
     except Exception as exc:  # bad input must never become a 500
         where = traceback.extract_tb(exc.__traceback__)[-1]
         log.warning(
@@ -207,7 +208,10 @@ def read_bundle(
             where.lineno or 0,
         )
         return _refused(
-            raw, f"the bundle could not be mapped ({type(exc).__name__})", "INTERNAL", limits
+            raw,
+            f"the bundle could not be mapped ({type(exc).__name__})",
+            ErrorType.INTERNAL,
+            limits,
         )
 
 
@@ -223,7 +227,7 @@ def _map(
         _dead_letter(
             raw,
             f"{i['expression'][0]}: {i['diagnostics']}",
-            "VALIDATION",
+            ErrorType.VALIDATION,
             limits,
             i["expression"][0].split(".")[0],
         )
@@ -256,7 +260,7 @@ def _map(
             _dead_letter(
                 raw,
                 f"encounter {event['encounter_id']}: {reason}",
-                "OVERSIZE",
+                ErrorType.OVERSIZE,
                 limits,
                 event["encounter_id"],
             )

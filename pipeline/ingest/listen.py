@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.ingest.sink import IngestSink
+from processors.contracts.vocab import ErrorType
 from processors.refdata import PayerProfile
 
 Record = dict[str, Any]
@@ -63,7 +64,7 @@ class Hl7Handler:
         """Keep an unfinished frame's bytes on the dead-letter topic with the reason."""
         self.received += 1
         self.sink.dead_letter(
-            "ingest:mllp", self.received, raw, reason, control_id, error_type="DECODE"
+            "ingest:mllp", self.received, raw, reason, control_id, error_type=ErrorType.DECODE
         )
         self.sink.producer.flush(timeout=30)
 

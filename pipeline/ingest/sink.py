@@ -11,6 +11,7 @@ from pipeline.config import Settings, topic_max_message_bytes
 from pipeline.kafka.codec import codec_for
 from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
 from processors.contracts.topics import CLAIMS_REMITTANCE, DEAD_LETTER, EHR_ENCOUNTERS, member_key
+from processors.contracts.vocab import ErrorType
 
 Record = dict[str, Any]
 
@@ -44,7 +45,7 @@ class IngestSink:
                 f"{self.settings.max_record_bytes:,}-byte limit (CLAIMS_MAX_RECORD_BYTES); "
                 "split it or raise the limit",
                 record_id,
-                "OVERSIZE",
+                ErrorType.OVERSIZE,
             )
             return
         self.producer.send(self._topic(spec), key=key, value=value)
@@ -79,7 +80,7 @@ class IngestSink:
         raw: bytes,
         error: str,
         record_id: str | None = None,
-        error_type: str = "VALIDATION",
+        error_type: ErrorType = ErrorType.VALIDATION,
     ) -> None:
         """Keep *raw* input on pipeline.dead-letter with the reason it was refused.
 

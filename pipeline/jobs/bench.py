@@ -49,6 +49,7 @@ from processors.contracts.topics import (
     EHR_ENCOUNTERS,
     TopicSpec,
 )
+from processors.contracts.vocab import ItemKind
 
 # What each stage writes once per record it handles: its lifecycle record
 # (coding, claims, denials) or its remittance (adjudication).
@@ -174,7 +175,7 @@ def latency_ms(
         if value and value["encounter_id"] in fed_at:
             done_at[value["encounter_id"]] = ts
     for ts, value in holds:
-        if value and value["kind"] != "DENIAL" and value["encounter_id"] in fed_at:
+        if value and value["kind"] != ItemKind.DENIAL and value["encounter_id"] in fed_at:
             done_at.setdefault(value["encounter_id"], ts)
     return [float(done_at[e] - fed_at[e]) for e in done_at]
 

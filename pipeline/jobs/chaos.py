@@ -475,7 +475,7 @@ class Run:
         say: Callable[[str], None],
         broker: LocalBroker | None = None,
     ) -> None:
-        from pipeline.runtime.runner import ENTRY_STAGES, STAGES  # noqa: PLC0415 - the stage registry
+        from pipeline.runtime.topology import ENTRY_STAGES, STAGES  # noqa: PLC0415 - the stage registry
 
         self.settings = settings
         self.label = label

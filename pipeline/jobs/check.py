@@ -24,6 +24,7 @@ from processors.contracts.topics import (
     ENCOUNTERS_CODED,
     PATIENT_STATEMENTS,
 )
+from processors.contracts.vocab import ItemKind
 from processors.refdata import RefData
 from processors.stage import Output
 
@@ -122,7 +123,7 @@ class CheckResult:
 def _collect(report: EncounterReport, outputs: Iterable[Output | Failure]) -> None:
     for out in outputs:
         if isinstance(out, Failure):
-            report.failures.append(f"{out.stage}: {out.error}")
+            report.failures.append(f"{out.stage} ({out.error_type}): {out.error}")
             continue
         if out.topic is ENCOUNTERS_CODED:
             report.findings = list(out.record["findings"])
@@ -132,7 +133,7 @@ def _collect(report: EncounterReport, outputs: Iterable[Output | Failure]) -> No
             report.answers.append(out.record)
         elif out.topic is DENIALS_REWORK:
             report.rework.append(out.record)
-            if out.record["kind"] == "CODING_HOLD":
+            if out.record["kind"] == ItemKind.CODING_HOLD:
                 report.findings = [
                     {
                         "edit_id": r["code"],
@@ -212,7 +213,7 @@ def print_check(result: CheckResult, out: TextIO) -> None:
                 file=out,
             )
         for i in r.rework:
-            if i["kind"] == "CODING_HOLD":
+            if i["kind"] == ItemKind.CODING_HOLD:
                 continue
             print(
                 f"  rework: {i['kind']} {i['category']} -> {i['action']} in the {i['queue']} "

@@ -31,6 +31,7 @@ from processors.contracts.topics import (
     EHR_ENCOUNTERS,
     member_key,
 )
+from processors.contracts.vocab import ItemKind
 from processors.refdata import RULESET_VERSION
 
 Record = dict[str, Any]
@@ -132,7 +133,7 @@ class RunView:
                 if all(a["remittance_id"] != r["remittance_id"] for a in answers):
                     answers.append(r)
         for _, item in read_topic(settings, DENIALS_REWORK, {}):
-            if item is not None and item["kind"] in ("CODING_HOLD", "SCRUBBER_HOLD"):
+            if item is not None and item["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD):
                 view.holds[item["encounter_id"]] = item
         return view
 

@@ -22,6 +22,7 @@ import io
 import json
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ class AvroCodec:
         self._schema = registry.parsed(latest.schema_id)
         self._header = _HEADER.pack(MAGIC, latest.schema_id)
 
-    def encode(self, record: Record) -> bytes:
+    def encode(self, record: Mapping[str, Any]) -> bytes:
         """Frame and encode *record*; raises ValueError naming the bad field."""
         buf = io.BytesIO()
         buf.write(self._header)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pipeline.kafka.codec import AvroCodec, codec_for
+from processors.contracts.records import DeadLetter
 from processors.contracts.topics import DEAD_LETTER
+from processors.contracts.vocab import ErrorType
 
 # What a DeadLetter needs besides the key and value: the reason, ids, topic name.
 ENVELOPE_BYTES = 8 * 1024
@@ -36,12 +37,12 @@ class Source:
 def dead_letter_record(
     stage: str,
     error: str,
-    error_type: str,
+    error_type: ErrorType,
     source: Source,
     record_id: str | None = None,
     *,
     max_record_bytes: int,
-) -> dict[str, Any]:
+) -> DeadLetter:
     """The DeadLetter for *source*, the value kept whole when it fits *max_record_bytes*."""
     value = source.value
     key = source.key
@@ -71,7 +72,7 @@ def dead_letter_record(
 _CODEC: AvroCodec | None = None
 
 
-def encode_dead_letter(record: dict[str, Any], codec: AvroCodec | None = None) -> bytes:
+def encode_dead_letter(record: DeadLetter, codec: AvroCodec | None = None) -> bytes:
     """*record* as pipeline.dead-letter bytes."""
     global _CODEC  # noqa: PLW0603 - one codec per process, built on first use
     if codec is None:

@@ -30,8 +30,6 @@ from pipeline.runtime import faust_fixes
 from pipeline.runtime.exitcodes import EXIT_STALLED, EXIT_UNDELIVERED
 from pipeline.runtime.metrics import Metrics
 from pipeline.runtime.runner import (
-    ENTRY_STAGES,
-    STAGES,
     BatchState,
     Incoming,
     Outgoing,
@@ -40,6 +38,7 @@ from pipeline.runtime.runner import (
     partition_for,
 )
 from pipeline.runtime.stallwatch import CHECK_EVERY_S, StallWatch
+from pipeline.runtime.topology import ENTRY_STAGES, STAGES
 from processors.memberstate import member_of
 from processors.stage import Agenda, Stage, StageContext
 
@@ -174,6 +173,7 @@ def build_app(settings: Settings, *, group_id: str | None = None) -> faust.App:
 
     metrics = Metrics() if settings.metrics_port else None
     runner = StageRunner(
+        STAGES,
         context,
         prefix=settings.topic_prefix,
         fused=fused,

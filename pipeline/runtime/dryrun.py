@@ -13,20 +13,25 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.runtime.runner import STAGE_BY_INPUT, STAGES
+from pipeline.runtime.topology import STAGE_BY_INPUT, STAGES
 from processors.contracts.topics import EHR_ENCOUNTERS
 from processors.refdata import RefData
-from processors.stage import Output, Record, Stage, StageContext
+from processors.stage import Output, Record, Stage, StageContext, failure_reason
 
 
 @dataclass(frozen=True)
 class Failure:
-    """A record a stage could not handle: it would have gone to the dead-letter topic."""
+    """A record a stage could not handle: it would have gone to the dead-letter topic.
+
+    *error* and *error_type* are what its dead letter would say
+    (:func:`processors.stage.failure_reason`, as the runner gives them).
+    """
 
     stage: str
     key: bytes
     record: Record
     error: str
+    error_type: str
 
 
 class InProcessPipeline:
@@ -41,19 +46,25 @@ class InProcessPipeline:
             for stage in STAGES
         }
 
-    def run(self, key: bytes | str, event: Record) -> Iterator[Output | Failure]:
-        """Every record the stages publish for one encounter event, in order."""
+    def run(
+        self, key: bytes | str, event: Record, stage: Stage | None = None
+    ) -> Iterator[Output | Failure]:
+        """Every record the stages publish for one encounter event, in order.
+
+        *stage* starts elsewhere than at the encounter: a claim at adjudication,
+        an action at the rework stage.
+        """
         if isinstance(key, str):
             key = key.encode()
-        queue: list[tuple[Stage, bytes, Record]] = [
-            (STAGE_BY_INPUT[EHR_ENCOUNTERS.name], key, event)
-        ]
+        first = stage or STAGE_BY_INPUT[EHR_ENCOUNTERS.name]
+        queue: list[tuple[Stage, bytes, Record]] = [(first, key, event)]
         while queue:
             stage, record_key, record = queue.pop(0)
             try:
-                outputs = stage.handle(record_key, record, self._contexts[stage.name])
+                outputs = stage.run(record_key, record, self._contexts[stage.name])
             except Exception as exc:  # any failure is the record's dead letter
-                yield Failure(stage.name, record_key, record, f"{type(exc).__name__}: {exc}")
+                reason, error_type = failure_reason(exc)
+                yield Failure(stage.name, record_key, record, reason, error_type)
                 continue
             for out in outputs:
                 yield out

@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from pipeline.config import Settings
+from processors.contracts.topics import DENIALS_REWORK, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ class Metrics:
         """One record *stage* sent to the dead-letter topic."""
         self.dead_letters.labels(stage).inc()
 
-    def rework_item(self, item: dict[str, Any]) -> None:
-        """One rework item made."""
-        self.rework.labels(item["kind"], item["category"]).inc()
+    def published(self, topic: TopicSpec, record: dict[str, Any]) -> None:
+        """One record a stage published on *topic*: rework items are counted by kind."""
+        if topic.name == DENIALS_REWORK.name:
+            self.rework.labels(record["kind"], record["category"]).inc()
 
     def serve(self, settings: Settings, group_id: str, topics: list[str]) -> None:
         """Serve /metrics on the configured port and keep the lag gauge current."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,33 +23,12 @@ from pipeline.config import DEFAULT_MAX_RECORD_BYTES
 from pipeline.kafka.codec import AvroCodec, DecodeError, SchemaRegistry, default_registry
 from pipeline.kafka.deadletters import Source, dead_letter_record
 from pipeline.runtime.metrics import Metrics
-from processors.adjudication.stage import STAGE as ADJUDICATION
-from processors.claims.stage import STAGE as CLAIMS
-from processors.coding.stage import STAGE as CODING
-from processors.contracts.topics import (
-    ALL_TOPICS,
-    CLAIMS_SUBMITTED,
-    DEAD_LETTER,
-    DENIALS_REWORK,
-    EHR_ENCOUNTERS,
-    ENCOUNTERS_CODED,
-    TopicSpec,
-    member_key,
-)
-from processors.denials.followup import mark_made, sweep_member
-from processors.denials.resubmit import STAGE as REWORK
-from processors.denials.stage import STAGE as DENIALS
+from processors.contracts.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec, member_key_of
+from processors.contracts.vocab import ErrorType
 from processors.memberstate import MemberState, is_member_row, next_due, stale_rows
-from processors.stage import Agenda, Stage, StageContext
+from processors.stage import Agenda, Stage, StageContext, Sweep, failure_reason
 
 log = logging.getLogger(__name__)
-
-STAGES: tuple[Stage, ...] = (CODING, CLAIMS, ADJUDICATION, DENIALS, REWORK)
-# What the fused topology consumes: new encounters, and actions on rework items (from
-# people, and automatic corrections that move a claim to another member's partition).
-ENTRY_STAGES: tuple[Stage, ...] = (CODING, REWORK)
-STAGE_BY_INPUT = {stage.input.name: stage for stage in STAGES}
-STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
 @dataclass(frozen=True)
@@ -213,30 +192,6 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str).encode())
 
 
-class Rejected(ValueError):
-    """A record this stage cannot process; it is dead-lettered with *error_type*."""
-
-    def __init__(self, message: str, error_type: str = "VALIDATION") -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
-def member_key_of(spec: TopicSpec, record: dict[str, Any]) -> bytes | None:
-    """The partition key a record on *spec* should have carried, read from its content."""
-    try:
-        if spec is EHR_ENCOUNTERS:
-            key = member_key(record)
-        elif spec is ENCOUNTERS_CODED:
-            key = member_key(record["encounter"])
-        elif spec is CLAIMS_SUBMITTED:
-            key = record["member_id"]
-        else:
-            key = record["member_key"]
-    except (KeyError, TypeError):
-        return None
-    return str(key).encode() if key else None
-
-
 class StageRunner:
     """Runs stages on incoming records and returns what to publish.
 
@@ -248,6 +203,7 @@ class StageRunner:
 
     def __init__(
         self,
+        stages: Sequence[Stage],
         contexts: Callable[[Stage], StageContext],
         prefix: str = "",
         fused: bool = False,
@@ -258,11 +214,21 @@ class StageRunner:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.stages = tuple(stages)
         self.contexts = contexts
         self.prefix = prefix
         self.fused = fused
         self.codecs = codecs or Codecs()
-        self.processed: dict[str, int] = {stage.name: 0 for stage in STAGES}
+        # What the stages declare: who reads which topic, which stages are read from
+        # Kafka in the fused topology too, whose context holds the member state, and the
+        # sweeps to run after each batch.
+        self.by_input = {stage.input.name: stage for stage in self.stages}
+        self.entries = {stage.name for stage in self.stages if stage.entry}
+        self.keeper = next((stage for stage in self.stages if stage.stateful), None)
+        self.sweeps: tuple[Sweep, ...] = tuple(
+            stage.sweep for stage in self.stages if stage.sweep is not None
+        )
+        self.processed: dict[str, int] = {stage.name: 0 for stage in self.stages}
         self.dead_letters = 0
         self.rekeyed = 0
         self.agenda = agenda
@@ -277,7 +243,7 @@ class StageRunner:
         # Follow-ups and reminders made but not yet delivered, by batch ticket; per member,
         # the due tokens they stand for (not made twice meanwhile).
         self.ticket = 0
-        self._swept: dict[int, list[tuple[int, bytes, list[str]]]] = {}
+        self._swept: dict[int, list[tuple[int, bytes, Sweep, list[str]]]] = {}
         self._in_flight: dict[bytes, set[str]] = {}
         # Rows found stale at one housekeeping pass are removed at the next one.
         self._housekeeping_at: float | None = None
@@ -287,7 +253,7 @@ class StageRunner:
         self,
         stage: str,
         error: str,
-        error_type: str,
+        error_type: ErrorType,
         source: Incoming,
         record: dict[str, Any] | None = None,
     ) -> Outgoing:
@@ -329,7 +295,7 @@ class StageRunner:
         try:
             record = self.codecs[stage.input].decode(incoming.value)
         except DecodeError as exc:
-            return [self.dead_letter(stage.name, str(exc), "DECODE", incoming)]
+            return [self.dead_letter(stage.name, str(exc), ErrorType.DECODE, incoming)]
         if not incoming.key:
             return [self._rekey(stage, incoming, record)]
         return self.process_record(stage, incoming, record)
@@ -342,7 +308,7 @@ class StageRunner:
                 stage.name,
                 f"the record on {incoming.topic} has no key and names no member to "
                 "key it by; publish it keyed by the member key",
-                "NO_KEY",
+                ErrorType.NO_KEY,
                 incoming,
                 record,
             )
@@ -386,7 +352,7 @@ class StageRunner:
         if state is not None:
             state.checkpoint()
         try:
-            outputs = stage.handle(key, record, context)
+            outputs = stage.run(key, record, context)
             encoded = [
                 Outgoing(
                     out.topic.full_name(self.prefix),
@@ -399,7 +365,7 @@ class StageRunner:
             if state is not None:
                 state.rollback()
             reason, error_type = failure_reason(exc)
-            if error_type == "INTERNAL":
+            if error_type == ErrorType.INTERNAL:
                 log.exception(
                     "stage %s failed on %s[%d]@%d",
                     stage.name,
@@ -416,7 +382,7 @@ class StageRunner:
                 self.dead_letter(
                     stage.name,
                     f"the record was not processed: {refused}",
-                    "OVERSIZE",
+                    ErrorType.OVERSIZE,
                     incoming,
                     record,
                 )
@@ -427,13 +393,12 @@ class StageRunner:
         if self.metrics is not None:
             self.metrics.handled(stage.name)
             for out in outputs:
-                if out.topic is DENIALS_REWORK:
-                    self.metrics.rework_item(out.record)
+                self.metrics.published(out.topic, out.record)
         if not self.fused:
             return encoded
         chained: list[Outgoing] = []
         for out, enc in zip(outputs, encoded, strict=True):
-            nxt = STAGE_BY_INPUT.get(out.topic.name)
+            nxt = self.by_input.get(out.topic.name)
             # Only records of the same member continue in this process: another member's
             # state may live in another worker's partition, so theirs go through Kafka. An
             # entry stage's input is consumed from Kafka in this topology; what the stage
@@ -444,7 +409,7 @@ class StageRunner:
                 nxt is not None
                 and out.key == key
                 and (
-                    nxt not in ENTRY_STAGES
+                    nxt.name not in self.entries
                     or (nxt.at_once is not None and nxt.at_once(key, out.record))
                 )
             ):
@@ -454,10 +419,14 @@ class StageRunner:
                 chained.extend(self.process_record(nxt, hop, out.record))
         return encoded + chained
 
+    def store(self) -> MutableMapping[bytes, Any]:
+        """The member state the stateful stages share (an empty dict if no stage keeps any)."""
+        return self.contexts(self.keeper).state if self.keeper is not None else {}
+
     def _advance_clock(self, partition: int, seen: date | None) -> None:
         """Move *partition*'s business time to *seen* if it is later (restored after a restart)."""
         if partition not in self.watermarks:
-            stored = self.contexts(STATEFUL).state.get(clock_key(partition))
+            stored = self.store().get(clock_key(partition))
             if stored is not None:
                 self.watermarks[partition] = date.fromisoformat(stored["date"])
         if seen is not None and seen > self.watermarks.get(partition, seen - ONE_DAY):
@@ -478,7 +447,7 @@ class StageRunner:
             partitions.add(incoming.partition)
         for partition in sorted(p for p in partitions if p >= 0):
             out.extend(self.sweep(partition))
-        store = self.contexts(STATEFUL).state
+        store = self.store()
         for partition in sorted(self._clock_moved):
             store[clock_key(partition)] = {"date": self.watermarks[partition].isoformat()}
         self._clock_moved.clear()
@@ -507,11 +476,11 @@ class StageRunner:
         them due, so a worker that dies before its items reach the broker leaves
         them for the next worker to make again.
         """
-        context = self.contexts(STATEFUL)
-        for partition, key, tokens in self._swept.pop(ticket, []):
-            state = MemberState.load(context.state, key)
-            mark_made(state, tokens)
-            state.commit(context.state)
+        store = self.store()
+        for partition, key, sweep, tokens in self._swept.pop(ticket, []):
+            state = MemberState.load(store, key)
+            sweep.made(state, tokens)
+            state.commit(store)
             pending = self._in_flight.get(key, set()) - set(tokens)
             if pending:
                 self._in_flight[key] = pending
@@ -529,9 +498,9 @@ class StageRunner:
         made again.
         """
         today = self.watermarks.get(partition)
-        if self.agenda is None or today is None:
+        if self.agenda is None or today is None or self.keeper is None or not self.sweeps:
             return []
-        context = self.contexts(STATEFUL)
+        context = self.contexts(self.keeper)
         if partition not in self.agenda.loaded:
             self._load_agenda(partition, context)
         out: list[Outgoing] = []
@@ -540,23 +509,25 @@ class StageRunner:
             in_flight = self._in_flight.get(key, set())
             for token in in_flight:
                 trial.clear_due(token)
-            before = set(trial.due)
-            items = sweep_member(key.decode(), trial, today, context.refdata.timely_filing_days)
-            made = sorted(before - set(trial.due))
-            if made:
-                self._in_flight[key] = in_flight | set(made)
-                self._swept.setdefault(self.ticket, []).append((partition, key, made))
-            for item in items:
-                out.append(
-                    Outgoing(
-                        DENIALS_REWORK.full_name(self.prefix),
-                        key,
-                        self.codecs[DENIALS_REWORK].encode(item),
+            for sweep in self.sweeps:
+                before = set(trial.due)
+                records = sweep.due(key.decode(), trial, today, context)
+                made = sorted(before - set(trial.due))
+                if made:
+                    in_flight = in_flight | set(made)
+                    self._in_flight[key] = in_flight
+                    self._swept.setdefault(self.ticket, []).append((partition, key, sweep, made))
+                for record in records:
+                    out.append(
+                        Outgoing(
+                            sweep.output.full_name(self.prefix),
+                            key,
+                            self.codecs[sweep.output].encode(record),
+                        )
                     )
-                )
-                if self.metrics is not None:
-                    self.metrics.rework_item(item)
-            due = next_due(trial.row)
+                    if self.metrics is not None:
+                        self.metrics.published(sweep.output, record)
+            due = trial.next_due()
             if due is not None:
                 self.agenda.add(partition, key, due)
         return out
@@ -568,7 +539,7 @@ class StageRunner:
         for key in list(context.state):
             if not is_member_row(key) or partition_for(key, self.partitions) != partition:
                 continue
-            due = next_due(MemberState.load(context.state, key).row)
+            due = MemberState.load(context.state, key).next_due()
             if due is not None:
                 self.agenda.add(partition, key, due)
 
@@ -587,7 +558,7 @@ class StageRunner:
             return
         if now < self._housekeeping_at:
             return
-        store = self.contexts(STATEFUL).state
+        store = self.store()
         doomed = set(stale_rows(store, self._stale))
         for key in doomed:
             del store[key]
@@ -597,21 +568,7 @@ class StageRunner:
             log.info("removed %d state rows of forgotten plan years", len(doomed))
 
 
-def failure_reason(exc: Exception) -> tuple[str, str]:
-    """The dead letter's reason and error type for a handler's exception."""
-    if isinstance(exc, Rejected):
-        return str(exc), exc.error_type
-    if isinstance(exc, ValueError):
-        return str(exc), "VALIDATION"
-    if isinstance(exc, KeyError | TypeError | AttributeError):
-        return (
-            f"{type(exc).__name__}: {exc} (a required field is missing or has the wrong type)"
-        ), "VALIDATION"
-    return f"{type(exc).__name__}: {exc} (the stage failed on this record)", "INTERNAL"
-
-
 ONE_DAY = timedelta(days=1)
-STATEFUL = ADJUDICATION
 HOUSEKEEPING_S = 600.0
 # Business time of each partition is kept in the state store under these keys, so a
 # worker that takes a partition over (after a crash) goes on from where it was.

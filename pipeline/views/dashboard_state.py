@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.views.outcomes import Outcomes
 from processors.contracts.remittance import is_denial
+from processors.contracts.vocab import ItemKind
 from processors.denials.queue import Event, history, open_items
 
 Record = dict[str, Any]
@@ -70,9 +71,9 @@ class DashboardState:
                 self.outcomes.remittances[record["remittance_id"]] = record
             elif topic == "denials.rework":
                 self.items[record["rework_id"]] = record
-                if record["kind"] == "DENIAL":
+                if record["kind"] == ItemKind.DENIAL:
                     self.outcomes.denials[record["rework_id"]] = record
-                elif record["kind"] in ("CODING_HOLD", "SCRUBBER_HOLD"):
+                elif record["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD):
                     self.outcomes.holds[record["encounter_id"]] = record
             elif topic == "rework.actions":
                 self.actions[record["action_id"]] = record

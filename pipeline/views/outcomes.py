@@ -33,6 +33,7 @@ from processors.contracts.topics import (
     DENIALS_REWORK,
     TopicSpec,
 )
+from processors.contracts.vocab import ItemKind
 from processors.denials.stage import remittance_status
 
 OUTCOME_TOPICS = (CLAIMS_REMITTANCE, DENIALS_REWORK, DEAD_LETTER, CLAIMS_LIFECYCLE)
@@ -171,9 +172,9 @@ class OutcomeCollector:
         if spec is CLAIMS_REMITTANCE:
             out.keep(out.remittances, "remittance", value["remittance_id"], value)
         elif spec is DENIALS_REWORK:
-            if value["kind"] == "DENIAL":
+            if value["kind"] == ItemKind.DENIAL:
                 out.keep(out.denials, "denial", value["rework_id"], value)
-            elif value["kind"] in ("FOLLOW_UP", "REMINDER"):
+            elif value["kind"] in (ItemKind.FOLLOW_UP, ItemKind.REMINDER):
                 out.keep(out.followups, "follow-up", value["rework_id"], value)
             else:
                 out.keep(out.holds, "hold", value["encounter_id"], value)
@@ -284,8 +285,8 @@ def summarize(
             "paid": status["PAID"],
             "partially_paid": status["PARTIALLY_PAID"],
             "denied": status["DENIED"],
-            "coding_holds": holds["CODING_HOLD"],
-            "scrubber_holds": holds["SCRUBBER_HOLD"],
+            "coding_holds": holds[ItemKind.CODING_HOLD],
+            "scrubber_holds": holds[ItemKind.SCRUBBER_HOLD],
             "dead_letters": len(outcomes.dead_letters),
             "duplicates": sum(outcomes.duplicates.values()),
         },

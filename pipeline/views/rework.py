@@ -25,6 +25,7 @@ from processors.contracts.topics import (
     DENIALS_REWORK,
     REWORK_ACTIONS,
 )
+from processors.contracts.vocab import Decision, ItemKind
 from processors.denials.queue import (
     Event,
     history,
@@ -165,8 +166,8 @@ def resolve(
         )
     at = at or datetime.now(UTC)
     claim = None
-    if action == "RESUBMIT":
-        if item["kind"] != "DENIAL" or not item["claim_id"]:
+    if action == Decision.RESUBMIT:
+        if item["kind"] != ItemKind.DENIAL or not item["claim_id"]:
             raise ReworkError(
                 f"{item['kind']} items are fixed at the source: correct the encounter in the "
                 "EHR and send it again, then resolve this item with --write-off and a note"

@@ -19,10 +19,11 @@ from pipeline.config import Settings
 from pipeline.kafka.codec import DecodeError, codec_for
 from pipeline.views.outcomes import jsonable
 from processors.contracts.topics import DENIALS_REWORK
+from processors.contracts.vocab import ItemKind
 from processors.denials.queue import matches as queue_matches
 
 Record = dict[str, Any]
-KINDS = ("DENIAL", "FOLLOW_UP", "REMINDER")
+KINDS = (ItemKind.DENIAL, ItemKind.FOLLOW_UP, ItemKind.REMINDER)
 
 
 def follow(

@@ -41,6 +41,11 @@ from processors.memberstate import (
     DUE_CLAIM,
     KEPT_PLAN_YEARS,
     STATE_VERSION,
+    Accumulators,
+    Answer,
+    Awaiting,
+    ClaimRow,
+    Effects,
     MemberState,
     follow_up_due,
     keepable,
@@ -244,7 +249,7 @@ class _Pricing:
     claim: Record
     payer: PayerProfile
     refdata: RefData
-    year: Record
+    year: Accumulators
     categories: list[str]
     locality: str
     facility: bool
@@ -365,7 +370,7 @@ def allowed_cents(line: Record, p: _Pricing) -> tuple[int, str]:
     return charge * payer.allowed_percent_of_charge // 100, "FEE-PERCENT-OF-CHARGE"
 
 
-def _price_lines(p: _Pricing, denied: dict[int, LineDenial]) -> tuple[list[Record], Record]:
+def _price_lines(p: _Pricing, denied: dict[int, LineDenial]) -> tuple[list[Record], Accumulators]:
     """Price and cost-share each line; returns the lines and what the year accumulated."""
     payer, claim = p.payer, p.claim
     out: list[Record] = []
@@ -375,7 +380,7 @@ def _price_lines(p: _Pricing, denied: dict[int, LineDenial]) -> tuple[list[Recor
         if payer.out_of_pocket_max_cents is None
         else max(payer.out_of_pocket_max_cents - p.year["out_of_pocket"], 0)
     )
-    applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
+    applied: Accumulators = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
     copay_taken = False
     for i, line in enumerate(claim["lines"]):
         if i in denied:
@@ -529,8 +534,7 @@ def _kept_lines(lines: list[Record]) -> list[Record]:
     ]
 
 
-def _reversal_of(claim: Record, payer: PayerProfile, original_id: str, original: Record) -> Record:
-    answer = original["answer"]
+def _reversal_of(claim: Record, payer: PayerProfile, original_id: str, answer: Answer) -> Record:
     return _remittance(
         claim,
         payer,
@@ -552,18 +556,18 @@ def _void_denial(claim: Record, payer: PayerProfile) -> Record:
 
 
 def recorded_answer(
-    claim: Record, payer: PayerProfile, state: MemberState, row: Record
+    claim: Record, payer: PayerProfile, state: MemberState, row: ClaimRow
 ) -> list[Record]:
     """The remittances the payer sent for *claim*, rebuilt from its claim row."""
     out: list[Record] = []
-    original_id = row.get("reversal")
+    original_id = row["reversal"]
     if original_id:
         original = state.claim(original_id, forgotten_too=True)
-        if original is not None and original.get("answer"):
-            out.append(_reversal_of(claim, payer, original_id, original))
-    if row.get("void_denied"):
+        if original is not None and original["answer"] is not None:
+            out.append(_reversal_of(claim, payer, original_id, original["answer"]))
+    if row["void_denied"]:
         out.append(_void_denial(claim, payer))
-    answer = row.get("answer")
+    answer = row["answer"]
     if answer is not None:
         out.append(
             _remittance(
@@ -572,14 +576,14 @@ def recorded_answer(
                 _kept_lines(answer["lines"]),
                 answer["status"],
                 list(answer["rarcs"]),
-                original_pccn=answer.get("original_pccn"),
+                original_pccn=answer["original_pccn"],
             )
         )
     return out
 
 
 def _reverse(
-    claim: Record, payer: PayerProfile, state: MemberState, effects: Record
+    claim: Record, payer: PayerProfile, state: MemberState, effects: Effects
 ) -> Record | None:
     """Reverse the payment of the claim *claim* replaces or voids; None when nothing to reverse.
 
@@ -590,9 +594,9 @@ def _reverse(
     if not original_id:
         return None
     original = state.claim(original_id)
-    if original is None or original.get("answer") is None:
+    answer = original["answer"] if original is not None else None
+    if answer is None:
         return None
-    answer = original["answer"]
     if answer["status"] == DENIED:
         return None  # nothing was paid or owed, so there is nothing to take back
     year = str(answer["year"])
@@ -613,7 +617,7 @@ def _reverse(
         if state.service(answer["fingerprint"]) == original_id:
             state.drop_service(answer["fingerprint"])
             effects["services_dropped"].append(answer["fingerprint"])
-    return _reversal_of(claim, payer, original_id, original)
+    return _reversal_of(claim, payer, original_id, answer)
 
 
 def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudication:
@@ -623,36 +627,35 @@ def _self_pay(claim: Record, payer: PayerProfile, state: MemberState) -> Adjudic
     return Adjudication([remittance], state)
 
 
-def _apply_effects(state: MemberState, row: Record) -> None:
+def _apply_effects(state: MemberState, row: ClaimRow, effects: Effects) -> None:
     """Apply what a recorded claim did to the member row, which a crash kept from counting it."""
-    effects = row["effects"]
     for year, acc in effects["years"].items():
         state.set_year(year, acc)
     for original_id, year in effects["reversed"]:
         state.mark_reversed(original_id, year, row["claim_id"])
     for fingerprint in effects["services_dropped"]:
         state.drop_service(fingerprint)
-    added = effects.get("service")
+    added = effects["service"]
     if added is not None:
         state.put_service(added[0], row["claim_id"], added[1])
     for token, when in effects["due"].items():
         state.set_due(token, when)
-    if effects.get("first_year") is not None:
-        state.forget_before(int(effects["first_year"]))
-    state.advance(int(row["seq"]))
+    if effects["first_year"] is not None:
+        state.forget_before(effects["first_year"])
+    state.advance(row["seq"])
 
 
 def _record(
     state: MemberState,
     claim: Record,
-    effects: Record,
+    effects: Effects,
     *,
     year: str,
-    answer: Record | None,
+    answer: Answer | None,
     keep_claim: bool,
     reversal: str | None,
     void_denied: bool = False,
-    awaiting: Record | None = None,
+    awaiting: Awaiting | None = None,
 ) -> None:
     """Keep the payer's answer to *claim* as its claim row, and count it in the member row.
 
@@ -661,7 +664,7 @@ def _record(
     """
     seq = state.seq + 1
     first_year = int(year) - KEPT_PLAN_YEARS + 1
-    if state.row["first_year"] is None or first_year > int(state.row["first_year"]):
+    if state.first_year is None or first_year > state.first_year:
         effects["first_year"] = first_year
     state.put_claim(
         claim["claim_id"],
@@ -678,8 +681,8 @@ def _record(
             "effects": effects,
         },
     )
-    if effects.get("first_year") is not None:
-        state.forget_before(int(effects["first_year"]))
+    if effects["first_year"] is not None:
+        state.forget_before(effects["first_year"])
     state.advance(seq)
 
 
@@ -695,12 +698,13 @@ def adjudicate(
     if payer.self_pay:
         return _self_pay(claim, payer, state)
     previous = state.claim(claim["claim_id"], forgotten_too=True)
-    if previous is not None and previous.get("effects") is not None:
-        if int(previous["seq"]) > state.seq:
-            _apply_effects(state, previous)
+    if previous is not None and previous["effects"] is not None:
+        if previous["seq"] > state.seq:
+            _apply_effects(state, previous, previous["effects"])
         return Adjudication(recorded_answer(claim, payer, state, previous), state)
     if previous is not None:  # decided by version 1: again from what it started from
-        again = _decide(claim, payer, state.fork(), refdata, seed, previous["before"], record=False)
+        before = previous.get("before")
+        again = _decide(claim, payer, state.fork(), refdata, seed, before, record=False)
         return Adjudication(again.remittances, state)
     return _decide(claim, payer, state, refdata, seed, None, record=True)
 
@@ -711,11 +715,11 @@ def _decide(
     state: MemberState,
     refdata: RefData,
     seed: int,
-    before: Record | None,
+    before: Accumulators | None,
     *,
     record: bool,
 ) -> Adjudication:
-    effects: Record = {
+    effects: Effects = {
         "years": {},
         "reversed": [],
         "services_dropped": [],
@@ -755,7 +759,7 @@ def _decide(
         # The payer never received the claim (or lost it): no answer at all. The claim is
         # kept so a follow-up can find it when the payer's turnaround has long passed.
         if record:
-            awaiting = {
+            awaiting: Awaiting = {
                 "payer_id": payer.payer_id,
                 "filed": _as_date(claim["created_at"]).isoformat(),
                 "turnaround_days": payer.turnaround_days,
@@ -778,7 +782,7 @@ def _decide(
     fingerprint = service_fingerprint(claim)
     denial = claim_denial(claim, payer, state.service(fingerprint), noise, seed)
     claim_rarcs: list[str] = []
-    applied: Record = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
+    applied: Accumulators = {"deductible": 0, "out_of_pocket": 0, "uses": {}}
     if denial is not None:
         lines = [
             _deny_line(ln, LineDenial(denial.group, denial.carc, denial.rule_id))
@@ -822,7 +826,7 @@ def _decide(
     uses = dict(year["uses"])
     for category, n in applied["uses"].items():
         uses[category] = uses.get(category, 0) + n
-    after = {
+    after: Accumulators = {
         "deductible": year["deductible"] + applied["deductible"],
         "out_of_pocket": year["out_of_pocket"] + applied["out_of_pocket"],
         "uses": uses,
@@ -832,7 +836,7 @@ def _decide(
     if status != DENIED and state.service(fingerprint) is None:
         state.put_service(fingerprint, claim["claim_id"], year_key)
         effects["service"] = [fingerprint, year_key]
-    answer = {
+    answer: Answer = {
         "year": year_key,
         "applied": applied,
         "fingerprint": fingerprint,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from processors.adjudication.rules import adjudicate
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.memberstate import MemberState
-from processors.stage import Output, Record, Stage, StageContext
+from processors.stage import Output, Record, Rejected, Stage, StageContext
 
 
-class UnknownPayer(ValueError):
+class UnknownPayer(Rejected):
     """The claim names a payer with no profile; it is dead-lettered."""
 
 
@@ -31,4 +31,4 @@ def handle(key: bytes, claim: Record, ctx: StageContext) -> list[Output]:
     return [Output(CLAIMS_REMITTANCE, key, remittance) for remittance in result.remittances]
 
 
-STAGE = Stage("adjudication", CLAIMS_SUBMITTED, handle, stateful=True)
+STAGE = Stage("adjudication", CLAIMS_SUBMITTED, handle, outputs=(CLAIMS_REMITTANCE,), stateful=True)

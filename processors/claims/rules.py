@@ -13,6 +13,7 @@ from typing import Any
 
 from processors.contracts.claim import SELF_PAY_ID
 from processors.contracts.findings import HARD, finding
+from processors.contracts.records import CodingFinding
 from processors.ids import claim_id_for
 from processors.npi import is_valid_npi
 from processors.refdata import PROCEDURE_CODES_VERSION, RefData
@@ -28,7 +29,7 @@ class ClaimResult:
     """The claims built for one coded encounter (more than one past 50 lines), and findings."""
 
     claims: list[Record]
-    findings: list[Record] = field(default_factory=list)
+    findings: list[CodingFinding] = field(default_factory=list)
 
     @property
     def claim(self) -> Record:
@@ -41,9 +42,9 @@ class ClaimResult:
         return any(f["severity"] == HARD for f in self.findings)
 
 
-def scrub(claim: Record, refdata: RefData) -> list[Record]:
+def scrub(claim: Record, refdata: RefData) -> list[CodingFinding]:
     """Front-end edits: NPIs, required fields, totals, pointers and the payer."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     for role in ("billing_provider", "rendering_provider", "referring_provider"):
         provider = claim.get(role)
         if provider is not None and not is_valid_npi(provider["npi"]):
@@ -134,7 +135,7 @@ def scrub(claim: Record, refdata: RefData) -> list[Record]:
     return out
 
 
-def _required_fields(claim: Record) -> list[Record]:
+def _required_fields(claim: Record) -> list[CodingFinding]:
     """Fields the 837P requires for the subscriber and patient loops."""
     missing = []
     for role in ("subscriber", "patient"):
@@ -163,7 +164,7 @@ def _required_fields(claim: Record) -> list[Record]:
     ]
 
 
-def _dates(claim: Record) -> list[Record]:
+def _dates(claim: Record) -> list[CodingFinding]:
     """Service dates in order, within the claim's period and not after it was filed."""
     start, end = claim["service_date_from"], claim["service_date_to"]
     filed = claim["created_at"].date()
@@ -253,7 +254,7 @@ def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
         "ruleset_version": coded["ruleset_version"],
     }
     claims = split_claim(claim)
-    found: list[Record] = []
+    found: list[CodingFinding] = []
     for part in claims:
         part_findings = scrub(part, refdata)
         part["findings"] = part["findings"] + [f for f in part_findings if f["severity"] != HARD]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from processors.claims.rules import build_claim
 from processors.contracts.findings import hard_edit_ids
 from processors.contracts.rework import hold_item
-from processors.contracts.topics import CLAIMS_SUBMITTED, DENIALS_REWORK, ENCOUNTERS_CODED
+from processors.contracts.topics import (
+    CLAIMS_LIFECYCLE,
+    CLAIMS_SUBMITTED,
+    DENIALS_REWORK,
+    ENCOUNTERS_CODED,
+)
+from processors.contracts.vocab import ItemKind, LifecycleStatus
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
 
@@ -16,7 +22,7 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
     if result.held:
         claim = result.claim
         item = hold_item(
-            "SCRUBBER_HOLD",
+            ItemKind.SCRUBBER_HOLD,
             coded["encounter"],
             claim,
             result.findings,
@@ -29,7 +35,7 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
             lifecycle(
                 claim["claim_id"],
                 claim["encounter_id"],
-                "HELD_SCRUBBER",
+                LifecycleStatus.HELD_SCRUBBER,
                 "claims",
                 at,
                 charge=claim["total_charge_cents"],
@@ -44,7 +50,7 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
             lifecycle(
                 claim["claim_id"],
                 claim["encounter_id"],
-                "SUBMITTED",
+                LifecycleStatus.SUBMITTED,
                 "claims",
                 at,
                 charge=claim["total_charge_cents"],
@@ -54,4 +60,9 @@ def handle(key: bytes, coded: Record, ctx: StageContext) -> list[Output]:
     return outputs
 
 
-STAGE = Stage("claims", ENCOUNTERS_CODED, handle)
+STAGE = Stage(
+    "claims",
+    ENCOUNTERS_CODED,
+    handle,
+    outputs=(CLAIMS_SUBMITTED, DENIALS_REWORK, CLAIMS_LIFECYCLE),
+)

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from processors.contracts.findings import HARD, SOFT, finding
+from processors.contracts.records import CodingFinding
 from processors.refdata import (
     AGE_SEX_VERSION,
     EM_VERSION,
@@ -33,6 +34,7 @@ from processors.refdata.ncci import (
     PREVENTIVE,
     ptp_conflicts,
 )
+from processors.stage import Rejected
 
 Record = dict[str, Any]
 
@@ -46,7 +48,7 @@ PROCEDURE_FORMAT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FT]|[A-V][0-9]{4})$")
 MINOR_PROCEDURE = "minor_procedure"
 
 
-class InvalidEncounter(ValueError):
+class InvalidEncounter(Rejected):
     """The event is readable but lacks data no coder can supply; it is dead-lettered."""
 
 
@@ -55,7 +57,7 @@ class CodingResult:
     """Outcome of coding one encounter."""
 
     coded: Record | None
-    findings: list[Record] = field(default_factory=list)
+    findings: list[CodingFinding] = field(default_factory=list)
 
     @property
     def held(self) -> bool:
@@ -90,9 +92,9 @@ def age_in_years(birth: date, on: date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
-def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
+def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[CodingFinding]:
     """ICD-10-CM code edits: exists, billable, 7th character, manifestation, Excludes1."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     icd = refdata.icd
     if not diagnoses:
         out.append(
@@ -184,7 +186,7 @@ def check_diagnoses(diagnoses: list[str], refdata: RefData) -> list[Record]:
     return out
 
 
-def check_service_date(diagnoses: list[str], service_date: date) -> list[Record]:
+def check_service_date(diagnoses: list[str], service_date: date) -> list[CodingFinding]:
     """Codes are checked against the FY2026 edition; other dates get a warning."""
     if not diagnoses or ICD10CM_VALID_FROM <= service_date <= ICD10CM_VALID_TO:
         return []
@@ -203,9 +205,9 @@ def check_service_date(diagnoses: list[str], service_date: date) -> list[Record]
 
 def check_age_sex(
     diagnoses: list[str], patient: Record, service_date: date, refdata: RefData
-) -> list[Record]:
+) -> list[CodingFinding]:
     """Age and sex edits in the manner of the Medicare Code Editor."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     age = age_in_years(patient["birth_date"], service_date)
     sex = patient.get("sex")
     edits = refdata.age_sex
@@ -243,7 +245,7 @@ def check_age_sex(
     return out
 
 
-def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record]:
+def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[CodingFinding]:
     """CPT/HCPCS edits: code known, unit count and modifier count within limits."""
     code = proc["code"]
     if not PROCEDURE_FORMAT.match(code):
@@ -269,7 +271,7 @@ def check_procedure(line_no: int, proc: Record, refdata: RefData) -> list[Record
                 PROCEDURE_CODES_VERSION,
             )
         ]
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     units = proc.get("units", 1)
     if units < 1:
         out.append(
@@ -347,9 +349,9 @@ MAI_MEANING = {
 }
 
 
-def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
+def check_mue(procedures: list[Record], refdata: RefData) -> list[CodingFinding]:
     """CMS practitioner MUEs: units per line (MAI 1) or per date of service (MAI 2, 3)."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     per_day: dict[str, int] = {}
     for line_no, proc in enumerate(procedures, start=1):
         mue = refdata.mue.get(proc["code"])
@@ -387,9 +389,9 @@ def check_mue(procedures: list[Record], refdata: RefData) -> list[Record]:
 
 def check_ncci(
     procedures: list[Record], service_date: date, refdata: RefData, categories: dict[str, str]
-) -> list[Record]:
+) -> list[CodingFinding]:
     """NCCI procedure-to-procedure edits between the lines of one date of service."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     mod25_reported = any(c in (MINOR_PROCEDURE, PREVENTIVE) for c in categories.values())
     for i, j, edit in ptp_conflicts(procedures, service_date, refdata, categories):
         first, second = procedures[i], procedures[j]
@@ -450,9 +452,9 @@ def supported_em_code(
     return best
 
 
-def check_em(event: Record, refdata: RefData, categories: dict[str, str]) -> list[Record]:
+def check_em(event: Record, refdata: RefData, categories: dict[str, str]) -> list[CodingFinding]:
     """E/M level from documented time or MDM (2021 guidelines), and modifier 25."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     visits = [p for p in event["procedures"] if categories.get(p["code"]) in E_AND_M]
     minutes, mdm = event.get("documented_minutes"), event.get("mdm_level")
     for visit in visits:
@@ -524,9 +526,9 @@ def diagnosis_pointers(refs: list[int], billed: int) -> list[int]:
     return pointers[:MAX_POINTERS] or [1]
 
 
-def check_pointers(procedures: list[Record], billed: int) -> list[Record]:
+def check_pointers(procedures: list[Record], billed: int) -> list[CodingFinding]:
     """Warn where a line's pointers could not follow the documentation."""
-    out: list[Record] = []
+    out: list[CodingFinding] = []
     for line_no, proc in enumerate(procedures, start=1):
         refs = list(proc.get("diagnosis_refs", []))
         kept = [r for r in refs if 0 <= r < billed]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from processors.coding.rules import code_encounter
 from processors.contracts.findings import hard_edit_ids
 from processors.contracts.rework import hold_item
-from processors.contracts.topics import DENIALS_REWORK, EHR_ENCOUNTERS, ENCOUNTERS_CODED
+from processors.contracts.topics import (
+    CLAIMS_LIFECYCLE,
+    DENIALS_REWORK,
+    EHR_ENCOUNTERS,
+    ENCOUNTERS_CODED,
+)
+from processors.contracts.vocab import ItemKind, LifecycleStatus
 from processors.ids import claim_id_for
 from processors.stage import Output, Record, Stage, StageContext, lifecycle
 
@@ -16,7 +22,12 @@ def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
     claim_id = claim_id_for(event["encounter_id"])
     if result.held or result.coded is None:
         item = hold_item(
-            "CODING_HOLD", event, None, result.findings, key.decode(), ctx.refdata.ruleset_version
+            ItemKind.CODING_HOLD,
+            event,
+            None,
+            result.findings,
+            key.decode(),
+            ctx.refdata.ruleset_version,
         )
         detail = hard_edit_ids(result.findings)
         return [
@@ -24,7 +35,7 @@ def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
             lifecycle(
                 claim_id,
                 event["encounter_id"],
-                "HELD_CODING",
+                LifecycleStatus.HELD_CODING,
                 "coding",
                 event["received_at"],
                 detail=detail,
@@ -32,8 +43,16 @@ def handle(key: bytes, event: Record, ctx: StageContext) -> list[Output]:
         ]
     return [
         Output(ENCOUNTERS_CODED, key, result.coded),
-        lifecycle(claim_id, event["encounter_id"], "CODED", "coding", event["received_at"]),
+        lifecycle(
+            claim_id, event["encounter_id"], LifecycleStatus.CODED, "coding", event["received_at"]
+        ),
     ]
 
 
-STAGE = Stage("coding", EHR_ENCOUNTERS, handle)
+STAGE = Stage(
+    "coding",
+    EHR_ENCOUNTERS,
+    handle,
+    outputs=(ENCOUNTERS_CODED, DENIALS_REWORK, CLAIMS_LIFECYCLE),
+    entry=True,
+)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from processors.contracts.records import CodingFinding
+from processors.contracts.vocab import Severity
 
 Record = dict[str, Any]
 
-HARD = "HARD"
-SOFT = "SOFT"
+HARD = Severity.HARD
+SOFT = Severity.SOFT
 
 
-def finding(edit_id: str, severity: str, code: str | None, message: str, edition: str) -> Record:
+def finding(
+    edit_id: str, severity: Severity, code: str | None, message: str, edition: str
+) -> CodingFinding:
     """A CodingFinding record."""
     return {
         "edit_id": edit_id,
@@ -21,6 +27,6 @@ def finding(edit_id: str, severity: str, code: str | None, message: str, edition
     }
 
 
-def hard_edit_ids(findings: list[Record]) -> str:
+def hard_edit_ids(findings: Sequence[Mapping[str, Any]]) -> str:
     """The distinct hard edit ids among *findings*, comma-separated (lifecycle detail)."""
     return ",".join(sorted({f["edit_id"] for f in findings if f["severity"] == HARD}))

@@ -6,8 +6,11 @@ the coding and claims stages make hold items, the denials stage the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from processors.contracts.records import CodingFinding
+from processors.contracts.vocab import Category, ItemAction, ItemKind, Queue, Severity
 from processors.ids import stable_id
 
 Record = dict[str, Any]
@@ -62,18 +65,18 @@ def item_reason(
 
 
 def hold_item(
-    kind: str,
+    kind: ItemKind,
     event: Record,
     claim: Record | None,
-    findings: list[Record],
+    findings: Sequence[CodingFinding],
     member_key: str,
     ruleset_version: str,
 ) -> Record:
     """The rework item for a coding hold (no claim yet) or a scrubber hold."""
-    hard = [f for f in findings if f["severity"] == "HARD"]
-    queue, category = (
-        ("coding", "coding") if kind == "CODING_HOLD" else ("billing", "missing_information")
-    )
+    hard = [f for f in findings if f["severity"] == Severity.HARD]
+    coding = kind == ItemKind.CODING_HOLD
+    queue = Queue.CODING if coding else Queue.BILLING
+    category = Category.CODING if coding else Category.MISSING_INFORMATION
     at_stake = claim["total_charge_cents"] if claim else 0
     return rework_item(
         {
@@ -86,7 +89,7 @@ def hold_item(
             else ((event.get("coverage") or {}).get("payer_id")),
             "member_key": member_key,
             "category": category,
-            "action": "fix_coding" if kind == "CODING_HOLD" else "correct_and_resubmit",
+            "action": ItemAction.FIX_CODING if coding else ItemAction.CORRECT_AND_RESUBMIT,
             "queue": queue,
             "priority": priority(at_stake, 90, None),
             "amount_at_stake_cents": at_stake,

@@ -122,3 +122,19 @@ def member_key(event: dict[str, Any]) -> str:
     """
     coverage = event["coverage"]
     return str(coverage["member_id"] if coverage else event["patient"]["person_id"])
+
+
+def member_key_of(spec: TopicSpec, record: dict[str, Any]) -> bytes | None:
+    """The partition key a record on *spec* should have carried, read from its content."""
+    try:
+        if spec is EHR_ENCOUNTERS:
+            key = member_key(record)
+        elif spec is ENCOUNTERS_CODED:
+            key = member_key(record["encounter"])
+        elif spec is CLAIMS_SUBMITTED:
+            key = record["member_id"]
+        else:
+            key = record["member_key"]
+    except (KeyError, TypeError):
+        return None
+    return str(key).encode() if key else None

@@ -23,6 +23,7 @@ from typing import Any
 
 from processors.contracts.claim import corrected_claim
 from processors.contracts.remittance import denies_money
+from processors.contracts.vocab import Decision
 from processors.ids import stable_id
 from processors.refdata import RefData
 
@@ -184,7 +185,7 @@ def resubmit_action(correction: Correction, item: Record, at: datetime) -> Recor
         "claim_id": item["claim_id"],
         "encounter_id": item["encounter_id"],
         "member_key": item["member_key"],
-        "action": "RESUBMIT",
+        "action": Decision.RESUBMIT,
         "changes": [],
         "claim": claim,
         "note": f"{correction.rule_id}: {correction.description}",

@@ -15,10 +15,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from processors.contracts.rework import item_reason, priority, rework_item
+from processors.contracts.vocab import ItemKind
 from processors.denials.rules import routing_table
 from processors.ids import stable_id
 from processors.jsonsafe import from_json
-from processors.memberstate import DUE_CLAIM, DUE_ITEM, MemberState, follow_up_due
+from processors.memberstate import (
+    DUE_CLAIM,
+    DUE_ITEM,
+    Awaiting,
+    ItemRow,
+    MemberState,
+    follow_up_due,
+)
 
 Record = dict[str, Any]
 
@@ -76,7 +84,7 @@ def close_item(state: MemberState, rework_id: str) -> bool:
 
 
 def follow_up_item(
-    claim: Record, awaiting: Record, due: date, key: str, timely_filing_days: int
+    claim: Record, awaiting: Awaiting, due: date, key: str, timely_filing_days: int
 ) -> Record:
     """The FOLLOW_UP rework item for a claim the payer has not answered by *due*."""
     route = routing_table()["no_response"]
@@ -85,7 +93,7 @@ def follow_up_item(
     return rework_item(
         {
             "rework_id": stable_id("W", "FOLLOW_UP", claim["claim_id"]),
-            "kind": "FOLLOW_UP",
+            "kind": ItemKind.FOLLOW_UP,
             "encounter_id": claim["encounter_id"],
             "claim_id": claim["claim_id"],
             "payer_id": claim["payer_id"],
@@ -117,14 +125,14 @@ def follow_up_item(
     )
 
 
-def reminder_item(rework_id: str, entry: Record, key: str) -> Record:
+def reminder_item(rework_id: str, entry: ItemRow, key: str) -> Record:
     """The REMINDER rework item for an open item whose deadline is near."""
     deadline = date.fromisoformat(entry["deadline"])
     remind_on = date.fromisoformat(entry["remind_on"])
     return rework_item(
         {
             "rework_id": stable_id("W", "REMINDER", rework_id),
-            "kind": "REMINDER",
+            "kind": ItemKind.REMINDER,
             "encounter_id": entry["encounter_id"],
             "claim_id": entry["claim_id"],
             "payer_id": entry["payer_id"],
@@ -174,7 +182,7 @@ def sweep_member(
         state.clear_due(token)
         if token.startswith(DUE_CLAIM):
             row = state.claim(ident, forgotten_too=True)
-            if row is None or row.get("answer") or not row.get("awaiting"):
+            if row is None or row["answer"] is not None or row["awaiting"] is None:
                 continue
             awaiting = row["awaiting"]
             claim = from_json(row["claim"])

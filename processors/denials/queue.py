@@ -14,12 +14,13 @@ from typing import Any
 
 from processors.contracts.claim import corrected_claim
 from processors.contracts.remittance import is_denial
+from processors.contracts.vocab import Decision, LifecycleStatus
 from processors.denials.stage import remittance_status
 from processors.ids import stable_id
 
 Record = dict[str, Any]
 
-ACTIONS = ("RESUBMIT", "APPEAL", "WRITE_OFF", "BILL_PATIENT")
+ACTIONS = tuple(Decision)
 CLAIM_FIELDS = ("member_id", "group_number", "authorization_number", "referral_number")
 LINE_FIELDS = ("add_modifier", "remove_modifier", "procedure_code", "units", "dx_pointers")
 # A claim the payer could not process (MA130) is sent again as a new claim, not a replacement.
@@ -220,7 +221,7 @@ def history(
         events.append(
             Event(
                 c["created_at"],
-                "SUBMITTED",
+                LifecycleStatus.SUBMITTED,
                 c["claim_id"],
                 detail,
                 charge_cents=c["total_charge_cents"],

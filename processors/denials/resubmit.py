@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import logging
 
-from processors.contracts.topics import CLAIMS_SUBMITTED, REWORK_ACTIONS
+from processors.contracts.topics import CLAIMS_LIFECYCLE, CLAIMS_SUBMITTED, REWORK_ACTIONS
+from processors.contracts.vocab import Decision, LifecycleStatus
 from processors.denials.followup import close_item
 from processors.memberstate import MemberState
-from processors.stage import Output, Record, Stage, StageContext, lifecycle
+from processors.stage import Output, Record, Rejected, Stage, StageContext, lifecycle
 
 STATUS_OF_ACTION = {
-    "APPEAL": "APPEALED",
-    "WRITE_OFF": "WRITTEN_OFF",
-    "BILL_PATIENT": "BILLED_TO_PATIENT",
+    Decision.APPEAL: LifecycleStatus.APPEALED,
+    Decision.WRITE_OFF: LifecycleStatus.WRITTEN_OFF,
+    Decision.BILL_PATIENT: LifecycleStatus.BILLED_TO_PATIENT,
 }
 
 log = logging.getLogger(__name__)
 
 
-class ActionWithoutClaim(ValueError):
+class ActionWithoutClaim(Rejected):
     """A RESUBMIT action that carries no claim; it is dead-lettered."""
 
 
@@ -41,7 +42,7 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
     state = MemberState.load(ctx.state, key)
     if close_item(state, action["rework_id"]):
         state.commit(ctx.state)
-    if action["action"] == "RESUBMIT":
+    if action["action"] == Decision.RESUBMIT:
         claim = action.get("claim")
         if claim is None:
             raise ActionWithoutClaim(
@@ -67,7 +68,7 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
             lifecycle(
                 claim["claim_id"],
                 claim["encounter_id"],
-                "SUBMITTED",
+                LifecycleStatus.SUBMITTED,
                 "rework",
                 at,
                 charge=claim["total_charge_cents"],
@@ -77,7 +78,7 @@ def handle(key: bytes, action: Record, ctx: StageContext) -> list[Output]:
         ]
     status = STATUS_OF_ACTION.get(action["action"])
     if status is None:
-        raise ValueError(
+        raise Rejected(
             f"action {action['action_id']}: unknown action {action['action']!r}; "
             f"use RESUBMIT, {', '.join(STATUS_OF_ACTION)}"
         )
@@ -91,10 +92,18 @@ def sent_from_here(key: bytes, action: Record) -> bool:
     """True for a RESUBMIT of a claim of *key*'s own member (sent from this partition)."""
     claim = action.get("claim")
     return (
-        action["action"] == "RESUBMIT"
+        action["action"] == Decision.RESUBMIT
         and claim is not None
         and str(claim["member_id"]).encode() == key
     )
 
 
-STAGE = Stage("rework", REWORK_ACTIONS, handle, stateful=True, at_once=sent_from_here)
+STAGE = Stage(
+    "rework",
+    REWORK_ACTIONS,
+    handle,
+    outputs=(CLAIMS_SUBMITTED, REWORK_ACTIONS, CLAIMS_LIFECYCLE),
+    stateful=True,
+    entry=True,
+    at_once=sent_from_here,
+)

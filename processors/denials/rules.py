@@ -19,6 +19,7 @@ from typing import Any
 
 from processors.contracts.remittance import denies_money, is_denial
 from processors.contracts.rework import item_reason, priority, rework_item
+from processors.contracts.vocab import Category, ItemAction, ItemKind, Queue
 from processors.ids import stable_id
 from processors.refdata import ADJUSTMENT_CODES_VERSION, REFDATA_DIR, PayerProfile, RefData
 
@@ -35,27 +36,32 @@ CORRECTION_ACTIONS = ("correct_and_resubmit", "verify_eligibility", "fix_coding"
 class Route:
     """What to do about a denial."""
 
-    category: str
-    action: str
-    queue: str
+    category: Category
+    action: ItemAction
+    queue: Queue
     recovery_percent: int
     suggested_fix: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, str], source: str) -> Route:
+        """A route from a row of *source* (a CSV file), naming a value it does not know."""
+        try:
+            return cls(
+                Category(row["category"]),
+                ItemAction(row["action"]),
+                Queue(row["queue"]),
+                int(row["recovery_percent"]),
+                row["suggested_fix"],
+            )
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc} (row {row})") from exc
 
 
 @cache
 def routing_table() -> dict[str, Route]:
     """The default route of each denial category, from denial_routing.csv."""
     with (REFDATA_DIR / "denial_routing.csv").open(newline="") as f:
-        return {
-            r["category"]: Route(
-                r["category"],
-                r["action"],
-                r["queue"],
-                int(r["recovery_percent"]),
-                r["suggested_fix"],
-            )
-            for r in csv.DictReader(f)
-        }
+        return {r["category"]: Route.from_row(r, "denial_routing.csv") for r in csv.DictReader(f)}
 
 
 @cache
@@ -66,13 +72,7 @@ def denial_rules() -> dict[tuple[str, str, str], Route]:
     """
     with (REFDATA_DIR / "denial_rules.csv").open(newline="") as f:
         return {
-            (r["group_code"], r["carc"], r["rarc"]): Route(
-                r["category"],
-                r["action"],
-                r["queue"],
-                int(r["recovery_percent"]),
-                r["suggested_fix"],
-            )
+            (r["group_code"], r["carc"], r["rarc"]): Route.from_row(r, "denial_rules.csv")
             for r in csv.DictReader(f)
         }
 
@@ -153,7 +153,7 @@ def route_remittance(
     return rework_item(
         {
             "rework_id": stable_id("W", "DENIAL", remittance["remittance_id"]),
-            "kind": "DENIAL",
+            "kind": ItemKind.DENIAL,
             "encounter_id": remittance["encounter_id"],
             "claim_id": remittance["claim_id"],
             "payer_id": remittance["payer_id"],

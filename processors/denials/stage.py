@@ -11,37 +11,41 @@ is keyed by member like this stage's input, so it is local.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
 from processors.contracts.remittance import DENIED, is_reversal
 from processors.contracts.topics import (
+    CLAIMS_LIFECYCLE,
     CLAIMS_REMITTANCE,
     DENIALS_REWORK,
     PATIENT_STATEMENTS,
     REWORK_ACTIONS,
 )
+from processors.contracts.vocab import LifecycleStatus
 from processors.denials.corrections import auto_correct, resubmit_action
-from processors.denials.followup import remember_item
+from processors.denials.followup import mark_made, remember_item, sweep_member
 from processors.denials.rules import patient_statement, route_remittance
 from processors.jsonsafe import from_json
 from processors.memberstate import MemberState
-from processors.stage import Output, Record, Stage, StageContext, lifecycle
+from processors.stage import Output, Record, Stage, StageContext, Sweep, lifecycle
 
 
-def remittance_status(remittance: Record, denied: bool) -> str:
+def remittance_status(remittance: Record, denied: bool) -> LifecycleStatus:
     """PAID, PARTIALLY_PAID, DENIED or REVERSED, as billing staff read a remittance."""
     if is_reversal(remittance):
-        return "REVERSED"
+        return LifecycleStatus.REVERSED
     if remittance["claim_status_code"] == DENIED:
-        return "DENIED"
-    return "PARTIALLY_PAID" if denied else "PAID"
+        return LifecycleStatus.DENIED
+    return LifecycleStatus.PARTIALLY_PAID if denied else LifecycleStatus.PAID
 
 
 def claim_on_file(state: MemberState, claim_id: str) -> Record | None:
     """The denied claim the adjudication stage kept in the member's state, if any."""
-    entry = state.claim(claim_id, forgotten_too=True) or {}
-    stored = entry.get("claim")
-    return from_json(stored) if stored is not None else None
+    entry = state.claim(claim_id, forgotten_too=True)
+    if entry is None or entry["claim"] is None:
+        return None
+    claim: Record = from_json(entry["claim"])
+    return claim
 
 
 def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
@@ -96,4 +100,16 @@ def handle(key: bytes, remittance: Record, ctx: StageContext) -> list[Output]:
     return outputs
 
 
-STAGE = Stage("denials", CLAIMS_REMITTANCE, handle, stateful=True)
+def due_follow_ups(member: str, state: MemberState, today: date, ctx: StageContext) -> list[Record]:
+    """The follow-ups and reminders of *member* due by *today* (the stage's sweep)."""
+    return sweep_member(member, state, today, ctx.refdata.timely_filing_days)
+
+
+STAGE = Stage(
+    "denials",
+    CLAIMS_REMITTANCE,
+    handle,
+    outputs=(REWORK_ACTIONS, DENIALS_REWORK, PATIENT_STATEMENTS, CLAIMS_LIFECYCLE),
+    stateful=True,
+    sweep=Sweep(DENIALS_REWORK, due_follow_ups, mark_made),
+)

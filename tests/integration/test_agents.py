@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pipeline.config import Settings
 from pipeline.kafka.codec import codec_for
 from pipeline.runtime.app import build_app
-from pipeline.runtime.runner import STAGE_BY_NAME
+from pipeline.runtime.topology import STAGE_BY_NAME
 from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.contracts.topics import (

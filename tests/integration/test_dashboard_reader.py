@@ -17,6 +17,7 @@ from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_l
 from pipeline.views.dashboard import follow_topics
 from pipeline.views.dashboard_state import DashboardState
 from processors.contracts.topics import DEAD_LETTER
+from processors.contracts.vocab import ErrorType
 from tests import waiting
 
 DEADLINE_S = 60.0
@@ -34,7 +35,7 @@ def send_dead_letter(settings: Settings) -> None:
         dead_letter_record(
             "ingest",
             "a test record",
-            "DECODE",
+            ErrorType.DECODE,
             Source("ingest:test", value=b"x"),
             max_record_bytes=settings.max_record_bytes,
         )

@@ -19,6 +19,7 @@ from processors.claims.rules import build_claim
 from processors.coding.rules import code_encounter
 from processors.contracts.rework import hold_item
 from processors.contracts.topics import DENIALS_REWORK
+from processors.contracts.vocab import ItemKind
 from processors.denials.rules import route_remittance
 from processors.refdata import load_refdata
 from tests.builders import coverage, encounter
@@ -53,7 +54,7 @@ def test_tail_prints_new_denials_that_pass_the_filters(
         denial("PPO-SIM", "PPO123456789", "E1"),
         denial("HMO-SIM", "HMO123456789", "E2"),
         hold_item(
-            "CODING_HOLD",
+            ItemKind.CODING_HOLD,
             encounter(encounter_id="E3", diagnoses=["M545"]),
             None,
             code_encounter(encounter(diagnoses=["M545"]), REFDATA).findings,

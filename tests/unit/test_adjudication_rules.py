@@ -441,6 +441,7 @@ class TestNoise:
         assert result.remittances == []
         entry = result.member_state.claim(c["claim_id"])
         assert entry is not None
+        assert entry["awaiting"] is not None
         assert entry["awaiting"]["filed"] == "2026-03-03"
         assert entry["answer"] is None
         again = adjudicate(c, payer, result.member_state, REFDATA, seed=1)

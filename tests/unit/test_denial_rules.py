@@ -11,6 +11,7 @@ import pytest
 from processors.adjudication.rules import adjudicate
 from processors.coding.rules import code_encounter
 from processors.contracts.rework import hold_item, priority
+from processors.contracts.vocab import ItemKind
 from processors.denials.corrections import (
     auto_correct,
     distinct_service_modifier,
@@ -172,7 +173,7 @@ class TestHolds:
         """A coding hold carries each hard finding as a reason and goes to coding."""
         result = code_encounter(encounter(diagnoses=["M545"]), REFDATA)
         item = hold_item(
-            "CODING_HOLD",
+            ItemKind.CODING_HOLD,
             encounter(),
             None,
             result.findings,

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pipeline.kafka.codec import codec_for
-from pipeline.runtime.runner import STAGE_BY_NAME, Incoming, StageRunner
+from pipeline.runtime.runner import Incoming, StageRunner
+from pipeline.runtime.topology import STAGE_BY_NAME, STAGES
 from processors.adjudication.rules import adjudicate, new_member_state
 from processors.contracts.topics import CLAIMS_REMITTANCE, CLAIMS_SUBMITTED
 from processors.denials.followup import REMINDER_DAYS, close_item, remember_item, sweep_member
@@ -126,7 +127,7 @@ def runner(refdata: RefData, state: dict[bytes, Any]) -> StageRunner:
     def contexts(stage: Stage) -> StageContext:
         return stateful if stage.stateful else plain
 
-    return StageRunner(contexts, agenda=agenda, partitions=1)
+    return StageRunner(STAGES, contexts, agenda=agenda, partitions=1)
 
 
 def test_runner_sweeps_when_the_partitions_business_date_passes_the_due_date() -> None:

@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.kafka.codec import codec_for
-from pipeline.runtime.runner import STAGE_BY_NAME, BatchState, Incoming, StageRunner
+from pipeline.runtime.runner import BatchState, Incoming, StageRunner
+from pipeline.runtime.topology import STAGE_BY_NAME, STAGES
 from processors.adjudication.rules import adjudicate, service_fingerprint
 from processors.contracts.claim import corrected_claim
 from processors.contracts.topics import CLAIMS_SUBMITTED, DEAD_LETTER
 from processors.memberstate import (
+    ROW_SHAPES,
     STATE_VERSION,
     MemberState,
     is_member_row,
     member_of,
     next_due,
+    row_kind,
     stale_rows,
 )
 from processors.refdata import load_refdata
@@ -30,6 +33,9 @@ PPO = dataclasses.replace(REFDATA.payers["PPO-SIM"], denial_rates={})
 NO_NOISE = dataclasses.replace(REFDATA, payers={**REFDATA.payers, "PPO-SIM": PPO})
 MEMBER = b"PPO123456789"
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "member_state_v1.json"
+# One member's rows as version 2 wrote them: a dry run of 3,000 synthetic encounters
+# (seed 7, payer seed 2026), the member with the most kinds of rows.
+FIXTURE_V2 = Path(__file__).parent.parent / "fixtures" / "member_state_v2.json"
 ADJUDICATION = STAGE_BY_NAME["adjudication"]
 CLAIM_CODEC = codec_for(CLAIMS_SUBMITTED.value_schema)
 
@@ -110,7 +116,7 @@ class TestBoundedState:
         table: dict[bytes, Any] = {}
         state = BatchState(table)
         context = StageContext(NO_NOISE, state, agenda=Agenda())
-        runner = StageRunner(lambda stage: context, agenda=context.agenda)
+        runner = StageRunner(STAGES, lambda stage: context, agenda=context.agenda)
         answered = 0
         for start in range(0, 5000, 500):
             batch = [
@@ -156,7 +162,7 @@ class TestBoundedState:
         table: dict[bytes, Any] = {}
         state = BatchState(table, max_row_bytes=(sizes[0] + sizes[1]) // 2)
         context = StageContext(NO_NOISE, state)
-        runner = StageRunner(lambda stage: context)
+        runner = StageRunner(STAGES, lambda stage: context)
         out = runner.process_many(
             ADJUDICATION,
             [
@@ -178,6 +184,89 @@ class TestBoundedState:
         assert "CLAIMS_MAX_RECORD_BYTES" in letters[0]["error"]
         assert not any(member_of(k) == MEMBER for k in table), "nothing of the refused claim"
         assert runner.processed["adjudication"] == 1
+
+
+def shape_problems(key: bytes, row: dict[str, Any]) -> list[str]:
+    """How *row* differs from the TypedDict its key's kind declares (empty when it fits)."""
+    shape: Any = ROW_SHAPES[row_kind(key)]
+    keys = set(row)
+    missing = shape.__required_keys__ - keys
+    unknown = keys - shape.__required_keys__ - shape.__optional_keys__
+    return [f"{row_kind(key)} row lacks {k}" for k in sorted(missing)] + [
+        f"{row_kind(key)} row has undeclared {k}" for k in sorted(unknown)
+    ]
+
+
+class TestVersion2:
+    def load_fixture(self) -> dict[bytes, Any]:
+        """The rows as the changelog holds them: JSON values under the row keys."""
+        return {k.encode(): v for k, v in json.loads(FIXTURE_V2.read_text()).items()}
+
+    def test_the_fixture_holds_every_kind_of_row(self) -> None:
+        """Member, claim, service and item rows, with an open item due."""
+        store = self.load_fixture()
+        assert {row_kind(k) for k in store} == set(ROW_SHAPES)
+        (member,) = [k for k in store if is_member_row(k)]
+        assert store[member]["v"] == STATE_VERSION == 2
+        assert store[member]["due"]
+
+    def test_rows_written_by_version_2_fit_the_declared_shapes(self) -> None:
+        """Every row of the fixture has exactly the keys its TypedDict declares."""
+        store = self.load_fixture()
+        assert [p for k, v in store.items() for p in shape_problems(k, v)] == []
+
+    def test_rows_written_now_fit_the_declared_shapes(self) -> None:
+        """The rows a dry run writes today (every kind) fit the TypedDicts too."""
+        from pipeline.ingest.synthetic import generate
+        from pipeline.runtime.dryrun import InProcessPipeline
+
+        pipe = InProcessPipeline(REFDATA, 2026)
+        for _ in pipe.run_all(generate(600, 7)):
+            pass
+        rows = {k: v for k, v in pipe.state.items() if not k.startswith(b"\x00")}
+        assert {row_kind(k) for k in rows} == set(ROW_SHAPES)
+        assert [p for k, v in rows.items() for p in shape_problems(k, v)] == []
+
+    def test_a_row_with_a_key_the_shape_does_not_declare_is_found(self) -> None:
+        """The shape check can fail: an extra or a missing key is named."""
+        store = self.load_fixture()
+        (member,) = [k for k in store if is_member_row(k)]
+        row = {**store[member], "claims": {}}
+        del row["seq"]
+        assert shape_problems(member, row) == [
+            "member row lacks seq",
+            "member row has undeclared claims",
+        ]
+
+    def test_version_2_rows_load_as_they_are(self) -> None:
+        """Loading the rows changes none of them, and the due date is the earliest one."""
+        store = self.load_fixture()
+        (member,) = [k for k in store if is_member_row(k)]
+        state = MemberState.load(store, member)
+        assert state.rows() == store
+        assert state.writes == {}
+        due = min(date.fromisoformat(d) for d in store[member]["due"].values())
+        assert state.next_due() == due
+        for key, row in store.items():
+            if row_kind(key) == "claim":
+                assert state.claim(key.rsplit(b"\x00", 1)[1].decode()) == row
+
+    def test_a_denied_claim_on_file_redelivered_gets_its_recorded_answer(self) -> None:
+        """The claim kept in a version 2 claim row, sent again: the recorded lines, no writes."""
+        from processors.jsonsafe import from_json
+
+        store = self.load_fixture()
+        kept = [(k, v) for k, v in store.items() if row_kind(k) == "claim" and v["claim"]]
+        assert kept
+        for key, row in kept:
+            claim = from_json(row["claim"])
+            payer = REFDATA.payers[claim["payer_id"]]
+            result = adjudicate(claim, payer, MemberState.load(store, member_of(key)), REFDATA)
+            (remittance,) = result.remittances
+            assert remittance["claim_status_code"] == row["answer"]["status"]
+            paid = [ln["paid_cents"] for ln in remittance["lines"]]
+            assert paid == [ln["paid_cents"] for ln in row["answer"]["lines"]]
+            assert result.member_state.writes == {}
 
 
 class TestVersion1:
@@ -260,7 +349,7 @@ def test_runner_removes_stale_rows_two_housekeeping_passes_apart() -> None:
     table: dict[bytes, Any] = {}
     state = BatchState(table)
     context = StageContext(NO_NOISE, state, agenda=Agenda())
-    runner = StageRunner(lambda stage: context, agenda=context.agenda, clock=lambda: now[0])
+    runner = StageRunner(STAGES, lambda stage: context, agenda=context.agenda, clock=lambda: now[0])
 
     def feed(year: int, offset: int) -> None:
         c = built_claim(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from pipeline.kafka.codec import codec_for
 from pipeline.runtime.dryrun import Failure, InProcessPipeline
-from pipeline.runtime.runner import STAGE_BY_NAME, BatchState, Incoming, Outgoing, StageRunner
+from pipeline.runtime.runner import BatchState, Incoming, Outgoing, StageRunner
+from pipeline.runtime.topology import STAGE_BY_NAME, STAGES
 from processors.contracts.topics import (
     CLAIMS_REMITTANCE,
     CLAIMS_SUBMITTED,
@@ -18,7 +20,7 @@ from processors.contracts.topics import (
     REWORK_ACTIONS,
 )
 from processors.refdata import load_refdata
-from processors.stage import Stage, StageContext
+from processors.stage import Output, Stage, StageContext
 from tests.builders import built_claim, encounter, procedure
 
 REFDATA = load_refdata()
@@ -29,10 +31,44 @@ REMITS = codec_for(CLAIMS_REMITTANCE.value_schema)
 CODING = STAGE_BY_NAME["coding"]
 
 
+def _no_procedures() -> tuple[Stage, dict[str, Any], str, str]:
+    return CODING, encounter(encounter_id="ENC-X", procedures=[]), "VALIDATION", "procedures"
+
+
+def _unknown_payer() -> tuple[Stage, dict[str, Any], str, str]:
+    claim = built_claim(encounter_id="ENC-P")
+    claim["payer_id"] = "NOPAYER"
+    return STAGE_BY_NAME["adjudication"], claim, "VALIDATION", "has no profile"
+
+
+def _resubmit_without_claim() -> tuple[Stage, dict[str, Any], str, str]:
+    action: dict[str, Any] = {
+        "action_id": "ACT-1",
+        "rework_id": "RW-1",
+        "encounter_id": "ENC-R",
+        "member_key": "PPO123456789",
+        "changes": [],
+        "claim_id": None,
+        "action": "RESUBMIT",
+        "actor": "auto",
+        "note": None,
+        "at": datetime(2026, 3, 2, tzinfo=UTC),
+        "claim": None,
+    }
+    return STAGE_BY_NAME["rework"], action, "VALIDATION", "without the corrected claim"
+
+
+BAD_RECORDS = {
+    "encounter without services": _no_procedures,
+    "claim for a payer without a profile": _unknown_payer,
+    "resubmission without its claim": _resubmit_without_claim,
+}
+
+
 def runner(**options: Any) -> StageRunner:
     """A runner with plain contexts (no broker, no faust)."""
     context = StageContext(REFDATA, BatchState({}))
-    return StageRunner(lambda stage: context, **options)
+    return StageRunner(STAGES, lambda stage: context, **options)
 
 
 def incoming(event: dict[str, Any], offset: int, key: bytes | None = b"PPO123456789") -> Incoming:
@@ -113,7 +149,7 @@ class TestFailures:
                 raise RuntimeError("boom")
             return CODING.handle(key, record, ctx)
 
-        stage = Stage("coding", EHR_ENCOUNTERS, broken)
+        stage = Stage("coding", EHR_ENCOUNTERS, broken, outputs=CODING.outputs)
         out = runner().process_many(
             stage,
             [
@@ -127,18 +163,50 @@ class TestFailures:
         assert [o.topic for o in out].count("encounters.coded") == 1
 
     @pytest.mark.parametrize("fused", [False, True])
-    def test_the_dry_run_and_the_runner_refuse_the_same_records(self, fused: bool) -> None:
-        """A record the runner dead-letters is a failure in the dry run too, at the same stage."""
-        event = encounter(encounter_id="ENC-X", procedures=[])
-        (letter,) = letters(runner(fused=fused).process(CODING, incoming(event, 0)))
-        failures = [
-            o
-            for o in InProcessPipeline(REFDATA).run(b"PPO123456789", event)
-            if isinstance(o, Failure)
-        ]
-        assert [(f.stage, f.record["encounter_id"]) for f in failures] == [
-            (letter["stage"], letter["record_id"])
-        ]
+    @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+    def test_the_dry_run_and_the_runner_refuse_the_same_records_alike(
+        self, case: str, fused: bool
+    ) -> None:
+        """Each bad record is one dead letter from the runner and one failure in the dry run:
+        the same stage, error type and reason, and nothing else published for it."""
+        stage, record, error_type, says = BAD_RECORDS[case]()
+        source = Incoming(
+            stage.input.name,
+            0,
+            0,
+            b"PPO123456789",
+            codec_for(stage.input.value_schema).encode(record),
+            1_760_000_000_000,
+        )
+        out = runner(fused=fused).process(stage, source)
+        (letter,) = letters(out)
+        assert len(out) == 1
+        dry = list(InProcessPipeline(REFDATA).run(b"PPO123456789", record, stage))
+        assert len(dry) == 1
+        (failure,) = dry
+        assert isinstance(failure, Failure)
+        assert (failure.stage, failure.error_type, failure.error) == (
+            letter["stage"],
+            letter["error_type"],
+            letter["error"],
+        )
+        assert (letter["stage"], letter["error_type"]) == (stage.name, error_type)
+        assert says in letter["error"]
+
+    def test_a_record_for_a_topic_the_stage_does_not_declare_is_refused_alike(self) -> None:
+        """A handler that publishes where its stage does not say it will: INTERNAL in both."""
+
+        def strays(key: bytes, record: dict[str, Any], ctx: StageContext) -> list[Output]:
+            return [*CODING.handle(key, record, ctx), Output(REWORK_ACTIONS, key, {})]
+
+        stage = dataclasses.replace(CODING, handle=strays)
+        event = encounter(encounter_id="ENC-STRAY")
+        (letter,) = letters(runner().process(stage, incoming(event, 0)))
+        (failure,) = InProcessPipeline(REFDATA).run(b"PPO123456789", event, stage)
+        assert isinstance(failure, Failure)
+        assert letter["error_type"] == failure.error_type == "INTERNAL"
+        assert letter["error"] == failure.error
+        assert "does not declare" in failure.error
 
 
 class TestFusedChain:
@@ -148,7 +216,7 @@ class TestFusedChain:
         payers = {pid: dataclasses.replace(p, denial_rates={}) for pid, p in REFDATA.payers.items()}
         refdata = dataclasses.replace(REFDATA, payers=payers)
         context = StageContext(refdata, BatchState({}))
-        fused = StageRunner(lambda stage: context, fused=True)
+        fused = StageRunner(STAGES, lambda stage: context, fused=True)
         c = built_claim(
             procedures=[
                 procedure("12001", refs=[0]),
