@@ -14,19 +14,19 @@ system:  ## install Java 17 and Maven if missing (apt on Debian/Ubuntu, as root 
 
 setup: system $(VENV)/.installed  ## create .venv and install the project with its dev tools
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 format: setup  ## format the code (ruff format) and apply ruff's safe fixes
-	$(BIN)/ruff format pipeline processors tests
-	$(BIN)/ruff check --fix pipeline processors tests
+	$(BIN)/ruff format pipeline processors tests setup.py
+	$(BIN)/ruff check --fix pipeline processors tests setup.py
 
 lint: setup  ## ruff (lint and format check), mypy and the import contracts (pyproject.toml)
-	$(BIN)/ruff check pipeline processors tests
-	$(BIN)/ruff format --check pipeline processors tests
+	$(BIN)/ruff check pipeline processors tests setup.py
+	$(BIN)/ruff format --check pipeline processors tests setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

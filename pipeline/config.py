@@ -10,7 +10,8 @@ Environment variables (all optional):
     pipeline and the tests use it and never start a broker of their own.
 ``CLAIMS_DATA_DIR``
     Folder for the local broker (jars cache, log, pid, storage) and worker
-    state. Default ``.data`` in the project folder.
+    state. Default ``.data`` in the project folder (an installed wheel:
+    ``$XDG_DATA_HOME/claims-pipeline``, by default ``~/.local/share/claims-pipeline``).
 ``CLAIMS_BROKER_PORT``
     Port of the local broker (default 9092; its controller uses port + 1).
 ``CLAIMS_TOPIC_PREFIX``
@@ -60,7 +61,33 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from processors.refdata import RefData
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# An installed wheel carries schemas/ and infra/ here (setup.py copies them in).
+BUNDLED_ROOT = Path(__file__).resolve().parent / "_bundled"
+
+
+def _project_root() -> Path:
+    """Where schemas/ and infra/ are: the source checkout, or the copy in an installed wheel."""
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "schemas").is_dir():
+        return SOURCE_ROOT
+    return BUNDLED_ROOT
+
+
+PROJECT_ROOT = _project_root()
+INSTALLED = PROJECT_ROOT == BUNDLED_ROOT
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where the broker's data and the Kafka jars go unless CLAIMS_DATA_DIR says otherwise.
+
+    ``.data`` in a source checkout; for an installed wheel, the user's data
+    folder (``$XDG_DATA_HOME/claims-pipeline``, by default
+    ``~/.local/share/claims-pipeline``), never the installed package.
+    """
+    if not INSTALLED:
+        return SOURCE_ROOT / ".data"
+    home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(home) / "claims-pipeline"
 
 TOPOLOGIES = ("staged", "fused")
 
@@ -147,7 +174,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     topology = env.get("CLAIMS_TOPOLOGY", "staged") or "staged"
     if topology not in TOPOLOGIES:
         raise SettingsError(f"CLAIMS_TOPOLOGY={topology!r} is not one of {', '.join(TOPOLOGIES)}")
-    data_dir = Path(env.get("CLAIMS_DATA_DIR") or PROJECT_ROOT / ".data").resolve()
+    data_dir = Path(env.get("CLAIMS_DATA_DIR") or default_data_dir(env)).resolve()
     return Settings(
         bootstrap_servers=env.get("CLAIMS_BOOTSTRAP_SERVERS") or None,
         data_dir=data_dir,

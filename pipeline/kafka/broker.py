@@ -40,7 +40,7 @@ import psutil
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.config import PROJECT_ROOT, Settings, default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ KAFKA_INFRA = PROJECT_ROOT / "infra" / "kafka"
 POM = KAFKA_INFRA / "pom.xml"
 SERVER_PROPERTIES_TEMPLATE = KAFKA_INFRA / "server.properties"
 LOG4J2_CONFIG = KAFKA_INFRA / "log4j2.properties"
-DEFAULT_JARS_DIR = PROJECT_ROOT / ".data" / "kafka-jars"
+DEFAULT_JARS_DIR = default_data_dir(os.environ) / "kafka-jars"
 
 JVM_HEAP = ("-Xms512m", "-Xmx1g")
 MIN_JAVA = 17
