@@ -89,6 +89,7 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(home) / "claims-pipeline"
 
+
 TOPOLOGIES = ("staged", "fused")
 
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
