@@ -173,13 +173,16 @@ class Stage:
     # once, in the same process and order, rather than read back from the topic.
     at_once: Callable[[bytes, Record], bool] | None = None
     sweep: Sweep | None = None
+    _declared: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_declared", frozenset(spec.name for spec in self.outputs))
 
     def run(self, key: bytes, record: Record, context: StageContext) -> list[Output]:
         """Call the handler; an output to a topic not in :attr:`outputs` is a fault."""
         outputs = self.handle(key, record, context)
-        declared = {spec.name for spec in self.outputs}
         for out in outputs:
-            if out.topic.name not in declared:
+            if out.topic.name not in self._declared:
                 raise UndeclaredOutput(
                     f"stage {self.name} returned a record for {out.topic.name}, "
                     f"which it does not declare among its outputs"
