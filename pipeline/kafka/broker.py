@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +38,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from pipeline.config import PROJECT_ROOT, Settings, default_data_dir
+from pipeline.jars import JarsError, fetch_jars, last_lines, locked
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,6 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 LISTEN_HOST = "127.0.0.1"
 
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
-_JARS_MARKER = ".pom.sha256"
 _TAIL_LINES = 25
 
 
@@ -166,67 +163,12 @@ class LocalBroker:
 
     def ensure_jars(self) -> Path:
         """Fetch the jars with Maven unless the cache matches pom.xml; return their folder."""
-        digest = hashlib.sha256(POM.read_bytes()).hexdigest()
-        if self._jars_current(digest):
-            return self.jars_dir
-        self.jars_dir.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.jars_dir.parent / f".{self.jars_dir.name}.lock"):
-            if self._jars_current(digest):
-                return self.jars_dir
-            mvn = shutil.which("mvn")
-            if mvn is None:
-                raise BrokerError(
-                    "Maven (mvn) is not on PATH; it fetches the Kafka broker's jars. "
-                    "Install Apache Maven 3 (e.g. the 'maven' system package) and try again."
-                )
-            staging = self.jars_dir.with_name(f".{self.jars_dir.name}.partial")
-            shutil.rmtree(staging, ignore_errors=True)
-            print(
-                f"Fetching the Apache Kafka broker jars with Maven into {self.jars_dir} "
-                "(only when pom.xml is new or changed; the first fetch can take a minute)...",
-                file=sys.stderr,
-                flush=True,
-            )
-            started = time.monotonic()
-            result = subprocess.run(
-                [
-                    mvn,
-                    "-q",
-                    "-B",
-                    "-f",
-                    str(POM),
-                    "dependency:copy-dependencies",
-                    f"-DoutputDirectory={staging}",
-                    "-DincludeScope=runtime",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-            if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-                shutil.rmtree(staging, ignore_errors=True)
-                output = _last_lines(result.stdout.decode(errors="replace"))
-                raise BrokerError(
-                    f"Maven could not fetch the Kafka jars (exit code {result.returncode}).\n"
-                    f"{output}"
-                )
-            shutil.rmtree(self.jars_dir, ignore_errors=True)
-            staging.rename(self.jars_dir)
-            (self.jars_dir / _JARS_MARKER).write_text(digest + "\n", encoding="ascii")
-            print(
-                f"Fetched the Kafka broker jars in {time.monotonic() - started:.0f} s.",
-                file=sys.stderr,
-                flush=True,
-            )
-            log.info("kafka jars fetched into %s", self.jars_dir)
-        return self.jars_dir
-
-    def _jars_current(self, digest: str) -> bool:
-        marker = self.jars_dir / _JARS_MARKER
         try:
-            return marker.read_text(encoding="ascii").strip() == digest
-        except FileNotFoundError:
-            return False
+            return fetch_jars(
+                POM, self.jars_dir, what="the Kafka broker", expect="kafka_2.13-*.jar"
+            )
+        except JarsError as exc:
+            raise BrokerError(str(exc)) from exc
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -237,7 +179,7 @@ class LocalBroker:
         fetched and the storage is formatted.
         """
         self.home.mkdir(parents=True, exist_ok=True)
-        with _locked(self.home / ".lock"):
+        with locked(self.home / ".lock"):
             if self._our_process() is not None:
                 log.info("kafka broker already running at %s", self.bootstrap)
                 self._wait_until_answering(timeout, launched=False)
@@ -268,8 +210,8 @@ class LocalBroker:
         """Stop the broker named in the pid file if it is ours; True when one was stopped."""
         if not self.home.is_dir():
             return False
-        with _locked(self.home / ".lock"):
-            return self._stop_locked(timeout)
+        with locked(self.home / ".lock"):
+            return self._stoplocked(timeout)
 
     def kill(self, timeout: float = 10) -> int:
         """SIGKILL the broker, as a crash would (no controlled shutdown, no flush); its pid.
@@ -279,7 +221,7 @@ class LocalBroker:
         """
         if not self.home.is_dir():
             raise BrokerError(f"no broker has run in {self.home}; nothing to kill")
-        with _locked(self.home / ".lock"):
+        with locked(self.home / ".lock"):
             process = self._our_process()
             if process is None:
                 raise BrokerError(f"no broker of {self.home} is running; nothing to kill")
@@ -335,7 +277,7 @@ class LocalBroker:
             check=False,
         )
         if result.returncode != 0:
-            output = _last_lines(result.stdout.decode(errors="replace"))
+            output = last_lines(result.stdout.decode(errors="replace"))
             raise BrokerError(
                 f"formatting the Kafka storage in {self.storage_dir} failed "
                 f"(exit code {result.returncode}):\n{output}"
@@ -377,7 +319,7 @@ class LocalBroker:
             )
         _write_atomically(self.pid_file, f"{self._child.pid}\n")
 
-    def _stop_locked(self, timeout: float) -> bool:
+    def _stoplocked(self, timeout: float) -> bool:
         process = self._our_process()
         if process is None:
             if self.pid_file.exists():
@@ -416,7 +358,7 @@ class LocalBroker:
                 return
             if time.monotonic() >= deadline:
                 if launched:
-                    self._stop_locked(10)
+                    self._stoplocked(10)
                 state = "it has been stopped" if launched else "it is still running"
                 raise BrokerTimeout(
                     f"the Kafka broker did not answer on {self.bootstrap} within {timeout:g} s "
@@ -656,7 +598,7 @@ def _tail(path: Path, since: int = 0, lines: int = _TAIL_LINES) -> str:
             data = handle.read()
     except FileNotFoundError:
         return ""
-    return _last_lines(data.decode(errors="replace"), lines)
+    return last_lines(data.decode(errors="replace"), lines)
 
 
 def _size(path: Path) -> int:
@@ -664,21 +606,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _last_lines(text: str, lines: int = _TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on *path* so two processes never start or fetch at once."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
