@@ -139,6 +139,30 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _synthea(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.ingest.synthea import SyntheaError, run_synthea  # noqa: PLC0415
+    from pipeline.jars import JarsError  # noqa: PLC0415
+
+    out = Path(args.out)
+    print(
+        f"Running Synthea for {args.patients} patient(s), seed {args.seed}, into {out} ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        run = run_synthea(out, args.patients, args.seed, state=args.state, years=args.years)
+    except (SyntheaError, JarsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {len(run.bundles)} patient bundle(s) and {len(run.side_files)} "
+        f"organization/practitioner file(s) to {out / 'fhir'} in {run.seconds:.0f} s, "
+        f"and the provider directory {run.directory}"
+    )
+    print(f"next: CLAIMS_PROVIDER_DIRECTORY={run.directory} claims check --summary {out / 'fhir'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this group's commands to the ``claims`` parser."""
     f = sub.add_parser("feed", help="publish encounters")
@@ -174,6 +198,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "that do not name one; default: the demonstration practice",
     )
     ing.set_defaults(func=_ingest)
+
+    sy = sub.add_parser("synthea", help="generate FHIR R4 patients with Synthea")
+    sy.add_argument("action", choices=["generate"])
+    sy.add_argument("--patients", type=int, default=10, help="patients alive at the end")
+    sy.add_argument("--seed", type=int, default=42, help="Synthea's population seed")
+    sy.add_argument("--state", help="US state to draw the population from (default Massachusetts)")
+    sy.add_argument("--years", type=int, help="years of history to keep (default Synthea's 10)")
+    sy.add_argument("--out", required=True, help="folder for fhir/ and providers.json")
+    sy.set_defaults(func=_synthea)
 
     ch = sub.add_parser(
         "check",
