@@ -8,6 +8,10 @@ Environment variables (all optional):
 ``CLAIMS_BOOTSTRAP_SERVERS``
     ``host:port[,host:port]`` of an existing Kafka cluster. When set, the
     pipeline and the tests use it and never start a broker of their own.
+``CLAIMS_PROVIDER_DIRECTORY``
+    A provider directory file (JSON): the billing provider of each organization or
+    HL7 sending facility a feed names (``pipeline.ingest.directory``). Without it, an
+    encounter whose organization carries no NPI is refused.
 ``CLAIMS_DATA_DIR``
     Folder for the local broker (jars cache, log, pid, storage) and worker
     state. Default ``.data`` in the project folder (an installed wheel:
@@ -124,6 +128,7 @@ class Settings:
     log_level: str
     max_auto_resubmissions: int = 2
     payers_dir: Path | None = None
+    provider_directory: Path | None = None
     http_port: int = 0
     http_host: str = "127.0.0.1"
     metrics_port: int = 0
@@ -186,6 +191,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seed=_int(env, "CLAIMS_SEED", 2026),
         log_level=env.get("CLAIMS_LOG_LEVEL", "info") or "info",
         max_auto_resubmissions=_int(env, "CLAIMS_MAX_AUTO_RESUBMISSIONS", 2),
+        provider_directory=Path(env["CLAIMS_PROVIDER_DIRECTORY"]).resolve()
+        if env.get("CLAIMS_PROVIDER_DIRECTORY")
+        else None,
         payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve()
         if env.get("CLAIMS_PAYERS_DIR")
         else None,
@@ -225,6 +233,8 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
     if settings.payers_dir:
         env["CLAIMS_PAYERS_DIR"] = str(settings.payers_dir)
+    if settings.provider_directory:
+        env["CLAIMS_PROVIDER_DIRECTORY"] = str(settings.provider_directory)
     if settings.http_port:
         env["CLAIMS_HTTP_PORT"] = str(settings.http_port)
     if settings.http_port or settings.metrics_port:

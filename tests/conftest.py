@@ -20,6 +20,10 @@ STRAY_THREAD_GRACE_S = 10.0
 # A test's folder gives its marker: `pytest -m "not e2e"`, `make test-integration`, ...
 FOLDER_MARKERS = ("unit", "integration", "e2e")
 TESTS = Path(__file__).resolve().parent
+# The test practice, billing for the HL7 fixtures' sending facility (MSH-4 SPRINGFIELD_FM):
+# every test and the commands they run see it unless a test removes it.
+PROVIDER_DIRECTORY = TESTS / "fixtures" / "providers.json"
+os.environ.setdefault("CLAIMS_PROVIDER_DIRECTORY", str(PROVIDER_DIRECTORY))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,6 +84,7 @@ def _factory(bootstrap: str, data_dir: Path) -> Callable[..., Settings]:
                 "CLAIMS_TOPIC_PREFIX": prefix,
                 "CLAIMS_DATA_DIR": str(data_dir),
                 "CLAIMS_PARTITIONS": "2",
+                "CLAIMS_PROVIDER_DIRECTORY": str(PROVIDER_DIRECTORY),
             }
         ).with_changes(**changes)
         create_topics(settings)

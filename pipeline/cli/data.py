@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Settings
+from pipeline.ingest.directory import BillingProviders, billing_for
 
 
 def _feed(settings: Settings, args: argparse.Namespace) -> int:
@@ -28,13 +30,15 @@ def _feed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _billing_provider(path: str | None) -> dict[str, object]:
-    from pipeline.ingest.practice import practice_record  # noqa: PLC0415
-
-    if path is None:
-        return practice_record()
-    loaded: dict[str, object] = json.loads(Path(path).read_text())
-    return loaded
+def _billing(settings: Settings, path: str | None) -> BillingProviders:
+    """The settings' provider directory, with the --billing-provider file for the feed."""
+    given: dict[str, Any] | None = None
+    try:
+        if path is not None:
+            given = json.loads(Path(path).read_text())
+        return billing_for(settings, given)
+    except (OSError, ValueError) as exc:  # DirectoryError is a ValueError
+        raise SystemExit(f"error: {exc}") from exc
 
 
 def _paths(items: list[str], suffixes: tuple[str, ...]) -> list[Path]:
@@ -65,7 +69,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "mllp":
         from pipeline.ingest.listen import run_mllp  # noqa: PLC0415
 
-        return run_mllp(settings, args.host, args.port, _billing_provider(args.billing_provider))
+        return run_mllp(settings, args.host, args.port, _billing(settings, args.billing_provider))
     with tempfile.TemporaryDirectory() as tmp:
         items = [str(_read_stdin_to(Path(tmp), ".in")) if i == "-" else i for i in args.paths]
         try:
@@ -87,7 +91,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
                 problems = ingest_fhir(
                     paths,
                     sink,
-                    _billing_provider(args.billing_provider),
+                    _billing(settings, args.billing_provider),
                     payers=settings.refdata().payers,
                 )
             elif args.format == "hl7":
@@ -96,7 +100,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
                 problems = ingest_hl7(
                     paths,
                     sink,
-                    _billing_provider(args.billing_provider),
+                    _billing(settings, args.billing_provider),
                     payers=settings.refdata().payers,
                 )
             else:
@@ -117,7 +121,7 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: no such file: {exc}", file=sys.stderr)
         return 2
-    provider = _billing_provider(args.billing_provider)
+    provider = _billing(settings, args.billing_provider)
     fmt = args.format or (
         "hl7" if all(p.suffix.lower() in (".hl7", ".txt") for p in paths) else "fhir"
     )
@@ -132,7 +136,13 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     refdata = settings.refdata()
     result = check.run_check(events, refdata, settings.seed)
     result.problems = problems
-    if args.json:
+    if args.summary:
+        summary = check.summarize_check(result)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            check.print_summary(summary, sys.stdout)
+    elif args.json:
         check.write_check_json(result, sys.stdout)
     else:
         check.print_check(result, sys.stdout)
@@ -194,8 +204,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ing.add_argument(
         "--billing-provider",
         metavar="JSON",
-        help="the billing provider (a claims.Provider as JSON) for encounters "
-        "that do not name one; default: the demonstration practice",
+        help="the billing provider (a claims.Provider as JSON) for encounters that name "
+        "none; without it such encounters are refused (see CLAIMS_PROVIDER_DIRECTORY)",
     )
     ing.set_defaults(func=_ingest)
 
@@ -216,5 +226,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ch.add_argument("paths", nargs="+", metavar="FILE")
     ch.add_argument("--format", choices=["fhir", "hl7"])
     ch.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    ch.add_argument("--billing-provider", metavar="JSON")
+    ch.add_argument(
+        "--summary",
+        action="store_true",
+        help="counts instead of each encounter: billed automatically, sent to a person "
+        "and refused, by reason",
+    )
+    ch.add_argument(
+        "--billing-provider",
+        metavar="JSON",
+        help="the billing provider for encounters that name none (as for ingest)",
+    )
     ch.set_defaults(func=_check)

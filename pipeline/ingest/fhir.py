@@ -14,11 +14,12 @@ encounter ids, so nothing downstream is billed twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pipeline.ingest.directory import BillingProviders
 from processors.ids import stable_id
 from processors.refdata import PayerProfile, map_snomed, shipped_payers
 
@@ -128,22 +129,48 @@ class _Index:
         return found
 
 
-def _index(bundle: Record) -> _Index:
-    """Resources by every reference form (fullUrl, Type/id) and in bundle order."""
-    by_ref: dict[str, Record] = {}
-    ordered: list[Record] = []
+def _entries(bundle: Record) -> list[tuple[str | None, Record]]:
+    """(fullUrl, resource) of each entry of *bundle* that holds a resource."""
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise BundleError("Bundle.entry is not an array")
+    found = []
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             continue
+        url = entry.get("fullUrl")
+        found.append((url if isinstance(url, str) and url else None, resource))
+    return found
+
+
+def _reference_forms(url: str | None, resource: Record) -> list[str]:
+    """Every reference that names *resource*: its fullUrl, Type/id, and the conditional
+    ``Type?identifier=system|value`` form of each of its identifiers."""
+    forms = [url] if url else []
+    kind = resource["resourceType"]
+    if resource.get("id"):
+        forms.append(f"{kind}/{resource['id']}")
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
+            forms.append(f"{kind}?identifier={ident['system']}|{ident['value']}")
+    return forms
+
+
+def _index(bundle: Record, context: Sequence[Record] = ()) -> _Index:
+    """Resources by every reference form (fullUrl, Type/id, conditional identifier) and in
+    bundle order; *context* are bundles sent with it whose resources references may name
+    (Synthea's organization and practitioner files), never billed themselves."""
+    by_ref: dict[str, Record] = {}
+    for side in context:
+        for url, resource in _entries(side):
+            for form in _reference_forms(url, resource):
+                by_ref.setdefault(form, resource)
+    ordered: list[Record] = []
+    for url, resource in _entries(bundle):
         ordered.append(resource)
-        if entry.get("fullUrl") and isinstance(entry["fullUrl"], str):
-            by_ref[entry["fullUrl"]] = resource
-        if resource.get("id"):
-            by_ref[f"{resource['resourceType']}/{resource['id']}"] = resource
+        for form in _reference_forms(url, resource):
+            by_ref[form] = resource
     names: dict[int, set[str]] = {}
     for ref, resource in by_ref.items():
         names.setdefault(id(resource), set()).add(ref)
@@ -154,6 +181,14 @@ def _index(bundle: Record) -> _Index:
             target = link.get("reference") if isinstance(link, dict) else None
             if isinstance(target, str):
                 linked.setdefault((resource["resourceType"], target), []).append(resource)
+        elif resource["resourceType"] == "Claim":
+            for item in resource.get("item") or []:
+                for link in item.get("encounter") or []:
+                    target = link.get("reference") if isinstance(link, dict) else None
+                    if isinstance(target, str) and resource not in linked.get(
+                        ("Claim", target), []
+                    ):
+                        linked.setdefault(("Claim", target), []).append(resource)
     coverages = [r for r in ordered if r["resourceType"] == "Coverage"]
     position = {id(r): i for i, r in enumerate(ordered)}
     return _Index(by_ref, ordered, names, linked, coverages, position)
@@ -268,25 +303,73 @@ def _coding(concept: Record | None, systems: tuple[str, ...]) -> Record | None:
 def diagnosis_code(condition: Record, age_days: int = 365 * 40) -> str:
     """The ICD-10-CM code (no dot) of a Condition: its own ICD-10-CM coding, or a mapped
     SNOMED CT one (some maps depend on the patient's age, *age_days*)."""
-    concept = condition.get("code")
+    where = _name(condition)
+    return concept_code(condition.get("code"), f"{where}.code", age_days)
+
+
+def concept_code(concept: Record | None, where: str, age_days: int = 365 * 40) -> str:
+    """The ICD-10-CM code (no dot) of a diagnosis concept at *where* (an element path)."""
     icd = _coding(concept, (ICD10CM,))
     if icd is not None:
         return str(icd["code"]).replace(".", "").upper()
     snomed = _coding(concept, (SNOMED,))
-    where = _name(condition)
     if snomed is not None:
         mapped = map_snomed(str(snomed["code"]), age_days)
         if mapped:
             return mapped
         raise _Missing(
             "code-invalid",
-            f"{where}.code",
+            where,
             f"{where}: SNOMED CT concept {snomed['code']} is not in the shipped "
             "SNOMED CT to ICD-10-CM map; add an ICD-10-CM coding",
         )
-    raise _Missing(
-        "code-invalid", f"{where}.code", f"{where} has no ICD-10-CM ({ICD10CM}) or SNOMED CT coding"
-    )
+    raise _Missing("code-invalid", where, f"{where} has no ICD-10-CM or SNOMED CT coding")
+
+
+def _diagnoses(
+    encounter: Record, index: _Index, enc_refs: set[str], age_days: int
+) -> tuple[list[str], list[set[str]]]:
+    """The encounter's ICD-10-CM codes, most relevant first, and the references of the
+    Conditions behind the first of them (which Procedure.reasonReference may point at).
+
+    Read, in this order: Encounter.diagnosis (by rank), the Conditions whose
+    ``encounter`` is this one, Encounter.reasonReference, Encounter.reasonCode, and
+    the diagnoses of a Claim for this encounter in the bundle.
+    """
+    where = _name(encounter)
+    by_ref = index.by_ref
+    conditions: list[Record] = []
+
+    def add(condition: Record | None) -> None:
+        if (
+            condition is not None
+            and condition.get("resourceType") == "Condition"
+            and all(c is not condition for c in conditions)
+        ):
+            conditions.append(condition)
+
+    ranked = sorted(encounter.get("diagnosis") or [], key=lambda d: d.get("rank", 99))
+    for d in ranked:
+        add(_ref(by_ref, d.get("condition")))
+    for condition in index.linked_to("Condition", enc_refs):
+        add(condition)
+    for reason in encounter.get("reasonReference") or []:
+        add(_ref(by_ref, reason))
+    codes = [diagnosis_code(c, age_days) for c in conditions]
+    refs = [index.refs(c) for c in conditions]
+    for i, concept in enumerate(encounter.get("reasonCode") or []):
+        codes.append(concept_code(concept, f"{where}.reasonCode[{i}]", age_days))
+    for claim in index.linked_to("Claim", enc_refs):
+        for i, d in enumerate(claim.get("diagnosis") or []):
+            if d.get("diagnosisCodeableConcept"):
+                at = f"{_name(claim)}.diagnosis[{i}]"
+                codes.append(concept_code(d["diagnosisCodeableConcept"], at, age_days))
+            else:
+                referenced = _ref(by_ref, d.get("diagnosisReference"))
+                if referenced is not None and referenced.get("resourceType") == "Condition":
+                    codes.append(diagnosis_code(referenced, age_days))
+    unique = list(dict.fromkeys(codes))
+    return unique, refs[: len(unique)]
 
 
 def _extension_values(resource: Record, suffix: str) -> list[Record]:
@@ -401,10 +484,172 @@ def _coverages(
     return [c["coverage"] for c in found]
 
 
+def _identifiers(resource: Record | None, reference: Record | None = None) -> list[str]:
+    """``system|value`` of each identifier of *resource*, and of a conditional *reference*."""
+    found = []
+    target = str((reference or {}).get("reference") or "")
+    if "?identifier=" in target:
+        found.append(target.split("?identifier=", 1)[1])
+    ident = (reference or {}).get("identifier")
+    if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
+        found.append(f"{ident['system']}|{ident['value']}")
+    for i in (resource or {}).get("identifier") or []:
+        if isinstance(i, dict) and i.get("system") and i.get("value"):
+            found.append(f"{i['system']}|{i['value']}")
+    npi = _identifier(resource, NPI_SYSTEM) if resource else None
+    if npi:
+        found.append(f"npi|{npi}")
+    return found
+
+
+def _practitioner(
+    resource: Record, billing: BillingProviders, role: str = "Practitioner"
+) -> Record:
+    """A rendering or referring provider: the directory's entry for it, else its own NPI."""
+    listed = billing.find_practitioner(_identifiers(resource))
+    if listed is not None:
+        return listed
+    return _provider(resource, role)
+
+
+def _participants(
+    encounter: Record, index: _Index, billing: BillingProviders
+) -> tuple[Record | None, Record | None]:
+    """(rendering, referring) from Encounter.participant.
+
+    The first primary performer, attender or participant (PPRF, ATND, PART)
+    renders; without a type, a single individual does (FHIR R4 and US Core allow
+    an untyped participant). REF refers.
+    """
+    rendering_actor = referring_actor = None
+    untyped = []
+    for participant in encounter.get("participant") or []:
+        kinds = {
+            c.get("code") for t in participant.get("type") or [] for c in t.get("coding") or []
+        }
+        actor = _ref(index.by_ref, participant.get("individual"))
+        if actor is None or actor.get("resourceType") != "Practitioner":
+            continue
+        if kinds & {"ATND", "PPRF", "PART"} and rendering_actor is None:
+            rendering_actor = actor
+        elif "REF" in kinds and referring_actor is None:
+            referring_actor = actor
+        elif not kinds:
+            untyped.append(actor)
+    if rendering_actor is None and len(untyped) == 1:
+        rendering_actor = untyped[0]
+    elif rendering_actor is None and len(untyped) > 1:
+        where = _name(encounter)
+        raise _Missing(
+            "required",
+            f"{where}.participant",
+            f"{where} has {len(untyped)} participants without a type and none typed PPRF, "
+            "ATND or PART: the rendering practitioner cannot be told apart",
+        )
+    rendering = _practitioner(rendering_actor, billing) if rendering_actor else None
+    referring = (
+        _practitioner(referring_actor, billing, "Referring practitioner")
+        if referring_actor
+        else None
+    )
+    return rendering, referring
+
+
+def _billing_provider(encounter: Record, index: _Index, billing: BillingProviders) -> Record:
+    """The billing provider: the serviceProvider's own NPI, else its directory entry, else
+    the provider given for the feed; refused when none of them gives one."""
+    where = _name(encounter)
+    reference = encounter.get("serviceProvider")
+    if reference:
+        org = _ref(index.by_ref, reference)
+        if org is not None and _identifier(org, NPI_SYSTEM):
+            return _provider(org, "Organization", organization=True)
+        listed = billing.find(_identifiers(org, reference))
+        if listed is not None:
+            return listed
+        named = (org or {}).get("name") or reference.get("display") or reference.get("reference")
+        raise _Missing(
+            "required",
+            f"{where}.serviceProvider",
+            f"{where}.serviceProvider ({named}) has no NPI and is not in the provider "
+            f"directory: {billing.where_to_add()}",
+        )
+    if billing.given is not None:
+        return dict(billing.given)
+    raise _Missing(
+        "required",
+        f"{where}.serviceProvider",
+        f"{where} names no serviceProvider and no billing provider was given for the feed: "
+        "add Encounter.serviceProvider, or give one with --billing-provider",
+    )
+
+
+def _claim_lines(claim: Record, condition_refs: list[set[str]]) -> list[Record]:
+    """ProcedureEntries from the CPT/HCPCS items of a Claim for the encounter."""
+    lines = []
+    for item in claim.get("item") or []:
+        coding = _coding(item.get("productOrService"), (*CPT_SYSTEMS, *HCPCS_SYSTEMS))
+        if coding is None:
+            continue
+        modifiers = [
+            str(c.get("code"))
+            for m in item.get("modifier") or []
+            for c in (m.get("coding") or [])[:1]
+            if c.get("code")
+        ]
+        quantity = (item.get("quantity") or {}).get("value")
+        pointers = [int(n) - 1 for n in item.get("diagnosisSequence") or [] if int(n) >= 1]
+        lines.append(
+            {
+                "code": str(coding["code"]).upper(),
+                "modifiers": modifiers[:4],
+                "units": int(quantity) if quantity else 1,
+                "diagnosis_refs": [n for n in pointers if n < max(len(condition_refs), 12)] or [0],
+            }
+        )
+    return lines
+
+
+def _service_lines(
+    encounter: Record,
+    procedures: list[Record],
+    index: _Index,
+    enc_refs: set[str],
+    condition_refs: list[set[str]],
+) -> list[Record]:
+    """The encounter's services: its Procedures with CPT/HCPCS codings, else the CPT/HCPCS
+    items of a Claim for it; refused, naming what was there, when neither has one."""
+    billable = [p for p in procedures if _coding(p.get("code"), (*CPT_SYSTEMS, *HCPCS_SYSTEMS))]
+    if billable:
+        return [_procedure_entry(p, condition_refs) for p in billable]
+    claims = index.linked_to("Claim", enc_refs)
+    for claim in claims:
+        lines = _claim_lines(claim, condition_refs)
+        if lines:
+            return lines
+    where = _name(encounter)
+    if procedures:
+        # Every linked Procedure lacks CPT/HCPCS: the first one's refusal names it.
+        return [_procedure_entry(p, condition_refs) for p in procedures]
+    seen = [
+        f"{c.get('system', '?').rsplit('/', 1)[-1]} {c.get('code')}"
+        for claim in claims
+        for item in claim.get("item") or []
+        for c in (item.get("productOrService") or {}).get("coding") or []
+    ]
+    found = f" (its Claim items are coded {', '.join(seen[:4])})" if seen else ""
+    raise _Missing(
+        "required",
+        where,
+        f"{where} has no billable service: no Procedure linked to it and no Claim item "
+        f"with a CPT or HCPCS code{found}",
+    )
+
+
 def _encounter(
     encounter: Record,
     index: _Index,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime,
     source: str,
     profiles: Mapping[str, PayerProfile],
@@ -424,38 +669,20 @@ def _encounter(
         raise _Missing("required", f"{where}.period.start", f"{where} has no start date")
     enc_refs = index.refs(encounter)
 
-    conditions = index.linked_to("Condition", enc_refs)
-    ranked = {
-        (_ref(by_ref, d.get("condition")) or {}).get("id"): d.get("rank", 99)
-        for d in encounter.get("diagnosis") or []
-    }
-    conditions.sort(key=lambda c: ranked.get(c.get("id"), 99))
-    condition_refs = [index.refs(c) for c in conditions]
     age_days = (service_date - patient["birth_date"]).days
-    diagnoses = [diagnosis_code(c, age_days) for c in conditions]
+    diagnoses, condition_refs = _diagnoses(encounter, index, enc_refs, age_days)
     if not diagnoses:
         raise _Missing(
             "required",
             f"{where}.diagnosis",
-            f"{where} has no Condition linked to it (Condition.encounter)",
+            f"{where} has no diagnosis: no Encounter.diagnosis, reasonCode or "
+            "reasonReference, no Condition whose encounter is it, and no Claim.diagnosis "
+            "for it",
         )
     procedures = index.linked_to("Procedure", enc_refs)
-    if not procedures:
-        raise _Missing("required", f"{where}", f"{where} has no Procedure linked to it")
-    lines = [_procedure_entry(p, condition_refs) for p in procedures]
+    lines = _service_lines(encounter, procedures, index, enc_refs, condition_refs)
 
-    rendering = referring = None
-    for participant in encounter.get("participant") or []:
-        kinds = {
-            c.get("code") for t in participant.get("type") or [] for c in t.get("coding") or []
-        }
-        actor = _ref(by_ref, participant.get("individual"))
-        if actor is None:
-            continue
-        if kinds & {"ATND", "PPRF", "PART"} and rendering is None:
-            rendering = _provider(actor, "Practitioner")
-        elif "REF" in kinds:
-            referring = _provider(actor, "Referring practitioner")
+    rendering, referring = _participants(encounter, index, billing)
     if rendering is None:
         performer = next(
             (
@@ -471,9 +698,8 @@ def _encounter(
                 f"{where}.participant",
                 f"{where} names no attending practitioner and no procedure performer",
             )
-        rendering = _provider(performer, "Practitioner")
-    org = _ref(by_ref, encounter.get("serviceProvider"))
-    billing = _provider(org, "Organization", organization=True) if org else billing_provider
+        rendering = _practitioner(performer, billing)
+    billing_provider = _billing_provider(encounter, index, billing)
 
     coverages = _coverages(patient_refs, index, patient, service_date, profiles)
     encounter_id = next(
@@ -497,7 +723,7 @@ def _encounter(
         "patient": patient,
         "coverage": coverages[0] if coverages else None,
         "other_coverages": coverages[1:],
-        "billing_provider": billing,
+        "billing_provider": billing_provider,
         "rendering_provider": rendering,
         "referring_provider": referring,
         "diagnoses": diagnoses,
@@ -511,18 +737,22 @@ def _encounter(
 
 def map_bundle(
     bundle: Record,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime | None = None,
     source: str = "fhir",
     *,
     payers: Mapping[str, PayerProfile] | None = None,
+    context: Sequence[Record] = (),
 ) -> Mapped:
     """EncounterEvents for every billable Encounter of a FHIR R4 *bundle*.
 
-    *billing_provider* is the practice billing the claims, used when an
-    Encounter names no serviceProvider. *received_at* defaults to the bundle's
+    *billing* says where billing providers come from: the provider directory,
+    and a provider given for the whole feed for Encounters that name no
+    serviceProvider (none is made up). *received_at* defaults to the bundle's
     timestamp. *payers* are the payer profiles (the settings' reference data;
     the shipped ones when not given) that fill in what a Coverage lacks.
+    *context* are bundles sent with this one whose resources its references may
+    name (Synthea's organization and practitioner files).
     """
     profiles = payers if payers is not None else shipped_payers()
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -531,7 +761,7 @@ def map_bundle(
         raise BundleError(
             f"Bundle.type {repr(bundle.get('type'))[:40]}: use transaction or collection"
         )
-    index = _index(bundle)
+    index = _index(bundle, context)
     when = received_at or _timestamp(bundle.get("timestamp")) or datetime.now(UTC)
     out = Mapped()
     encounters = [r for r in index.ordered if r["resourceType"] == "Encounter"]
@@ -539,9 +769,7 @@ def map_bundle(
         out.issues.append(_issue("required", "Bundle.entry", "the Bundle holds no Encounter"))
     for encounter in encounters:
         try:
-            out.events.append(
-                _encounter(encounter, index, billing_provider, when, source, profiles)
-            )
+            out.events.append(_encounter(encounter, index, billing, when, source, profiles))
         except _Missing as exc:
             out.issues.append(exc.issue)
         except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:

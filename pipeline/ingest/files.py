@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.ingest.remit835 import remittances_from_835
 from pipeline.ingest.sink import IngestSink
@@ -27,14 +28,15 @@ Record = dict[str, Any]
 def ingest_fhir(
     paths: list[Path],
     sink: IngestSink,
-    billing_provider: Record,
+    billing: BillingProviders,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
 ) -> list[str]:
     """Publish every billable Encounter of the bundles; returns the problems found."""
     problems: list[str] = []
+    context = reference_bundles(paths)
     for path in paths:
-        events, issues = fhir_events([path], billing_provider, payers=payers)
+        events, issues = fhir_events([path], billing, payers=payers, context=context)
         sink.encounters([e for _, e in events])
         for issue in issues:
             where = f" at {issue['where']}" if issue.get("where") else ""
@@ -76,7 +78,7 @@ def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[
 
 def hl7_events(
     paths: list[Path],
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -91,7 +93,7 @@ def hl7_events(
         for n, outcome in enumerate(
             map_stream(
                 path.read_text(errors="replace"),
-                billing_provider,
+                billing,
                 received_at or datetime.now(UTC),
                 store=store,
                 payers=payers,
@@ -108,7 +110,7 @@ def hl7_events(
 def ingest_hl7(
     paths: list[Path],
     sink: IngestSink,
-    billing_provider: Record,
+    billing: BillingProviders,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
 ) -> list[str]:
@@ -121,7 +123,7 @@ def ingest_hl7(
         for n, outcome in enumerate(
             map_stream(
                 path.read_text(errors="replace"),
-                billing_provider,
+                billing,
                 datetime.now(UTC),
                 store=store,
                 payers=payers,
@@ -139,14 +141,23 @@ def ingest_hl7(
 
 def fhir_events(
     paths: list[Path],
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
+    context: list[Record] | None = None,
 ) -> tuple[list[tuple[str, Record]], list[Record]]:
-    """EncounterEvents from FHIR bundle files (JSON, or NDJSON of bundles), and problems."""
+    """EncounterEvents from FHIR bundle files (JSON, or NDJSON of bundles), and problems.
+
+    Bundles that only describe organizations, locations and practitioners
+    (Synthea's ``hospitalInformation`` and ``practitionerInformation`` files) are
+    not billed: they resolve the references of the others (*context*, by
+    default those among *paths*).
+    """
     events: list[tuple[str, Record]] = []
     problems: list[Record] = []
+    if context is None:
+        context = reference_bundles(paths)
     for path in paths:
         try:
             docs = json_documents(path.read_text())
@@ -157,9 +168,11 @@ def fhir_events(
             continue
         for n, doc in enumerate(docs, start=1):
             source = f"{path.name}#{n}"
+            if is_reference_bundle(doc):
+                continue
             try:
                 mapped = map_bundle(
-                    doc, billing_provider, received_at, source="fhir", payers=payers
+                    doc, billing, received_at, source="fhir", payers=payers, context=context
                 )
             except BundleError as exc:
                 problems.append({"source": source, "issue": str(exc)})
@@ -178,3 +191,33 @@ def json_documents(text: str) -> list[Any]:
         return [json.loads(text)]
     except json.JSONDecodeError:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# What a bundle of directory resources holds, and nothing billable.
+REFERENCE_TYPES = frozenset(
+    {"Organization", "Location", "Practitioner", "PractitionerRole", "HealthcareService"}
+)
+
+
+def is_reference_bundle(doc: Any) -> bool:
+    """True for a Bundle of organizations, locations and practitioners only."""
+    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+        return False
+    kinds = {
+        (e.get("resource") or {}).get("resourceType")
+        for e in doc.get("entry") or []
+        if isinstance(e, dict)
+    }
+    return bool(kinds) and kinds <= REFERENCE_TYPES
+
+
+def reference_bundles(paths: list[Path]) -> list[Record]:
+    """The reference bundles among the files *paths* (unreadable files are left out)."""
+    found: list[Record] = []
+    for path in paths:
+        try:
+            docs = json_documents(path.read_text())
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            continue
+        found += [d for d in docs if is_reference_bundle(d)]
+    return found

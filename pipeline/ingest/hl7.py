@@ -32,6 +32,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException, ValidationError
 from hl7apy.parser import parse_field, parse_message, parse_segment
 
+from pipeline.ingest.directory import BillingProviders
 from processors.ids import stable_id
 from processors.npi import is_valid_npi
 from processors.refdata import PayerProfile, shipped_payers
@@ -947,20 +948,42 @@ def _resubscribe(coverage: Any, patient: Record) -> Any:
     return {**coverage, "subscriber": patient}
 
 
+def _billing_provider(
+    message: Message, pv1: Segment | None, billing: BillingProviders, errors: _Errors
+) -> Record | None:
+    """The directory's provider for MSH-4 or PV1-3.4, else the feed's; an error when neither."""
+    facility = message.sending_facility
+    place = pv1.component(3, 4) if pv1 is not None else ""
+    keys = [f"MSH-4|{facility}"] + ([f"PV1-3|{place}"] if place else [])
+    found = billing.find(keys) or (dict(billing.given) if billing.given else None)
+    if found is None:
+        errors.append(
+            Hl7Error(
+                UNKNOWN_KEY_IDENTIFIER,
+                f"MSH-4 (sending facility) {facility!r} names no billing provider: "
+                f"{billing.where_to_add()} (identifier MSH-4|{facility})",
+                "MSH",
+            )
+        )
+    return found
+
+
 def map_dft(
     message_text: str,
     store: Store,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
 ) -> MappedMessage:
     """The EncounterEvent of one DFT^P03, or the errors that keep it from being billed.
 
-    *billing_provider* is the practice's billing provider (a claims.Provider record): the
-    message does not name it. *received_at* (timezone-aware) is when the charges were
-    released for billing. Coverage comes from the message's IN1 segments when it has any,
-    else from the patient's registration in *store*.
+    *billing* gives the billing provider: the provider directory's entry for the
+    sending facility (MSH-4) or the visit's facility (PV1-3.4), else the provider
+    given for the feed; the message is refused when neither names one. *received_at*
+    (timezone-aware) is when the charges were released for billing. Coverage comes from
+    the message's IN1 segments when it has any, else from the patient's registration in
+    *store*.
     """
     try:
         parsed = read_message(message_text)
@@ -970,7 +993,7 @@ def map_dft(
     return _map_dft(
         parsed,
         store,
-        billing_provider,
+        billing,
         received_at,
         payers if payers is not None else shipped_payers(),
     )
@@ -979,7 +1002,7 @@ def map_dft(
 def _map_dft(
     message: Message,
     store: Store,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime,
     payers: Mapping[str, PayerProfile],
 ) -> MappedMessage:
@@ -1014,6 +1037,7 @@ def _map_dft(
         )
     service_date = _service_date(ft1s, errors)
     rendering, referring = _clinicians(ft1s, pv1, errors)
+    billing_provider = _billing_provider(message, pv1, billing, errors)
 
     coverage: Record | None = None
     others: list[Record] = []
@@ -1035,7 +1059,14 @@ def _map_dft(
                     "PID-3 (patient identifier) has no registration on file (ADT A04) "
                     "and the message carries no IN1 segment",
                 )
-    if errors or patient is None or place is None or service_date is None or rendering is None:
+    if (
+        errors
+        or patient is None
+        or place is None
+        or service_date is None
+        or rendering is None
+        or billing_provider is None
+    ):
         return MappedMessage(None, list(errors))
 
     primary_in1 = next((s for s in sorted(message.all("IN1"), key=_set_id)), None)
@@ -1157,7 +1188,7 @@ def _check_header(message: Message, triggers: Sequence[str], message_type: str) 
 def map_message(
     text: str,
     store: Store,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -1188,7 +1219,7 @@ def map_message(
             rejected.errors,
             received_at,
         )
-    mapped = _map_dft(message, store, billing_provider, received_at, profiles)
+    mapped = _map_dft(message, store, billing, received_at, profiles)
     if mapped.event is None:
         return _outcome(
             text, message, [], store, _ack_code(mapped.errors), mapped.errors, received_at
@@ -1227,7 +1258,7 @@ def _outcome(
 
 def map_stream(
     data: str | bytes,
-    billing_provider: Record,
+    billing: BillingProviders,
     received_at: datetime,
     *,
     store: Store | None = None,
@@ -1240,7 +1271,7 @@ def map_stream(
     """
     current: Store = dict(store or {})
     for text in split_messages(data):
-        outcome = map_message(text, current, billing_provider, received_at, payers=payers)
+        outcome = map_message(text, current, billing, received_at, payers=payers)
         current = outcome.store
         yield outcome
 

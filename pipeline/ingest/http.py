@@ -45,6 +45,7 @@ from pipeline.config import (
     DEFAULT_MAX_RECORD_BYTES,
     Settings,
 )
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.kafka.codec import codec_for
 from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
@@ -153,7 +154,7 @@ def _refused(raw: bytes, error: str, error_type: ErrorType, limits: Limits) -> A
 
 def read_bundle(
     raw: bytes,
-    billing_provider: Record,
+    billing: BillingProviders,
     limits: Limits,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -196,7 +197,7 @@ def read_bundle(
             ),
         )
     try:
-        return _map(raw, bundle, billing_provider, limits, payers)
+        return _map(raw, bundle, billing, limits, payers)
     except BundleError as exc:
         return _refused(raw, str(exc), ErrorType.VALIDATION, limits)
     except Exception as exc:  # bad input must never become a 500
@@ -218,11 +219,11 @@ def read_bundle(
 def _map(
     raw: bytes,
     bundle: Any,
-    billing_provider: Record,
+    billing: BillingProviders,
     limits: Limits,
     payers: Mapping[str, PayerProfile] | None,
 ) -> Answer:
-    mapped = map_bundle(bundle, billing_provider, source="fhir-http", payers=payers)
+    mapped = map_bundle(bundle, billing, source="fhir-http", payers=payers)
     dead = [
         _dead_letter(
             raw,
@@ -301,7 +302,7 @@ def _too_large(limits: Limits) -> web.Response:
 
 def build_web_app(
     publish: Publish,
-    billing_provider: Record,
+    billing: BillingProviders,
     limits: Limits | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -334,9 +335,7 @@ def build_web_app(
         except web.HTTPRequestEntityTooLarge:
             return _too_large(limits)
         async with gate:
-            answer = await asyncio.to_thread(
-                read_bundle, raw, billing_provider, limits, payers=payers
-            )
+            answer = await asyncio.to_thread(read_bundle, raw, billing, limits, payers=payers)
         if answer.events or answer.dead_letters:
             try:
                 await asyncio.wait_for(

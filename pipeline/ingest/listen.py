@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.sink import IngestSink
 from processors.contracts.vocab import ErrorType
 from processors.refdata import PayerProfile
@@ -32,12 +33,12 @@ class Hl7Handler:
     def __init__(
         self,
         sink: IngestSink,
-        billing_provider: Record,
+        billing: BillingProviders,
         *,
         payers: Mapping[str, PayerProfile] | None = None,
     ) -> None:
         self.sink = sink
-        self.billing_provider = billing_provider
+        self.billing = billing
         self.payers = payers
         self.store: dict[str, Any] = {}
         self.received = 0
@@ -46,9 +47,7 @@ class Hl7Handler:
         from pipeline.ingest.hl7 import map_message  # noqa: PLC0415
 
         self.received += 1
-        outcome = map_message(
-            text, self.store, self.billing_provider, datetime.now(UTC), payers=self.payers
-        )
+        outcome = map_message(text, self.store, self.billing, datetime.now(UTC), payers=self.payers)
         self.store = outcome.store
         if outcome.errors:
             self.sink.dead_letter(
@@ -69,12 +68,12 @@ class Hl7Handler:
         self.sink.producer.flush(timeout=30)
 
 
-def run_mllp(settings: Settings, host: str, port: int, billing_provider: Record) -> int:
+def run_mllp(settings: Settings, host: str, port: int, billing: BillingProviders) -> int:
     """Serve MLLP on *host*:*port* until interrupted."""
     from pipeline.ingest.mllp import serve_mllp  # noqa: PLC0415
 
     with IngestSink(settings) as sink:
-        handler = Hl7Handler(sink, billing_provider, payers=settings.refdata().payers)
+        handler = Hl7Handler(sink, billing, payers=settings.refdata().payers)
         print(
             f"listening for HL7 v2 over MLLP on {host}:{port} (Ctrl-C to stop)",
             file=sys.stderr,

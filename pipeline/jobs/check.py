@@ -10,10 +10,13 @@ the resource or segment and field at fault.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from pipeline.ingest.practice import PRACTICE_NPI
 from pipeline.runtime.dryrun import Failure, InProcessPipeline
 from pipeline.views.outcomes import jsonable
 from processors.contracts.remittance import denies_money
@@ -237,3 +240,74 @@ def write_check_json(result: CheckResult, out: TextIO) -> None:
         out.write(json.dumps({"mapping_problem": p}) + "\n")
     for r in result.reports:
         out.write(json.dumps(jsonable(r.as_json()), sort_keys=True) + "\n")
+
+
+# Element paths and resource ids vary per encounter; a reason is counted without them.
+_RESOURCE_ID = re.compile(r"\b([A-Z][A-Za-z]+)/[A-Za-z0-9\-]+")
+_DISPLAY = re.compile(r"\.serviceProvider \([^)]*\)")
+
+
+def reason_of(issue: str) -> str:
+    """A mapping problem as a reason to count: resource ids and names taken out."""
+    text = _RESOURCE_ID.sub(r"\1", issue)
+    text = _DISPLAY.sub(".serviceProvider", text)
+    return text[:200]
+
+
+def summarize_check(result: CheckResult) -> Record:
+    """Encounters seen, billed automatically, sent to a person (by reason), refused (by reason).
+
+    Billed automatically: a claim went out and nothing was held. Sent to a
+    person: a coding or scrubber hold (by edit). Refused: the feed's data could
+    not be mapped (by reason, ids removed). Also the claims billed under the
+    demonstration practice, which a real feed must never be.
+    """
+    held: Counter[str] = Counter()
+    refused: Counter[str] = Counter(reason_of(p["issue"]) for p in result.problems)
+    billed = demo = dead = 0
+    for r in result.reports:
+        holds = [i for i in r.rework if i["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD)]
+        for item in holds:
+            edits = ",".join(sorted({x["code"] for x in item["reasons"]})) or item["category"]
+            held[f"{item['kind']} {edits}"] += 1
+        if r.failures:
+            dead += 1
+        elif r.claims and not holds:
+            billed += 1
+        demo += sum(1 for c in r.claims if c["billing_provider"]["npi"] == PRACTICE_NPI)
+    seen = len(result.reports) + len(result.problems)
+    return {
+        "encounters_seen": seen,
+        "billed_automatically": billed,
+        "sent_to_a_person": sum(
+            1
+            for r in result.reports
+            if any(i["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD) for i in r.rework)
+        ),
+        "sent_to_a_person_by_reason": dict(held.most_common()),
+        "refused": len(result.problems),
+        "refused_by_reason": dict(refused.most_common()),
+        "dead_letters": dead,
+        "claims_billed_as_the_demonstration_practice": demo,
+    }
+
+
+def print_summary(summary: Record, out: TextIO) -> None:
+    """The summary of a dry run as text."""
+    seen = summary["encounters_seen"] or 1
+    print(f"encounters seen: {summary['encounters_seen']}", file=out)
+    for name, label in (
+        ("billed_automatically", "billed automatically"),
+        ("sent_to_a_person", "sent to a coder or biller"),
+        ("refused", "refused"),
+        ("dead_letters", "dead-lettered by a stage"),
+    ):
+        n = summary[name]
+        print(f"  {label}: {n} ({100 * n / seen:.1f}%)", file=out)
+        for reason, count in (summary.get(f"{name}_by_reason") or {}).items():
+            print(f"    {count:6d}  {reason}", file=out)
+    print(
+        "claims billed as the demonstration practice: "
+        f"{summary['claims_billed_as_the_demonstration_practice']}",
+        file=out,
+    )

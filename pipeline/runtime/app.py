@@ -212,8 +212,8 @@ def _register_http(app: faust.App, settings: Settings) -> None:
     """Serve ``POST /fhir`` on the worker, publishing through the app's producer."""
     from aiohttp import web  # noqa: PLC0415
 
+    from pipeline.ingest.directory import billing_for  # noqa: PLC0415
     from pipeline.ingest.http import Limits, build_web_app  # noqa: PLC0415
-    from pipeline.ingest.practice import practice_record  # noqa: PLC0415
     from processors.contracts.topics import DEAD_LETTER, EHR_ENCOUNTERS  # noqa: PLC0415
 
     events_topic = EHR_ENCOUNTERS.full_name(settings.topic_prefix)
@@ -231,7 +231,7 @@ def _register_http(app: faust.App, settings: Settings) -> None:
     async def serve_fhir() -> None:
         limits = Limits.from_settings(settings)
         runner = web.AppRunner(
-            build_web_app(publish, practice_record(), limits, payers=settings.refdata().payers)
+            build_web_app(publish, billing_for(settings), limits, payers=settings.refdata().payers)
         )
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()

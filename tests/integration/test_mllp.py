@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.config import Settings, to_env
 from pipeline.ingest import mllp
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.hl7 import Store, map_message
 from pipeline.ingest.mllp import END_BLOCK, START_BLOCK, send_mllp, serve_mllp
 from pipeline.kafka.readers import read_topic
@@ -28,6 +29,7 @@ from tests.waiting import wait_until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 PRACTICE = encounter()["billing_provider"]
+FEED = BillingProviders(given=PRACTICE)
 HOST = "127.0.0.1"
 DEADLINE_SECONDS = 10.0
 
@@ -51,7 +53,7 @@ class Pipeline:
         self.events: list[dict[str, object]] = []
 
     def __call__(self, text: str) -> str:
-        outcome = map_message(text, self.store, PRACTICE, datetime(2026, 3, 6, tzinfo=UTC))
+        outcome = map_message(text, self.store, FEED, datetime(2026, 3, 6, tzinfo=UTC))
         self.store = outcome.store
         self.events += outcome.events
         return outcome.ack

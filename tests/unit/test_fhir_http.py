@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pipeline.ingest import http
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.fhir import map_bundle
 from pipeline.ingest.http import Limits, build_web_app, nested_deeper_than, read_bundle
 from pipeline.ingest.practice import practice_record
@@ -26,6 +27,7 @@ from tests.fhir_bundles import FIXTURES
 
 Record = dict[str, Any]
 PRACTICE = practice_record()
+FEED = BillingProviders(given=PRACTICE)
 FHIR_JSON = "application/fhir+json"
 DEAD = codec_for(DEAD_LETTER.value_schema)
 EVENTS = codec_for(EHR_ENCOUNTERS.value_schema)
@@ -71,7 +73,7 @@ def post(
     broker: Callable[[list[tuple[bytes, bytes]], list[bytes]], Awaitable[None]] | None = None,
 ) -> Answer:
     """POST *body* to a fresh app publishing to *broker*; (status, headers, JSON answer)."""
-    app = build_web_app(broker or Broker(), PRACTICE, limits)
+    app = build_web_app(broker or Broker(), FEED, limits)
     return asyncio.run(_post(app, body, content_type))
 
 
@@ -140,7 +142,7 @@ class TestAccepted:
             await released.wait()
 
         async def scenario() -> tuple[bool, int]:
-            app = build_web_app(slow, PRACTICE)
+            app = build_web_app(slow, FEED)
             request = asyncio.create_task(_post(app, OFFICE_VISIT))
             await asyncio.wait_for(called.wait(), DEADLINE_S)
             await asyncio.sleep(0)  # the handler is parked on publish, not finishing
@@ -196,7 +198,7 @@ class TestRefusedAtTheDoor:
             for start in range(0, len(OFFICE_VISIT), 500):
                 yield OFFICE_VISIT[start : start + 500]
 
-        app = build_web_app(broker, PRACTICE, Limits(max_bytes=1024))
+        app = build_web_app(broker, FEED, Limits(max_bytes=1024))
         status, _, answer = asyncio.run(_post(app, chunks))
         assert status == 413
         assert answer["resourceType"] == "OperationOutcome"
@@ -313,7 +315,7 @@ class TestBadInput:
             bundle = copy.deepcopy(rng.choice([fb.office_visit(), fb.awkward()]))
             for _ in range(rng.randint(1, 4)):
                 mutate(bundle)
-            answer = read_bundle(json.dumps(bundle).encode(), PRACTICE, Limits())
+            answer = read_bundle(json.dumps(bundle).encode(), FEED, Limits())
             statuses.add(answer.status)
             assert answer.status in (202, 400)
             assert answer.status == 202 or answer.dead_letters
@@ -349,9 +351,7 @@ class TestRecordSizeLimit:
         """An encounter whose event exceeds max_record_bytes is named in the outcome (too-long)
         and dead-lettered OVERSIZE; the small one is sent."""
         bundle = visits(2, procedures=[400, 2])
-        sizes = {
-            e["encounter_id"]: len(EVENTS.encode(e)) for e in map_bundle(bundle, PRACTICE).events
-        }
+        sizes = {e["encounter_id"]: len(EVENTS.encode(e)) for e in map_bundle(bundle, FEED).events}
         assert sizes["V-E0"] > 2000 > sizes["V-E1"]
         broker = Broker()
         body = json.dumps(bundle).encode()
@@ -435,7 +435,7 @@ class TestEventLoop:
 
             task = asyncio.create_task(ticker())
             started = time.monotonic()
-            status, _, answer = await _post(build_web_app(Broker(), PRACTICE), body)
+            status, _, answer = await _post(build_web_app(Broker(), FEED), body)
             took = time.monotonic() - started
             done.set()
             await task
@@ -470,6 +470,6 @@ class TestEventLoop:
         encounter)."""
         bundle = visits(4000)
         started = time.monotonic()
-        mapped = map_bundle(bundle, PRACTICE)
+        mapped = map_bundle(bundle, FEED)
         assert len(mapped.events) == 4000
         assert time.monotonic() - started < 5

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.ingest.directory import BillingProviders
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.ingest.files import fhir_events
 from pipeline.ingest.practice import practice_record
@@ -21,6 +22,7 @@ from tests.fhir_bundles import FIXTURES
 
 REFDATA = load_refdata()
 PRACTICE = practice_record()
+FEED = BillingProviders(given=PRACTICE)
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def test_fixtures_are_valid_fhir() -> None:
 class TestMapping:
     def test_office_visit_maps_to_one_encounter_event(self) -> None:
         """Patient, coverages by order, ranked diagnoses, CPT lines pointing at their reasons."""
-        mapped = map_bundle(fixture("office-visit.json"), PRACTICE)
+        mapped = map_bundle(fixture("office-visit.json"), FEED)
         assert mapped.issues == []
         (event,) = mapped.events
         assert event["encounter_id"] == "V-ENC1"
@@ -72,15 +74,15 @@ class TestMapping:
 
     def test_event_encodes_and_codes_cleanly(self) -> None:
         """The mapped event is a valid EncounterEvent that passes the coding edits."""
-        (event,) = map_bundle(fixture("office-visit.json"), PRACTICE).events
+        (event,) = map_bundle(fixture("office-visit.json"), FEED).events
         codec = codec_for("claims.EncounterEvent")
         assert codec.decode(codec.encode(event)) == event
         assert not code_encounter(event, REFDATA).held
 
     def test_same_bundle_twice_gives_the_same_ids(self) -> None:
         """Ids depend on the bundle, not on when it arrives."""
-        first = map_bundle(fixture("office-visit.json"), PRACTICE).events[0]
-        again = map_bundle(copy.deepcopy(fixture("office-visit.json")), PRACTICE).events[0]
+        first = map_bundle(fixture("office-visit.json"), FEED).events[0]
+        again = map_bundle(copy.deepcopy(fixture("office-visit.json")), FEED).events[0]
         assert (first["event_id"], first["encounter_id"]) == (
             again["event_id"],
             again["encounter_id"],
@@ -88,7 +90,7 @@ class TestMapping:
 
     def test_modifiers_units_hcpcs_and_referrer_are_read(self) -> None:
         """RT and 25 from extensions, 4 units of J3301 (HCPCS), the referring practitioner."""
-        mapped = map_bundle(fixture("awkward.json"), PRACTICE)
+        mapped = map_bundle(fixture("awkward.json"), FEED)
         event = next(e for e in mapped.events if e["encounter_id"] == "V-ENC3")
         assert [(p["code"], p["modifiers"], p["units"]) for p in event["procedures"]] == [
             ("99213", ["25"], 1),
@@ -99,7 +101,7 @@ class TestMapping:
 
     def test_a_bad_encounter_is_reported_and_the_good_one_still_maps(self) -> None:
         """The ICD-9 diagnosis is named in the OperationOutcome; the other encounter maps."""
-        mapped = map_bundle(fixture("awkward.json"), PRACTICE)
+        mapped = map_bundle(fixture("awkward.json"), FEED)
         assert [e["encounter_id"] for e in mapped.events] == ["V-ENC3"]
         (issue,) = mapped.issues
         assert issue["expression"] == ["Condition/c5.code"]
@@ -113,7 +115,7 @@ class TestMapping:
         for entry in bundle["entry"]:
             if entry["resource"]["id"] == "c5":
                 entry["resource"]["code"]["coding"] = [{"system": fhir_bundles.ICD, "code": "I10"}]
-        mapped = map_bundle(bundle, PRACTICE)
+        mapped = map_bundle(bundle, FEED)
         (issue,) = mapped.issues
         assert issue["expression"] == ["Practitioner/dr3.identifier"]
         assert "NPI" in issue["diagnostics"]
@@ -124,13 +126,13 @@ class TestMapping:
         for entry in bundle["entry"]:
             if entry["resource"]["resourceType"] == "Patient":
                 del entry["resource"]["birthDate"]
-        (issue,) = map_bundle(bundle, PRACTICE).issues
+        (issue,) = map_bundle(bundle, FEED).issues
         assert issue["expression"] == ["Patient/MRN1001.birthDate"]
         assert "Rivera" not in json.dumps(issue)
 
     def test_snomed_condition_maps_through_the_shipped_table(self) -> None:
         """Essential hypertension (38341003) in SNOMED CT is billed as I10 for an adult."""
-        mapped = map_bundle(fixture("snomed-problem-list.json"), PRACTICE)
+        mapped = map_bundle(fixture("snomed-problem-list.json"), FEED)
         assert mapped.issues == []
         assert mapped.events[0]["diagnoses"] == ["I10"]
 
@@ -145,7 +147,7 @@ class TestMapping:
         for entry in bundle["entry"]:
             if entry["resource"]["resourceType"] == "Condition":
                 entry["resource"]["code"]["coding"][0]["code"] = "44054006"
-        (issue,) = map_bundle(bundle, PRACTICE).issues
+        (issue,) = map_bundle(bundle, FEED).issues
         assert "add an ICD-10-CM coding" in issue["diagnostics"]
 
     def test_every_snomed_map_target_is_billable_in_fy2026(self) -> None:
@@ -157,13 +159,13 @@ class TestMapping:
     def test_not_a_bundle_is_refused(self) -> None:
         """A Patient resource on its own is not a Bundle."""
         with pytest.raises(BundleError, match="not a FHIR Bundle"):
-            map_bundle({"resourceType": "Patient"}, PRACTICE)
+            map_bundle({"resourceType": "Patient"}, FEED)
 
 
 class TestDryRun:
     def test_check_reports_findings_claim_answer_and_routing(self) -> None:
         """The dry run of the fixtures: one clean claim paid, one held or denied with a route."""
-        events, problems = fhir_events(sorted(FIXTURES.glob("*.json")), PRACTICE)
+        events, problems = fhir_events(sorted(FIXTURES.glob("*.json")), FEED)
         result = run_check(events, REFDATA, seed=2026)
         assert {p["source"] for p in problems} >= {"awkward.json#1"}
         by_id = {r.encounter_id: r for r in result.reports}
@@ -181,7 +183,7 @@ class TestDryRun:
         """--json writes one line per encounter, without patient names."""
         import sys
 
-        events, problems = fhir_events([FIXTURES / "office-visit.json"], PRACTICE)
+        events, problems = fhir_events([FIXTURES / "office-visit.json"], FEED)
         result = run_check(events, REFDATA, seed=2026)
         result.problems = problems
         write_check_json(result, sys.stdout)

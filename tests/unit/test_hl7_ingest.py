@@ -9,6 +9,7 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from pipeline.ingest.directory import BillingProviders, load_directory
 from pipeline.ingest.hl7 import (
     Outcome,
     Store,
@@ -27,6 +28,7 @@ from tests.builders import encounter
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 AT = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)
 PRACTICE = encounter()["billing_provider"]
+FEED = BillingProviders(given=PRACTICE)
 # Every value in the fixtures that is protected health information.
 PHI = (
     "TESTPATIENT",
@@ -59,7 +61,7 @@ def fixture(name: str) -> str:
 
 def handled(name: str, store: Store | None = None, text: str | None = None) -> Outcome:
     """The outcome of the fixture *name* (or *text*), given the registrations in *store*."""
-    return map_message(text if text is not None else fixture(name), store or {}, PRACTICE, AT)
+    return map_message(text if text is not None else fixture(name), store or {}, FEED, AT)
 
 
 def registered() -> Store:
@@ -202,7 +204,7 @@ class TestCharges:
         """The event id depends on MSH-4 and MSH-10 only, not on when it arrived."""
         first = handled("dft_p03_office_visit.hl7").events[0]
         again = map_message(
-            fixture("dft_p03_office_visit.hl7"), {}, PRACTICE, datetime(2026, 4, 1, tzinfo=UTC)
+            fixture("dft_p03_office_visit.hl7"), {}, FEED, datetime(2026, 4, 1, tzinfo=UTC)
         ).events[0]
         resent = handled(
             "", text=fixture("dft_p03_office_visit.hl7").replace("CHG-1001", "CHG-1001R")
@@ -221,8 +223,8 @@ class TestCharges:
 
     def test_map_dft_gives_the_event_or_the_errors(self) -> None:
         """map_dft is the DFT mapping on its own: an event, or None and the errors."""
-        good = map_dft(fixture("dft_p03_office_visit.hl7"), {}, PRACTICE, AT)
-        bad = map_dft(fixture("dft_p03_unknown_payer.hl7"), {}, PRACTICE, AT)
+        good = map_dft(fixture("dft_p03_office_visit.hl7"), {}, FEED, AT)
+        bad = map_dft(fixture("dft_p03_unknown_payer.hl7"), {}, FEED, AT)
         assert good.event is not None
         assert good.errors == []
         assert bad.event is None
@@ -408,7 +410,7 @@ class TestSplitting:
     def test_a_stream_carries_registrations_on_to_later_charges(self) -> None:
         """map_stream applies the A04 before the DFT that relies on it."""
         data = fixture("adt_a04_two_insurances.hl7") + fixture("dft_p03_registered_patient.hl7")
-        outcomes = list(map_stream(data, PRACTICE, AT))
+        outcomes = list(map_stream(data, FEED, AT))
         assert [o.ack_code for o in outcomes] == ["AA", "AA"]
         assert outcomes[1].events[0]["coverage"]["payer_id"] == "PPO-SIM"
         assert outcomes[1].text.startswith("MSH|")
@@ -422,3 +424,22 @@ def test_message_time_reads_msh7_with_its_offset() -> None:
     shifted = text.replace("20260303170000", "20260303120000-0500", 1)
     assert message_time(read_message(shifted)) == datetime(2026, 3, 3, 17, 0, tzinfo=UTC)
     assert message_time(read_message(text.replace("20260303170000", "SOON", 1))) is None
+
+
+class TestBillingProvider:
+    def test_a_sending_facility_with_no_billing_provider_is_refused(self) -> None:
+        """No directory entry for MSH-4 and none given for the feed: refused, never defaulted."""
+        outcome = map_message(fixture("dft_p03_office_visit.hl7"), {}, BillingProviders(), AT)
+        assert outcome.events == []
+        assert any(
+            "MSH-4 (sending facility) 'SPRINGFIELD_FM' names no billing provider" in e
+            and "CLAIMS_PROVIDER_DIRECTORY" in e
+            for e in outcome.errors
+        )
+
+    def test_the_directory_entry_of_the_sending_facility_bills(self) -> None:
+        billing = load_directory(Path(__file__).parent.parent / "fixtures" / "providers.json")
+        outcome = map_message(fixture("dft_p03_office_visit.hl7"), {}, billing, AT)
+        (event,) = outcome.events
+        assert event["billing_provider"]["npi"] == "1432765893"
+        assert event["billing_provider"]["address"]["postal_code"] == "627011234"

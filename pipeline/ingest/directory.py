@@ -1,0 +1,170 @@
+"""Who bills an encounter: the provider directory an integrator keeps, and nothing made up.
+
+An encounter's billing provider comes from the feed (a FHIR serviceProvider
+with an NPI), else from the **provider directory** (``CLAIMS_PROVIDER_DIRECTORY``,
+a JSON file), else from a provider given for the whole feed
+(``--billing-provider``). When none gives one the encounter is refused, naming
+what was looked up: a claim is never billed under a provider the feed did not
+name.
+
+It may also list practitioners (``"practitioners"``: identifiers, npi, name,
+first_name, taxonomy), for a feed whose practitioner ids are not NPIs.
+
+The directory file::
+
+    {"organizations": [
+      {"identifiers": ["https://example.org/org-ids|north-clinic", "MSH-4|NORTHCLINIC"],
+       "name": "North Clinic", "npi": "1234567893", "tin": "123456789",
+       "taxonomy": "261QP2300X",
+       "address": {"line1": "1 Main St", "line2": null, "city": "Columbus",
+                   "state": "OH", "postal_code": "432150001"}}]}
+
+An identifier is ``system|value`` as a FHIR Organization carries it (or as a
+conditional reference ``Organization?identifier=system|value`` names it), or
+``MSH-4|<sending facility>`` and ``PV1-3|<facility>`` for HL7 v2 feeds. The
+NPI is checked (its check digit), the tax id must be 9 digits and the ZIP code
+9 digits (the 837P needs ZIP+4 for the billing provider).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from processors.npi import is_valid_npi
+
+Record = dict[str, Any]
+
+
+class DirectoryError(ValueError):
+    """The provider directory file cannot be used; the message names the entry and field."""
+
+
+@dataclass(frozen=True)
+class BillingProviders:
+    """Where billing providers come from for one feed: the directory, and one given provider."""
+
+    by_identifier: Mapping[str, Record] = field(default_factory=dict)
+    given: Record | None = None
+    source: str = ""  # the directory file, named in refusals
+    practitioners: Mapping[str, Record] = field(default_factory=dict)
+
+    def find_practitioner(self, identifiers: Iterable[str]) -> Record | None:
+        """The directory's rendering or referring provider for one of *identifiers*."""
+        for ident in identifiers:
+            found = self.practitioners.get(ident)
+            if found is not None:
+                return dict(found)
+        return None
+
+    def find(self, identifiers: Iterable[str]) -> Record | None:
+        """The directory's billing provider for the first of *identifiers* it holds."""
+        for ident in identifiers:
+            found = self.by_identifier.get(ident)
+            if found is not None:
+                return dict(found)
+        return None
+
+    def where_to_add(self) -> str:
+        """How to give a billing provider, for a refusal's message."""
+        if self.source:
+            return f"add it to the provider directory {self.source}"
+        return (
+            "set CLAIMS_PROVIDER_DIRECTORY to a provider directory file that lists it "
+            "(README, Provider directory), or give one with --billing-provider"
+        )
+
+    def with_given(self, given: Record | None) -> BillingProviders:
+        """The same directory, with *given* as the provider of the whole feed."""
+        return BillingProviders(self.by_identifier, given, self.source, self.practitioners)
+
+
+def billing_for(settings: Settings, given: Record | None = None) -> BillingProviders:
+    """The settings' provider directory (``CLAIMS_PROVIDER_DIRECTORY``), with *given*."""
+    return load_directory(settings.provider_directory).with_given(given)
+
+
+def load_directory(path: Path | None) -> BillingProviders:
+    """The provider directory in *path* (an empty one when *path* is None)."""
+    if path is None:
+        return BillingProviders()
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DirectoryError(f"provider directory {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise DirectoryError(f"provider directory {path} is not JSON: {exc.msg}") from exc
+    entries = doc.get("organizations") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise DirectoryError(f"provider directory {path}: no 'organizations' list")
+    by_identifier: dict[str, Record] = {}
+    for n, entry in enumerate(entries, start=1):
+        provider = provider_record(entry, f"{path.name} organization {n}")
+        for ident in entry.get("identifiers") or []:
+            by_identifier[str(ident)] = provider
+        by_identifier[f"npi|{provider['npi']}"] = provider
+    practitioners: dict[str, Record] = {}
+    for n, entry in enumerate(doc.get("practitioners") or [], start=1):
+        person = practitioner_record(entry, f"{path.name} practitioner {n}")
+        for ident in entry.get("identifiers") or []:
+            practitioners[str(ident)] = person
+    return BillingProviders(by_identifier, None, str(path), practitioners)
+
+
+def practitioner_record(entry: Any, where: str) -> Record:
+    """A claims.Provider (a person who renders or refers) from one directory entry."""
+    if not isinstance(entry, dict):
+        raise DirectoryError(f"{where} is not an object")
+    npi = str(entry.get("npi") or "")
+    if not is_valid_npi(npi):
+        raise DirectoryError(f"{where}: npi {npi!r} is not a valid NPI (10 digits, check digit)")
+    if not entry.get("name"):
+        raise DirectoryError(f"{where}: no (family) name")
+    return {
+        "npi": npi,
+        "entity_type": "1",
+        "name": str(entry["name"]),
+        "first_name": entry.get("first_name"),
+        "taxonomy": entry.get("taxonomy"),
+        "tin": None,
+        "address": None,
+    }
+
+
+def provider_record(entry: Any, where: str) -> Record:
+    """A claims.Provider (an organization that bills) from one directory entry."""
+    if not isinstance(entry, dict):
+        raise DirectoryError(f"{where} is not an object")
+    npi = str(entry.get("npi") or "")
+    if not is_valid_npi(npi):
+        raise DirectoryError(f"{where}: npi {npi!r} is not a valid NPI (10 digits, check digit)")
+    tin = str(entry.get("tin") or "")
+    if not (len(tin) == 9 and tin.isdigit()):
+        raise DirectoryError(f"{where}: tin {tin!r} must be the 9-digit tax id")
+    if not entry.get("name"):
+        raise DirectoryError(f"{where}: no name")
+    address = entry.get("address")
+    if not isinstance(address, dict) or not address.get("line1") or not address.get("city"):
+        raise DirectoryError(f"{where}: address needs line1, city, state and postal_code")
+    postal = str(address.get("postal_code") or "").replace("-", "")
+    if not (len(postal) == 9 and postal.isdigit()):
+        raise DirectoryError(f"{where}: postal_code {postal!r} must be the 9-digit ZIP+4")
+    return {
+        "npi": npi,
+        "entity_type": "2",
+        "name": str(entry["name"]),
+        "first_name": None,
+        "taxonomy": entry.get("taxonomy"),
+        "tin": tin,
+        "address": {
+            "line1": str(address["line1"]),
+            "line2": address.get("line2"),
+            "city": str(address["city"]),
+            "state": str(address.get("state") or ""),
+            "postal_code": postal,
+        },
+    }

@@ -1,0 +1,297 @@
+"""FHIR R4 / US Core forms the mapper must accept, and billing providers never made up.
+
+Hand-written bundles in the forms real feeds use (Synthea, US Core): untyped
+participants, conditional references resolved in the bundle or in the files
+sent with it, diagnoses from reasonCode and from a Claim, services from a
+Claim's items. The billing provider comes from the feed, the provider
+directory, or a provider given for the feed; otherwise the encounter is
+refused, naming what was looked up.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.ingest.directory import BillingProviders, DirectoryError, load_directory
+from pipeline.ingest.fhir import map_bundle
+from pipeline.ingest.practice import PRACTICE_NPI as DEMO_NPI
+from tests import fhir_bundles as fb
+from tests.builders import npi
+
+Record = dict[str, Any]
+NOBODY = BillingProviders()
+ORG_SYSTEM = "https://ehr.example.org/organizations"
+TAXONOMY = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+
+def directory(tmp_path: Path, **entry: Any) -> BillingProviders:
+    """A provider directory file with one organization (defaults: a valid clinic)."""
+    org = {
+        "identifiers": [f"{ORG_SYSTEM}|clinic-7"],
+        "name": "Clinic Seven",
+        "npi": npi("177000001"),
+        "tin": "371112222",
+        "taxonomy": "261QP2300X",
+        "address": {
+            "line1": "7 Elm St",
+            "line2": None,
+            "city": "Dayton",
+            "state": "OH",
+            "postal_code": "454020007",
+        },
+        **entry,
+    }
+    path = tmp_path / "providers.json"
+    path.write_text(json.dumps({"organizations": [org]}))
+    return load_directory(path)
+
+
+def visit(
+    *,
+    serviceprovider: Record | None = None,
+    organization: Record | None = None,
+    participants: list[Record] | None = None,
+    extra: list[Record] = (),  # type: ignore[assignment]
+    conditions: bool = True,
+    procedures: bool = True,
+) -> Record:
+    """The office visit of ``tests.fhir_bundles``, with the parts a test changes."""
+    enc = fb.encounter(diagnoses=("c1",) if conditions else ())
+    if serviceprovider is not None:
+        enc["serviceProvider"] = serviceprovider
+    if participants is not None:
+        enc["participant"] = participants
+    resources = [
+        fb.patient(),
+        fb.payer_org("PPO-SIM", "Commercial PPO (simulated)"),
+        fb.coverage("cov1", "PPO-SIM", "PPO123456789", 1),
+        organization if organization is not None else fb.practice(),
+        fb.practitioner("dr1", "Lindqvist", "Erik", fb.DOCTOR_NPI),
+        fb.practitioner("dr2", "Nguyen", "Thomas", npi("119274650")),
+        enc,
+    ]
+    if conditions:
+        resources.append(fb.condition("c1", "I10"))
+    if procedures:
+        resources.append(fb.procedure("p1", "99213", reasons=("c1",)))
+    return fb.bundle([*resources, *extra], "us-core-1")
+
+
+def untyped(practitioner: str) -> Record:
+    return {"individual": {"reference": f"urn:uuid:practitioner-{practitioner}"}}
+
+
+def clinic_without_npi() -> Record:
+    return {
+        "resourceType": "Organization",
+        "id": "clinic-7",
+        "identifier": [{"system": ORG_SYSTEM, "value": "clinic-7"}],
+        "name": "Clinic Seven",
+    }
+
+
+def issues_of(bundle: Record, billing: BillingProviders = NOBODY, **kw: Any) -> list[str]:
+    return [i["diagnostics"] for i in map_bundle(bundle, billing, **kw).issues]
+
+
+class TestParticipants:
+    def test_a_single_untyped_participant_renders(self) -> None:
+        (event,) = map_bundle(visit(participants=[untyped("dr2")]), NOBODY).events
+        assert event["rendering_provider"]["npi"] == npi("119274650")
+
+    def test_several_untyped_participants_are_refused_by_name(self) -> None:
+        (issue,) = issues_of(visit(participants=[untyped("dr1"), untyped("dr2")]))
+        assert "2 participants without a type" in issue
+
+    def test_a_typed_performer_wins_over_an_untyped_one(self) -> None:
+        typed = {
+            "type": [{"coding": [{"system": TAXONOMY, "code": "PPRF"}]}],
+            "individual": {"reference": "urn:uuid:practitioner-dr1"},
+        }
+        (event,) = map_bundle(visit(participants=[untyped("dr2"), typed]), NOBODY).events
+        assert event["rendering_provider"]["npi"] == fb.DOCTOR_NPI
+
+
+class TestConditionalReferences:
+    def test_an_organization_named_by_identifier_in_the_bundle_bills(self) -> None:
+        ref = {"reference": f"Organization?identifier={fb.NPI}|{fb.PRACTICE_NPI}"}
+        (event,) = map_bundle(visit(serviceprovider=ref), NOBODY).events
+        assert event["billing_provider"]["npi"] == fb.PRACTICE_NPI
+
+    def test_a_practitioner_in_a_file_sent_with_the_bundle_renders(self) -> None:
+        """Synthea's form: the Practitioner is only in practitionerInformation*.json."""
+        outside = fb.practitioner("dr9", "Haddad", "Rana", npi("127640395"))
+        side = fb.bundle([outside], "practitioners", bundle_type="batch")
+        ref = {"individual": {"reference": f"Practitioner?identifier={fb.NPI}|{npi('127640395')}"}}
+        bundle = visit(participants=[ref])
+        (alone,) = map_bundle(bundle, NOBODY).events  # unresolved: the procedure's performer
+        assert alone["rendering_provider"]["npi"] == fb.DOCTOR_NPI
+        (event,) = map_bundle(bundle, NOBODY, context=[side]).events
+        assert event["rendering_provider"]["npi"] == npi("127640395")
+
+
+class TestBillingProvider:
+    def test_an_organization_without_npi_and_no_directory_is_refused(self) -> None:
+        """Never billed as the demonstration practice: refused, and the reason says what to do."""
+        ref = {"reference": "urn:uuid:organization-clinic-7"}
+        mapped = map_bundle(visit(serviceprovider=ref, organization=clinic_without_npi()), NOBODY)
+        assert mapped.events == []
+        (issue,) = [i["diagnostics"] for i in mapped.issues]
+        assert "Clinic Seven" in issue
+        assert "has no NPI and is not in the provider directory" in issue
+        assert "CLAIMS_PROVIDER_DIRECTORY" in issue
+
+    def test_the_directory_gives_the_organization_its_billing_provider(
+        self, tmp_path: Path
+    ) -> None:
+        ref = {"reference": "urn:uuid:organization-clinic-7"}
+        bundle = visit(serviceprovider=ref, organization=clinic_without_npi())
+        (event,) = map_bundle(bundle, directory(tmp_path)).events
+        billing = event["billing_provider"]
+        assert billing["npi"] == npi("177000001")
+        assert billing["tin"] == "371112222"
+        assert billing["address"]["postal_code"] == "454020007"
+        assert billing["npi"] != DEMO_NPI
+
+    def test_a_conditional_reference_to_an_absent_organization_is_found_in_the_directory(
+        self, tmp_path: Path
+    ) -> None:
+        ref = {"reference": f"Organization?identifier={ORG_SYSTEM}|clinic-7"}
+        bundle = visit(serviceprovider=ref, organization=clinic_without_npi())
+        bundle["entry"] = [
+            e
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] != "Organization" or e["resource"]["id"] != "clinic-7"
+        ]
+        (event,) = map_bundle(bundle, directory(tmp_path)).events
+        assert event["billing_provider"]["name"] == "Clinic Seven"
+
+    def test_no_service_provider_needs_a_provider_given_for_the_feed(self) -> None:
+        bundle = visit()
+        for entry in bundle["entry"]:
+            entry["resource"].pop("serviceProvider", None)
+        (issue,) = issues_of(bundle)
+        assert "names no serviceProvider" in issue
+        given = {**fb.encounter(), "npi": fb.PRACTICE_NPI}
+        (event,) = map_bundle(bundle, BillingProviders(given=given)).events
+        assert event["billing_provider"]["npi"] == fb.PRACTICE_NPI
+
+    @pytest.mark.parametrize(
+        ("change", "says"),
+        [
+            ({"npi": "1234567890"}, "not a valid NPI"),
+            ({"tin": "12-345"}, "9-digit tax id"),
+            (
+                {
+                    "address": {
+                        "line1": "7 Elm St",
+                        "city": "Dayton",
+                        "state": "OH",
+                        "postal_code": "45402",
+                    }
+                },
+                r"9-digit ZIP\+4",
+            ),
+        ],
+    )
+    def test_a_directory_entry_that_cannot_bill_is_refused_when_loaded(
+        self, tmp_path: Path, change: Record, says: str
+    ) -> None:
+        with pytest.raises(DirectoryError, match=says):
+            directory(tmp_path, **change)
+
+
+class TestDiagnosesAndServices:
+    def test_a_reason_code_is_the_diagnosis_when_no_condition_is_linked(self) -> None:
+        bundle = visit(conditions=False)
+        enc = next(
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+        )
+        enc["reasonCode"] = [{"coding": [{"system": fb.ICD, "code": "J02.9"}]}]
+        (event,) = map_bundle(bundle, NOBODY).events
+        assert event["diagnoses"] == ["J029"]
+
+    def test_a_claim_for_the_encounter_gives_diagnoses_and_services(self) -> None:
+        claim = {
+            "resourceType": "Claim",
+            "id": "claim1",
+            "status": "active",
+            "use": "claim",
+            "patient": {"reference": "urn:uuid:patient-MRN1001"},
+            "diagnosis": [
+                {
+                    "sequence": 1,
+                    "diagnosisCodeableConcept": {"coding": [{"system": fb.ICD, "code": "M54.50"}]},
+                },
+            ],
+            "item": [
+                {
+                    "sequence": 1,
+                    "diagnosisSequence": [1],
+                    "productOrService": {"coding": [{"system": fb.CPT, "code": "99213"}]},
+                    "encounter": [{"reference": "urn:uuid:encounter-enc1"}],
+                },
+                {
+                    "sequence": 2,
+                    "productOrService": {"coding": [{"system": fb.SNOMED, "code": "185347001"}]},
+                },
+            ],
+        }
+        bundle = visit(conditions=False, procedures=False, extra=[claim])
+        (event,) = map_bundle(bundle, NOBODY).events
+        assert event["diagnoses"] == ["M5450"]
+        assert [p["code"] for p in event["procedures"]] == ["99213"]
+
+    def test_no_billable_service_names_what_the_claim_carried(self) -> None:
+        claim = {
+            "resourceType": "Claim",
+            "id": "claim2",
+            "item": [
+                {
+                    "sequence": 1,
+                    "productOrService": {"coding": [{"system": fb.SNOMED, "code": "185349003"}]},
+                    "encounter": [{"reference": "urn:uuid:encounter-enc1"}],
+                }
+            ],
+        }
+        (issue,) = issues_of(visit(procedures=False, extra=[copy.deepcopy(claim)]))
+        assert "has no billable service" in issue
+        assert "sct 185349003" in issue
+
+
+class TestSyntheaDirectory:
+    def test_an_organization_gets_a_billing_entry_that_loads_and_is_stable(
+        self, tmp_path: Path
+    ) -> None:
+        from pipeline.ingest.synthea import directory_entry, write_directory
+
+        org = {
+            "resourceType": "Organization",
+            "id": "74ab949d",
+            "identifier": [
+                {"system": "https://github.com/synthetichealth/synthea", "value": "74ab949d"}
+            ],
+            "name": "Fitchburg Outpatient Clinic",
+            "address": [
+                {
+                    "line": ["881 Main Street"],
+                    "city": "Fitchburg",
+                    "state": "MA",
+                    "postalCode": "01420",
+                }
+            ],
+        }
+        entry = directory_entry(org)
+        assert entry == directory_entry(org)
+        assert entry["synthetic"] is True
+        assert entry["address"]["postal_code"].startswith("01420")
+        write_directory(tmp_path / "providers.json", [org])
+        billing = load_directory(tmp_path / "providers.json")
+        found = billing.find(["https://github.com/synthetichealth/synthea|74ab949d"])
+        assert found is not None
+        assert found["npi"] == entry["npi"]
