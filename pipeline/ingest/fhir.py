@@ -646,6 +646,34 @@ def _service_lines(
     )
 
 
+# Claim.insurance displays that mean the patient pays (Synthea's form).
+SELF_PAY_DISPLAYS = frozenset({"no_insurance", "self-pay", "self pay", "selfpay", "none"})
+
+
+def _insured_without_coverage(index: _Index, enc_refs: set[str]) -> None:
+    """Refuse an encounter whose Claim names an insurer the bundle has no Coverage for.
+
+    Without a Coverage the encounter would be billed to the patient; a Claim
+    that names an insurer says the patient is insured, and the member id the
+    payer needs is missing, so it is held rather than billed as self-pay.
+    """
+    for claim in index.linked_to("Claim", enc_refs):
+        for i, insurance in enumerate(claim.get("insurance") or []):
+            ref = insurance.get("coverage") or {}
+            coverage = _ref(index.by_ref, ref)
+            named = (coverage or {}).get("payor") or ref.get("display")
+            display = str(ref.get("display") or named or "").strip()
+            if display and display.lower() not in SELF_PAY_DISPLAYS:
+                where = f"{_name(claim)}.insurance[{i}]"
+                raise _Missing(
+                    "required",
+                    where,
+                    f"{where} names the insurer {display!r} but the bundle has no active "
+                    "Coverage of the patient with its member id (Coverage.subscriberId); "
+                    "send the Coverage, or it would be billed to the patient",
+                )
+
+
 def _encounter(
     encounter: Record,
     index: _Index,
@@ -702,6 +730,8 @@ def _encounter(
     billing_provider = _billing_provider(encounter, index, billing)
 
     coverages = _coverages(patient_refs, index, patient, service_date, profiles)
+    if not coverages:
+        _insured_without_coverage(index, enc_refs)
     encounter_id = next(
         (i.get("value") for i in encounter.get("identifier") or [] if i.get("value")),
         encounter.get("id"),

@@ -295,3 +295,33 @@ class TestSyntheaDirectory:
         found = billing.find(["https://github.com/synthetichealth/synthea|74ab949d"])
         assert found is not None
         assert found["npi"] == entry["npi"]
+
+
+class TestInsurance:
+    def claim(self, display: str) -> Record:
+        return {
+            "resourceType": "Claim",
+            "id": "claim3",
+            "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": display}}],
+            "item": [{"sequence": 1, "encounter": [{"reference": "urn:uuid:encounter-enc1"}]}],
+        }
+
+    def without_coverage(self, display: str) -> Record:
+        bundle = visit(extra=[self.claim(display)])
+        bundle["entry"] = [
+            e for e in bundle["entry"] if e["resource"]["resourceType"] != "Coverage"
+        ]
+        return bundle
+
+    def test_an_insurer_named_without_a_coverage_is_refused_not_billed_to_the_patient(
+        self,
+    ) -> None:
+        mapped = map_bundle(self.without_coverage("Medicaid"), NOBODY)
+        assert mapped.events == []
+        (issue,) = [i["diagnostics"] for i in mapped.issues]
+        assert "names the insurer 'Medicaid'" in issue
+        assert "Coverage.subscriberId" in issue
+
+    def test_no_insurance_is_self_pay(self) -> None:
+        (event,) = map_bundle(self.without_coverage("NO_INSURANCE"), NOBODY).events
+        assert event["coverage"] is None
