@@ -1,4 +1,4 @@
-"""HL7 v2.5 in: ADT^A04/A08 registrations and DFT^P03 charges -> EncounterEvents.
+"""HL7 v2 in (v2.3, 2.3.1, 2.5, 2.5.1): ADT^A04/A08 registrations and DFT^P03 charges -> events.
 
 Pure functions only (the MLLP listener and the CLI do the I/O). A practice's
 EHR registers a patient and their insurance with ADT^A04 and updates it with
@@ -43,7 +43,11 @@ Record = dict[str, Any]
 Store = dict[str, Record]
 
 SOURCE = "hl7"
-SUPPORTED_VERSIONS = ("2.5", "2.5.1")
+# v2.3 and v2.3.1 feeds are read the same way: the fields this adapter reads are the same in
+# each version; each message is validated against its own version (v2.3 has no FT1-26).
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.5", "2.5.1")
+# MSH-9 has no message structure component before v2.3.1.
+VERSIONS_WITHOUT_STRUCTURE = ("2.3",)
 REGISTRATION_EVENTS = ("A04", "A08")
 CHARGE_EVENTS = ("P03",)
 # HL7 table 0354: the message structure of each supported trigger event. hl7apy derives the
@@ -409,7 +413,7 @@ def validate_structure(message: Message) -> list[Hl7Error]:
 def _with_structure(message: Message) -> str:
     structure = MESSAGE_STRUCTURES.get((message.message_type, message.trigger))
     msh = message.msh
-    if structure is None or msh.component(9, 3):
+    if structure is None or msh.component(9, 3) or message.version in VERSIONS_WITHOUT_STRUCTURE:
         return message.text
     seps = message.seps
     msh_9 = f"{message.message_type}{seps.component}{message.trigger}{seps.component}{structure}"
@@ -428,9 +432,10 @@ _FIELD_NAME = re.compile(r"^([A-Z][A-Z0-9]{2})_([0-9]+)$")
 
 def _translate(detail: str, message: Message) -> Hl7Error:
     """A value-free error from an hl7apy validation message (which names elements only)."""
+    v = message.version
     for pattern, what in (
-        (_MISSING_CHILD, "is required by the HL7 v2.5 message structure"),
-        (_TOO_MANY, "occurs more often than the HL7 v2.5 structure allows"),
+        (_MISSING_CHILD, f"is required by the HL7 v{v} message structure"),
+        (_TOO_MANY, f"occurs more often than the HL7 v{v} structure allows"),
     ):
         found = pattern.search(detail)
         if not found:
@@ -458,7 +463,7 @@ def _translate(detail: str, message: Message) -> Hl7Error:
         return Hl7Error(SEGMENT_SEQUENCE_ERROR, f"segment {name} {what}", name)
     return Hl7Error(
         SEGMENT_SEQUENCE_ERROR,
-        "the message does not follow its HL7 v2.5 message structure",
+        f"the message does not follow its HL7 v{v} message structure",
         "MSH",
         1,
     )
@@ -493,7 +498,9 @@ def _locate_data_type_error(message: Message) -> Hl7Error:
             defined = len(load_reference(segment.name, "Segment", version)[1])
         except (HL7apyException, ValueError, KeyError, IndexError):
             return segment.error(
-                None, SEGMENT_SEQUENCE_ERROR, f"segment {segment.name} is not an HL7 v2.5 segment"
+                None,
+                SEGMENT_SEQUENCE_ERROR,
+                f"segment {segment.name} is not an HL7 v{version} segment",
             )
         for number in range(3 if is_msh else 1, len(segment.fields)):
             raw = segment.raw(number)
@@ -504,7 +511,7 @@ def _locate_data_type_error(message: Message) -> Hl7Error:
                     number,
                     SEGMENT_SEQUENCE_ERROR,
                     f"{segment.name}-{number} is beyond the {defined} fields "
-                    f"HL7 v2.5 defines for {segment.name}",
+                    f"HL7 v{version} defines for {segment.name}",
                 )
             try:
                 parse_field(
@@ -518,14 +525,16 @@ def _locate_data_type_error(message: Message) -> Hl7Error:
                 return segment.error(
                     number,
                     DATA_TYPE_ERROR,
-                    f"{segment.name}-{number} does not match its HL7 v2.5 data type",
+                    f"{segment.name}-{number} does not match its HL7 v{version} data type",
                 )
         return segment.error(
-            None, DATA_TYPE_ERROR, f"segment {segment.name} does not match its HL7 v2.5 definition"
+            None,
+            DATA_TYPE_ERROR,
+            f"segment {segment.name} does not match its HL7 v{version} definition",
         )
     return Hl7Error(
         SEGMENT_SEQUENCE_ERROR,
-        "the message does not follow its HL7 v2.5 message structure",
+        f"the message does not follow its HL7 v{version} message structure",
         "MSH",
         1,
     )
@@ -1146,7 +1155,9 @@ def _check_header(message: Message, triggers: Sequence[str], message_type: str) 
             APPLICATION_REJECT,
             [
                 message.msh.error(
-                    12, UNSUPPORTED_VERSION_ID, "MSH-12 (version id) is not 2.5 or 2.5.1"
+                    12,
+                    UNSUPPORTED_VERSION_ID,
+                    "MSH-12 (version id) is not " + ", ".join(SUPPORTED_VERSIONS),
                 )
             ],
         )

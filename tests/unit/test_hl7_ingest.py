@@ -309,8 +309,8 @@ class TestAcknowledgements:
         assert [e.code for e in handled("", text=text).details] == ["201"]
 
     def test_an_unsupported_version_is_rejected_203(self) -> None:
-        """An HL7 v2.3 message is AR with error 203 at MSH-12."""
-        text = fixture("dft_p03_office_visit.hl7").replace("|P|2.5|", "|P|2.3|")
+        """An HL7 v2.2 message is AR with error 203 at MSH-12."""
+        text = fixture("dft_p03_office_visit.hl7").replace("|P|2.5|", "|P|2.2|")
         outcome = handled("", text=text)
         assert outcome.ack_code == "AR"
         assert [(e.location, e.code) for e in outcome.details] == [("MSH^1^12", "203")]
@@ -443,3 +443,44 @@ class TestBillingProvider:
         (event,) = outcome.events
         assert event["billing_provider"]["npi"] == "1432765893"
         assert event["billing_provider"]["address"]["postal_code"] == "627011234"
+
+
+class TestOlderVersions:
+    """v2.3 and v2.3.1 DFT feeds: the same fields, validated against their own version."""
+
+    def as_version(self, version: str, *, structure: bool) -> str:
+        text = fixture("dft_p03_office_visit.hl7").replace("|P|2.5|", f"|P|{version}|", 1)
+        return text if structure else text.replace("^DFT_P03|", "|", 1)
+
+    def test_v2_3_1_maps_as_v2_5_does(self) -> None:
+        (newer,) = handled("dft_p03_office_visit.hl7").events
+        (older,) = handled("", text=self.as_version("2.3.1", structure=True)).events
+        assert older["procedures"] == newer["procedures"]
+        assert older["diagnoses"] == newer["diagnoses"]
+        assert older["coverage"] == newer["coverage"]
+
+    def test_v2_3_has_no_ft1_26_and_says_so(self) -> None:
+        outcome = handled("", text=self.as_version("2.3", structure=False))
+        assert outcome.events == []
+        assert any("FT1-26 is beyond the 25 fields HL7 v2.3 defines" in e for e in outcome.errors)
+
+    def test_v2_3_without_modifiers_maps(self) -> None:
+        """As a v2.3 feed sends it: no FT1-26, and IN1-17 (relationship) a bare code."""
+
+        def as_v2_3(line: str) -> str:
+            fields = line.split("|")
+            if fields[0] == "FT1":
+                return "|".join(fields[:26])
+            if fields[0] == "IN1" and len(fields) > 17:
+                fields[17] = fields[17].split("^")[0]
+            return "|".join(fields)
+
+        text = self.as_version("2.3", structure=False)
+        lines = [as_v2_3(line) for line in text.split("\n")]
+        (event,) = handled("", text="\n".join(lines)).events
+        assert [p["code"] for p in event["procedures"]]
+        assert all(p["modifiers"] == [] for p in event["procedures"])
+
+    def test_v2_2_is_still_refused(self) -> None:
+        outcome = handled("", text=self.as_version("2.2", structure=False))
+        assert any("MSH-12 (version id) is not 2.3, 2.3.1, 2.5, 2.5.1" in e for e in outcome.errors)
