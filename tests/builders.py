@@ -74,6 +74,7 @@ def procedure(
         "modifiers": modifiers or [],
         "units": units,
         "diagnosis_refs": [0] if refs is None else refs,
+        "charge_cents": None,
     }
 
 

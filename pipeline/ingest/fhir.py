@@ -402,6 +402,7 @@ def _procedure_entry(procedure: Record, condition_refs: list[set[str]]) -> Recor
         "modifiers": modifiers,
         "units": units,
         "diagnosis_refs": refs or [0],
+        "charge_cents": None,  # a Procedure carries no charge; a Claim item's net does
     }
 
 
@@ -584,6 +585,15 @@ def _billing_provider(encounter: Record, index: _Index, billing: BillingProvider
     )
 
 
+def _net_cents(item: Record) -> int | None:
+    """A Claim item's ``net`` (its whole charge) in cents, when it is in USD."""
+    net = item.get("net") or {}
+    value = net.get("value")
+    if value is None or net.get("currency", "USD") != "USD":
+        return None
+    return round(float(value) * 100)
+
+
 def _claim_lines(claim: Record, condition_refs: list[set[str]]) -> list[Record]:
     """ProcedureEntries from the CPT/HCPCS items of a Claim for the encounter."""
     lines = []
@@ -601,6 +611,7 @@ def _claim_lines(claim: Record, condition_refs: list[set[str]]) -> list[Record]:
         pointers = [int(n) - 1 for n in item.get("diagnosisSequence") or [] if int(n) >= 1]
         lines.append(
             {
+                "charge_cents": _net_cents(item),
                 "code": str(coding["code"]).upper(),
                 "modifiers": modifiers[:4],
                 "units": int(quantity) if quantity else 1,

@@ -886,9 +886,36 @@ def _procedure(ft1: Segment, diagnoses: list[str], errors: _Errors) -> Record | 
             diagnoses.append(dx)
         if diagnoses.index(dx) not in refs:
             refs.append(diagnoses.index(dx))
+    charge = _money_cents(ft1, 11, "transaction amount - extended", errors)
     if len(errors) > before:
         return None
-    return {"code": code, "modifiers": modifiers, "units": units, "diagnosis_refs": refs}
+    return {
+        "code": code,
+        "modifiers": modifiers,
+        "units": units,
+        "diagnosis_refs": refs,
+        "charge_cents": charge,
+    }
+
+
+def _money_cents(segment: Segment, number: int, what: str, errors: _Errors) -> int | None:
+    """A CP/MO amount (component 1, dollars) in cents; None when the field is empty."""
+    raw = segment.component(number, 1)
+    if not raw:
+        return None
+    try:
+        cents = round(float(raw) * 100)
+    except ValueError:
+        cents = -1
+    if cents < 0:
+        errors.add(
+            segment,
+            number,
+            DATA_TYPE_ERROR,
+            f"{segment.name}-{number} ({what}) is not an amount of money",
+        )
+        return None
+    return cents
 
 
 def _service_date(ft1s: list[Segment], errors: _Errors) -> date | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.contracts.claim import SELF_PAY_ID
-from processors.contracts.findings import HARD, finding
+from processors.contracts.findings import HARD, SOFT, finding
 from processors.contracts.records import CodingFinding
 from processors.ids import claim_id_for
 from processors.npi import is_valid_npi
@@ -182,20 +182,46 @@ def _dates(claim: Record) -> list[CodingFinding]:
     ]
 
 
+def _line_charge(line: Record, refdata: RefData, findings: list[CodingFinding]) -> int:
+    """The line's charge: the EHR's when it sent one, else the chargemaster's price x units.
+
+    An EHR charge that differs from the chargemaster is billed as sent, with a
+    SOFT finding that names both amounts.
+    """
+    listed = int(refdata.charges_cents.get(line["procedure_code"], 0)) * int(line["units"])
+    sent = line.get("charge_cents")
+    if sent is None:
+        return listed
+    if listed and sent != listed:
+        findings.append(
+            finding(
+                "SCRUB-CHARGE-DIFFERS",
+                SOFT,
+                line["procedure_code"],
+                f"Line {line['line_number']}: the EHR's charge ${sent / 100:,.2f} differs from "
+                f"the chargemaster's ${listed / 100:,.2f} for {line['units']} unit(s) of "
+                f"{line['procedure_code']}; the EHR's charge is billed.",
+                PROCEDURE_CODES_VERSION,
+            )
+        )
+    return int(sent)
+
+
 def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
     """Assemble an original (frequency 1) claim for *coded* and scrub it."""
     enc = coded["encounter"]
     coverage = enc.get("coverage")
     patient = enc["patient"]
     lines = []
+    charge_findings: list[CodingFinding] = []
     for line in coded["lines"]:
-        unit_charge = refdata.charges_cents.get(line["procedure_code"], 0)
+        charge = _line_charge(line, refdata, charge_findings)
         lines.append(
             {
                 "line_number": line["line_number"],
                 "procedure_code": line["procedure_code"],
                 "modifiers": list(line["modifiers"]),
-                "charge_cents": unit_charge * line["units"],
+                "charge_cents": charge,
                 "units": line["units"],
                 "place_of_service": enc["place_of_service"],
                 "dx_pointers": list(line["dx_pointers"]),
@@ -250,7 +276,7 @@ def build_claim(coded: Record, refdata: RefData) -> ClaimResult:
         "coverage_termination_date": terminated,
         "other_coverages": list(enc.get("other_coverages") or []),
         "resubmission": 0,
-        "findings": list(coded.get("findings", [])),
+        "findings": list(coded.get("findings", [])) + charge_findings,
         "ruleset_version": coded["ruleset_version"],
     }
     claims = split_claim(claim)

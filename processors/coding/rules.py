@@ -582,6 +582,7 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
             "modifiers": list(proc.get("modifiers", [])),
             "units": proc.get("units", 1),
             "dx_pointers": diagnosis_pointers(list(proc.get("diagnosis_refs", [])), len(billed)),
+            "charge_cents": proc.get("charge_cents"),
         }
         for n, proc in enumerate(event["procedures"], start=1)
     ]

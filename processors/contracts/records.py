@@ -167,6 +167,7 @@ class ProcedureEntry(TypedDict):
     modifiers: list[str]
     units: int
     diagnosis_refs: list[int]
+    charge_cents: int | None
 
 
 class EncounterEvent(TypedDict):
@@ -204,6 +205,7 @@ class CodedLine(TypedDict):
     modifiers: list[str]
     units: int
     dx_pointers: list[int]
+    charge_cents: int | None
 
 
 class CodedEncounter(TypedDict):

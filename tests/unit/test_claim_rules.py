@@ -192,3 +192,27 @@ def test_billing_provider_zip_must_have_nine_digits() -> None:
     assert [f["edit_id"] for f in build_claim(coded, REFDATA).findings] == [
         "SCRUB-BILLING-PROVIDER"
     ]
+
+
+class TestEhrCharge:
+    """The EHR's charge wins; the chargemaster fills only what is missing."""
+
+    def test_without_an_ehr_charge_the_chargemaster_prices_the_line(self) -> None:
+        (claim,) = claim_for(procedures=[procedure("99213")]).claims
+        assert claim["lines"][0]["charge_cents"] == REFDATA.charges_cents["99213"]
+
+    def test_an_ehr_charge_that_differs_is_billed_with_a_soft_finding(self) -> None:
+        listed = REFDATA.charges_cents["99213"]
+        line = {**procedure("99213"), "charge_cents": listed + 1234}
+        result = claim_for(procedures=[line])
+        (claim,) = result.claims
+        assert claim["lines"][0]["charge_cents"] == listed + 1234
+        assert claim["total_charge_cents"] == listed + 1234
+        (differs,) = [f for f in claim["findings"] if f["edit_id"] == "SCRUB-CHARGE-DIFFERS"]
+        assert differs["severity"] == "SOFT"
+        assert f"${(listed + 1234) / 100:,.2f}" in differs["message"]
+
+    def test_an_ehr_charge_equal_to_the_chargemaster_says_nothing(self) -> None:
+        line = {**procedure("99213"), "charge_cents": REFDATA.charges_cents["99213"]}
+        (claim,) = claim_for(procedures=[line]).claims
+        assert not [f for f in claim["findings"] if f["edit_id"] == "SCRUB-CHARGE-DIFFERS"]

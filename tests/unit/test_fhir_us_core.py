@@ -233,6 +233,7 @@ class TestDiagnosesAndServices:
                 {
                     "sequence": 1,
                     "diagnosisSequence": [1],
+                    "net": {"value": 142.5, "currency": "USD"},
                     "productOrService": {"coding": [{"system": fb.CPT, "code": "99213"}]},
                     "encounter": [{"reference": "urn:uuid:encounter-enc1"}],
                 },
@@ -246,6 +247,7 @@ class TestDiagnosesAndServices:
         (event,) = map_bundle(bundle, NOBODY).events
         assert event["diagnoses"] == ["M5450"]
         assert [p["code"] for p in event["procedures"]] == ["99213"]
+        assert [p["charge_cents"] for p in event["procedures"]] == [14250]
 
     def test_no_billable_service_names_what_the_claim_carried(self) -> None:
         claim = {

@@ -167,9 +167,27 @@ class TestCharges:
         (event,) = handled("dft_p03_office_visit.hl7").events
         assert event["diagnoses"] == ["I10", "E119"]
         assert event["procedures"] == [
-            {"code": "99213", "modifiers": ["25"], "units": 1, "diagnosis_refs": [0, 1]},
-            {"code": "36415", "modifiers": [], "units": 1, "diagnosis_refs": [1]},
-            {"code": "80053", "modifiers": ["QW"], "units": 1, "diagnosis_refs": [1, 0]},
+            {
+                "code": "99213",
+                "modifiers": ["25"],
+                "units": 1,
+                "diagnosis_refs": [0, 1],
+                "charge_cents": None,
+            },
+            {
+                "code": "36415",
+                "modifiers": [],
+                "units": 1,
+                "diagnosis_refs": [1],
+                "charge_cents": None,
+            },
+            {
+                "code": "80053",
+                "modifiers": ["QW"],
+                "units": 1,
+                "diagnosis_refs": [1, 0],
+                "charge_cents": None,
+            },
         ]
 
     @pytest.mark.parametrize("name", ["dft_p03_office_visit.hl7", "dft_p03_registered_patient.hl7"])
@@ -191,6 +209,7 @@ class TestCharges:
             "modifiers": ["QW"],
             "units": 2,
             "diagnosis_refs": [0],
+            "charge_cents": None,
         }
 
     def test_charges_for_an_unregistered_patient_without_insurance_are_refused(self) -> None:
@@ -484,3 +503,26 @@ class TestOlderVersions:
     def test_v2_2_is_still_refused(self) -> None:
         outcome = handled("", text=self.as_version("2.2", structure=False))
         assert any("MSH-12 (version id) is not 2.3, 2.3.1, 2.5, 2.5.1" in e for e in outcome.errors)
+
+
+class TestEhrCharges:
+    def test_ft1_11_is_the_lines_charge(self) -> None:
+        lines = fixture("dft_p03_office_visit.hl7").split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("FT1|1|"):
+                fields = line.split("|")
+                fields[11] = "125.50^EX"
+                lines[i] = "|".join(fields)
+        (event,) = handled("", text="\n".join(lines)).events
+        assert [p["charge_cents"] for p in event["procedures"]] == [12550, None, None]
+
+    def test_an_ft1_11_that_is_not_money_is_named(self) -> None:
+        lines = fixture("dft_p03_office_visit.hl7").split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("FT1|2|"):
+                fields = line.split("|")
+                fields[11] = "-5.00"
+                lines[i] = "|".join(fields)
+        outcome = handled("", text="\n".join(lines))
+        assert outcome.events == []
+        assert any("FT1-11 (transaction amount - extended) is not" in e for e in outcome.errors)

@@ -203,4 +203,10 @@ def _clinician_record(clinician: Clinician) -> Record:
 def _procedure(
     code: str, refs: list[int], units: int = 1, modifiers: list[str] | None = None
 ) -> Record:
-    return {"code": code, "modifiers": modifiers or [], "units": units, "diagnosis_refs": refs}
+    return {
+        "code": code,
+        "modifiers": modifiers or [],
+        "units": units,
+        "diagnosis_refs": refs,
+        "charge_cents": None,  # the chargemaster prices the synthetic practice's services
+    }
