@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.ingest.directory import BillingProviders
 from processors.ids import stable_id
-from processors.refdata import PayerProfile, map_snomed, shipped_payers
+from processors.refdata import PayerProfile, map_snomed, route_payer, shipped_payers
 
 Record = dict[str, Any]
 
@@ -462,6 +462,10 @@ def _coverages(
         )
         period = cov.get("period") or {}
         start, end = _date(period.get("start")), _date(period.get("end"))
+        # A real payer (its id or name) is billed to the profile payer_directory.csv routes
+        # it to; one neither a profile nor routed stays as sent, and the scrubber holds it.
+        route = route_payer([payer_id, (payor or {}).get("name")], profiles)
+        payer_id = route.profile_id if route else payer_id
         profile = profiles.get(payer_id)
         payer_name = (payor or {}).get("name") or (profile.name if profile else payer_id)
         found.append(

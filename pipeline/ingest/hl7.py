@@ -35,7 +35,7 @@ from hl7apy.parser import parse_field, parse_message, parse_segment
 from pipeline.ingest.directory import BillingProviders
 from processors.ids import stable_id
 from processors.npi import is_valid_npi
-from processors.refdata import PayerProfile, shipped_payers
+from processors.refdata import PayerProfile, route_payer, shipped_payers
 
 Record = dict[str, Any]
 # Registrations by patient id (PID-3): {"patient": Person, "coverage": Coverage | None,
@@ -701,13 +701,16 @@ def _coverage(
 ) -> Record | None:
     before = len(errors)
     payer_id = _required(in1, 3, 1, "insurance company id", errors)
+    route = route_payer([payer_id, in1.value(4)], payers) if payer_id else None
+    payer_id = route.profile_id if route else payer_id
     profile = payers.get(payer_id) if payer_id else None
     if payer_id and profile is None:
         errors.add(
             in1,
             3,
             TABLE_VALUE_NOT_FOUND,
-            "IN1-3 (insurance company id) is not a payer the practice bills",
+            "IN1-3 (insurance company id) is not a payer profile and not routed to one by "
+            "processors/refdata/payer_directory.csv",
         )
     member_id = _required(in1, 36, 1, "policy number / member id", errors)
     effective = _date(in1, 12, "plan effective date", errors)

@@ -95,7 +95,8 @@ def scrub(claim: Record, refdata: RefData) -> list[CodingFinding]:
                 HARD,
                 None,
                 f"Payer {claim['payer_id']} is not in the payer list; fix the coverage on the "
-                "registration.",
+                "registration, or route the payer to a payer profile in "
+                "processors/refdata/payer_directory.csv.",
                 SCRUBBER_VERSION,
             )
         )

@@ -11,6 +11,7 @@ import csv
 import json
 import re
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, cached_property
@@ -439,6 +440,41 @@ class RefData:
 def _rows(name: str) -> list[dict[str, str]]:
     with (REFDATA_DIR / name).open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+@dataclass(frozen=True)
+class PayerRoute:
+    """The payer profile that answers for a real payer, and the secondary for its members."""
+
+    profile_id: str
+    secondary_profile_id: str | None = None
+
+
+@cache
+def payer_directory() -> dict[str, PayerRoute]:
+    """payer_directory.csv: real payer ids and names (lower case) to payer profiles."""
+    return {
+        r["match"].strip().lower(): PayerRoute(
+            r["profile_id"].strip(), r["secondary_profile_id"].strip() or None
+        )
+        for r in _rows("payer_directory.csv")
+    }
+
+
+def route_payer(
+    names: Iterable[str | None], profiles: Mapping[str, PayerProfile]
+) -> PayerRoute | None:
+    """The profile for the first of *names* (payer ids or names) that is one or is routed."""
+    directory = payer_directory()
+    for name in names:
+        if not name:
+            continue
+        if name in profiles:
+            return PayerRoute(name)
+        route = directory.get(name.strip().lower())
+        if route is not None and route.profile_id in profiles:
+            return route
+    return None
 
 
 @cache

@@ -327,3 +327,44 @@ class TestInsurance:
     def test_no_insurance_is_self_pay(self) -> None:
         (event,) = map_bundle(self.without_coverage("NO_INSURANCE"), NOBODY).events
         assert event["coverage"] is None
+
+
+class TestPayerDirectory:
+    """Real payer ids and names reach the profiles payer_directory.csv routes them to."""
+
+    def with_payer(self, payer_id: str, name: str) -> Record:
+        bundle = visit()
+        for entry in bundle["entry"]:
+            res = entry["resource"]
+            if res["resourceType"] == "Organization" and res["id"] == "ppo-sim":
+                res["identifier"] = [{"system": "urn:payer-id", "value": payer_id}]
+                res["name"] = name
+        return bundle
+
+    @pytest.mark.parametrize(
+        ("payer_id", "name", "profile"),
+        [("87726", "UnitedHealthcare", "PPO-SIM"), ("61101", "Humana", "HMO-SIM")],
+    )
+    def test_an_edi_payer_id_is_billed_to_its_profile(
+        self, payer_id: str, name: str, profile: str
+    ) -> None:
+        (event,) = map_bundle(self.with_payer(payer_id, name), NOBODY).events
+        assert event["coverage"]["payer_id"] == profile
+        assert event["coverage"]["payer_name"] == name
+
+    def test_a_payer_known_only_by_name_is_routed(self) -> None:
+        (event,) = map_bundle(self.with_payer("H-001", "Medicaid"), NOBODY).events
+        assert event["coverage"]["payer_id"] == "MCD-SIM"
+
+    def test_an_unrouted_payer_stays_as_sent_and_the_scrubber_names_the_file(self) -> None:
+        from processors.claims.rules import build_claim
+        from processors.coding.rules import code_encounter
+        from processors.refdata import load_refdata
+
+        (event,) = map_bundle(self.with_payer("99999", "Nowhere Health"), NOBODY).events
+        assert event["coverage"]["payer_id"] == "99999"
+        refdata = load_refdata()
+        coded = code_encounter(event, refdata).coded
+        assert coded is not None
+        (held,) = [f for f in build_claim(coded, refdata).findings if f["edit_id"] == "SCRUB-PAYER"]
+        assert "payer_directory.csv" in held["message"]
