@@ -12,6 +12,9 @@ Environment variables (all optional):
     A provider directory file (JSON): the billing provider of each organization or
     HL7 sending facility a feed names (``pipeline.ingest.directory``). Without it, an
     encounter whose organization carries no NPI is refused.
+``CLAIMS_MEMBER_ROSTER``
+    A member roster file (JSON): each patient's coverage by date (payer, member id,
+    relationship), for feeds that send no Coverage (Synthea).
 ``CLAIMS_DATA_DIR``
     Folder for the local broker (jars cache, log, pid, storage) and worker
     state. Default ``.data`` in the project folder (an installed wheel:
@@ -129,6 +132,7 @@ class Settings:
     max_auto_resubmissions: int = 2
     payers_dir: Path | None = None
     provider_directory: Path | None = None
+    member_roster: Path | None = None
     http_port: int = 0
     http_host: str = "127.0.0.1"
     metrics_port: int = 0
@@ -194,6 +198,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         provider_directory=Path(env["CLAIMS_PROVIDER_DIRECTORY"]).resolve()
         if env.get("CLAIMS_PROVIDER_DIRECTORY")
         else None,
+        member_roster=Path(env["CLAIMS_MEMBER_ROSTER"]).resolve()
+        if env.get("CLAIMS_MEMBER_ROSTER")
+        else None,
         payers_dir=Path(env["CLAIMS_PAYERS_DIR"]).resolve()
         if env.get("CLAIMS_PAYERS_DIR")
         else None,
@@ -235,6 +242,8 @@ def to_env(settings: Settings) -> dict[str, str]:
         env["CLAIMS_PAYERS_DIR"] = str(settings.payers_dir)
     if settings.provider_directory:
         env["CLAIMS_PROVIDER_DIRECTORY"] = str(settings.provider_directory)
+    if settings.member_roster:
+        env["CLAIMS_MEMBER_ROSTER"] = str(settings.member_roster)
     if settings.http_port:
         env["CLAIMS_HTTP_PORT"] = str(settings.http_port)
     if settings.http_port or settings.metrics_port:

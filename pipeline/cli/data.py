@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.ingest.directory import BillingProviders, billing_for
+from pipeline.ingest.directory import FeedDirectory, billing_for
 
 
 def _feed(settings: Settings, args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def _feed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _billing(settings: Settings, path: str | None) -> BillingProviders:
+def _billing(settings: Settings, path: str | None) -> FeedDirectory:
     """The settings' provider directory, with the --billing-provider file for the feed."""
     given: dict[str, Any] | None = None
     try:
@@ -167,9 +167,12 @@ def _synthea(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"wrote {len(run.bundles)} patient bundle(s) and {len(run.side_files)} "
         f"organization/practitioner file(s) to {out / 'fhir'} in {run.seconds:.0f} s, "
-        f"and the provider directory {run.directory}"
+        f"the provider directory {run.directory} and the member roster {run.roster}"
     )
-    print(f"next: CLAIMS_PROVIDER_DIRECTORY={run.directory} claims check --summary {out / 'fhir'}")
+    print(
+        f"next: CLAIMS_PROVIDER_DIRECTORY={run.directory} CLAIMS_MEMBER_ROSTER={run.roster} "
+        f"claims check --summary {out / 'fhir'}"
+    )
     return 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,25 @@ class DirectoryError(ValueError):
 
 
 @dataclass(frozen=True)
-class BillingProviders:
+class FeedDirectory:
     """Where billing providers come from for one feed: the directory, and one given provider."""
 
     by_identifier: Mapping[str, Record] = field(default_factory=dict)
     given: Record | None = None
     source: str = ""  # the directory file, named in refusals
     practitioners: Mapping[str, Record] = field(default_factory=dict)
+    # The member roster: each patient's coverage by date, as the practice's registration
+    # holds it (CLAIMS_MEMBER_ROSTER), for a feed that sends no Coverage.
+    members: Mapping[str, list[Enrollment]] = field(default_factory=dict)
+    roster: str = ""
+
+    def enrollment(self, identifiers: Iterable[str], on: date) -> Enrollment | None:
+        """The roster's coverage of the patient with one of *identifiers* on the date *on*."""
+        for ident in identifiers:
+            for enrolled in self.members.get(ident, ()):
+                if enrolled.start <= on and (enrolled.end is None or on < enrolled.end):
+                    return enrolled
+        return None
 
     def find_practitioner(self, identifiers: Iterable[str]) -> Record | None:
         """The directory's rendering or referring provider for one of *identifiers*."""
@@ -78,20 +91,76 @@ class BillingProviders:
             "(README, Provider directory), or give one with --billing-provider"
         )
 
-    def with_given(self, given: Record | None) -> BillingProviders:
+    def with_given(self, given: Record | None) -> FeedDirectory:
         """The same directory, with *given* as the provider of the whole feed."""
-        return BillingProviders(self.by_identifier, given, self.source, self.practitioners)
+        return FeedDirectory(
+            self.by_identifier, given, self.source, self.practitioners, self.members, self.roster
+        )
+
+    def with_roster(self, path: Path | None) -> FeedDirectory:
+        """The same directory, with the member roster in *path* (none when *path* is None)."""
+        if path is None:
+            return self
+        members = load_roster(path)
+        return FeedDirectory(
+            self.by_identifier, self.given, self.source, self.practitioners, members, str(path)
+        )
 
 
-def billing_for(settings: Settings, given: Record | None = None) -> BillingProviders:
-    """The settings' provider directory (``CLAIMS_PROVIDER_DIRECTORY``), with *given*."""
-    return load_directory(settings.provider_directory).with_given(given)
+@dataclass(frozen=True)
+class Enrollment:
+    """One stretch of a patient's coverage in the member roster."""
+
+    payer: str  # a payer profile id, or a real payer's id or name (payer_directory.csv)
+    member_id: str
+    start: date
+    end: date | None  # exclusive; None while it lasts
+    relationship: str  # of the patient to the subscriber: self, child, spouse, other
 
 
-def load_directory(path: Path | None) -> BillingProviders:
+RELATIONSHIPS = ("self", "child", "spouse", "other")
+
+
+def load_roster(path: Path) -> dict[str, list[Enrollment]]:
+    """The member roster file: ``{"members": [{"patient": [ids], "payer", "member_id",
+    "start", "end", "relationship"}]}``, by each of the patient's identifiers."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DirectoryError(f"member roster {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise DirectoryError(f"member roster {path} is not JSON: {exc.msg}") from exc
+    by_patient: dict[str, list[Enrollment]] = {}
+    for n, row in enumerate(doc.get("members") or [], start=1):
+        where = f"{path.name} member {n}"
+        try:
+            enrolled = Enrollment(
+                str(row["payer"]),
+                str(row["member_id"]),
+                date.fromisoformat(row["start"]),
+                date.fromisoformat(row["end"]) if row.get("end") else None,
+                str(row.get("relationship") or "self"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DirectoryError(f"{where}: needs payer, member_id and start ({exc})") from exc
+        if enrolled.relationship not in RELATIONSHIPS:
+            raise DirectoryError(f"{where}: relationship must be one of {', '.join(RELATIONSHIPS)}")
+        for ident in row.get("patient") or []:
+            by_patient.setdefault(str(ident), []).append(enrolled)
+    return by_patient
+
+
+def billing_for(settings: Settings, given: Record | None = None) -> FeedDirectory:
+    """The settings' provider directory (``CLAIMS_PROVIDER_DIRECTORY``) and member roster
+    (``CLAIMS_MEMBER_ROSTER``), with *given* as the provider of the whole feed."""
+    directory = load_directory(settings.provider_directory).with_given(given)
+    return directory.with_roster(settings.member_roster)
+
+
+def load_directory(path: Path | None) -> FeedDirectory:
     """The provider directory in *path* (an empty one when *path* is None)."""
     if path is None:
-        return BillingProviders()
+        return FeedDirectory()
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -112,7 +181,7 @@ def load_directory(path: Path | None) -> BillingProviders:
         person = practitioner_record(entry, f"{path.name} practitioner {n}")
         for ident in entry.get("identifiers") or []:
             practitioners[str(ident)] = person
-    return BillingProviders(by_identifier, None, str(path), practitioners)
+    return FeedDirectory(by_identifier, None, str(path), practitioners)
 
 
 def practitioner_record(entry: Any, where: str) -> Record:

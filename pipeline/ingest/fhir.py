@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import Enrollment, FeedDirectory
+from processors.contracts.claim import SELF_PAY_ID
 from processors.ids import stable_id
 from processors.refdata import PayerProfile, map_snomed, route_payer, shipped_payers
 
@@ -307,8 +308,33 @@ def diagnosis_code(condition: Record, age_days: int = 365 * 40) -> str:
     return concept_code(condition.get("code"), f"{where}.code", age_days)
 
 
+class _Unmapped(_Missing):
+    """A clinical concept with no billing code: not a refusal, it goes to a coder."""
+
+    def __init__(self, need: str, coding: Record, where: str) -> None:
+        super().__init__("code-invalid", where, f"{where}: no billing code for {coding['code']}")
+        self.concept = {
+            "need": need,
+            "system": str(coding.get("system") or ""),
+            "code": str(coding["code"]),
+            "display": coding.get("display"),
+            # The element without the resource's id: Condition.code, Claim.item.productOrService.
+            "element": _element(where),
+        }
+
+
+def _element(where: str) -> str:
+    kind, _, rest = where.partition("/")
+    path = rest.partition(".")[2]
+    return f"{kind}.{path}" if path else kind
+
+
 def concept_code(concept: Record | None, where: str, age_days: int = 365 * 40) -> str:
-    """The ICD-10-CM code (no dot) of a diagnosis concept at *where* (an element path)."""
+    """The ICD-10-CM code (no dot) of a diagnosis concept at *where* (an element path).
+
+    A SNOMED CT concept the shipped map does not hold raises :class:`_Unmapped`
+    (the encounter goes to a coder with it); a concept in neither system is refused.
+    """
     icd = _coding(concept, (ICD10CM,))
     if icd is not None:
         return str(icd["code"]).replace(".", "").upper()
@@ -317,17 +343,12 @@ def concept_code(concept: Record | None, where: str, age_days: int = 365 * 40) -
         mapped = map_snomed(str(snomed["code"]), age_days)
         if mapped:
             return mapped
-        raise _Missing(
-            "code-invalid",
-            where,
-            f"{where}: SNOMED CT concept {snomed['code']} is not in the shipped "
-            "SNOMED CT to ICD-10-CM map; add an ICD-10-CM coding",
-        )
+        raise _Unmapped("diagnosis", snomed, where)
     raise _Missing("code-invalid", where, f"{where} has no ICD-10-CM or SNOMED CT coding")
 
 
 def _diagnoses(
-    encounter: Record, index: _Index, enc_refs: set[str], age_days: int
+    encounter: Record, index: _Index, enc_refs: set[str], age_days: int, uncoded: list[Record]
 ) -> tuple[list[str], list[set[str]]]:
     """The encounter's ICD-10-CM codes, most relevant first, and the references of the
     Conditions behind the first of them (which Procedure.reasonReference may point at).
@@ -355,21 +376,32 @@ def _diagnoses(
         add(condition)
     for reason in encounter.get("reasonReference") or []:
         add(_ref(by_ref, reason))
-    codes = [diagnosis_code(c, age_days) for c in conditions]
-    refs = [index.refs(c) for c in conditions]
+    codes: list[str] = []
+    refs: list[set[str]] = []
+
+    def code(concept: Record | None, at: str, condition: Record | None = None) -> None:
+        try:
+            found = concept_code(concept, at, age_days)
+        except _Unmapped as gap:
+            uncoded.append(gap.concept)
+            return
+        if found not in codes:
+            codes.append(found)
+            refs.append(index.refs(condition) if condition is not None else set())
+
+    for condition in conditions:
+        code(condition.get("code"), f"{_name(condition)}.code", condition)
     for i, concept in enumerate(encounter.get("reasonCode") or []):
-        codes.append(concept_code(concept, f"{where}.reasonCode[{i}]", age_days))
+        code(concept, f"{where}.reasonCode[{i}]")
     for claim in index.linked_to("Claim", enc_refs):
         for i, d in enumerate(claim.get("diagnosis") or []):
             if d.get("diagnosisCodeableConcept"):
-                at = f"{_name(claim)}.diagnosis[{i}]"
-                codes.append(concept_code(d["diagnosisCodeableConcept"], at, age_days))
+                code(d["diagnosisCodeableConcept"], f"{_name(claim)}.diagnosis[{i}]")
             else:
                 referenced = _ref(by_ref, d.get("diagnosisReference"))
                 if referenced is not None and referenced.get("resourceType") == "Condition":
-                    codes.append(diagnosis_code(referenced, age_days))
-    unique = list(dict.fromkeys(codes))
-    return unique, refs[: len(unique)]
+                    code(referenced.get("code"), f"{_name(referenced)}.code", referenced)
+    return codes, refs
 
 
 def _extension_values(resource: Record, suffix: str) -> list[Record]:
@@ -507,9 +539,7 @@ def _identifiers(resource: Record | None, reference: Record | None = None) -> li
     return found
 
 
-def _practitioner(
-    resource: Record, billing: BillingProviders, role: str = "Practitioner"
-) -> Record:
+def _practitioner(resource: Record, billing: FeedDirectory, role: str = "Practitioner") -> Record:
     """A rendering or referring provider: the directory's entry for it, else its own NPI."""
     listed = billing.find_practitioner(_identifiers(resource))
     if listed is not None:
@@ -518,7 +548,7 @@ def _practitioner(
 
 
 def _participants(
-    encounter: Record, index: _Index, billing: BillingProviders
+    encounter: Record, index: _Index, billing: FeedDirectory
 ) -> tuple[Record | None, Record | None]:
     """(rendering, referring) from Encounter.participant.
 
@@ -560,7 +590,7 @@ def _participants(
     return rendering, referring
 
 
-def _billing_provider(encounter: Record, index: _Index, billing: BillingProviders) -> Record:
+def _billing_provider(encounter: Record, index: _Index, billing: FeedDirectory) -> Record:
     """The billing provider: the serviceProvider's own NPI, else its directory entry, else
     the provider given for the feed; refused when none of them gives one."""
     where = _name(encounter)
@@ -625,40 +655,106 @@ def _claim_lines(claim: Record, condition_refs: list[set[str]]) -> list[Record]:
     return lines
 
 
+def _first_coding(concept: Record | None) -> Record | None:
+    for coding in (concept or {}).get("coding") or []:
+        if coding.get("code"):
+            return dict(coding)
+    return None
+
+
 def _service_lines(
     encounter: Record,
     procedures: list[Record],
     index: _Index,
     enc_refs: set[str],
     condition_refs: list[set[str]],
+    uncoded: list[Record],
 ) -> list[Record]:
     """The encounter's services: its Procedures with CPT/HCPCS codings, else the CPT/HCPCS
-    items of a Claim for it; refused, naming what was there, when neither has one."""
-    billable = [p for p in procedures if _coding(p.get("code"), (*CPT_SYSTEMS, *HCPCS_SYSTEMS))]
-    if billable:
-        return [_procedure_entry(p, condition_refs) for p in billable]
+    items of a Claim for it. A service sent in another code system (SNOMED CT, CVX,
+    RxNorm) is added to *uncoded* for a coder; an encounter with no service at all is
+    refused, naming what was there."""
+    billing_systems = (*CPT_SYSTEMS, *HCPCS_SYSTEMS)
+    lines = []
+    seen: set[tuple[str, str]] = set()
+    for p in procedures:
+        if _coding(p.get("code"), billing_systems):
+            lines.append(_procedure_entry(p, condition_refs))
+            continue
+        other = _first_coding(p.get("code"))
+        if other is None:
+            lines.append(_procedure_entry(p, condition_refs))  # refused: names the Procedure
+            continue
+        seen.add((str(other.get("system")), str(other["code"])))
+        uncoded.append(_Unmapped("service", other, f"{_name(p)}.code").concept)
     claims = index.linked_to("Claim", enc_refs)
+    if not lines:
+        for claim in claims:
+            lines = _claim_lines(claim, condition_refs)
+            if lines:
+                break
     for claim in claims:
-        lines = _claim_lines(claim, condition_refs)
-        if lines:
-            return lines
+        for item in claim.get("item") or []:
+            concept = item.get("productOrService")
+            if _coding(concept, billing_systems):
+                continue
+            other = _first_coding(concept)
+            if other is None or (str(other.get("system")), str(other["code"])) in seen:
+                continue
+            seen.add((str(other.get("system")), str(other["code"])))
+            at = f"{_name(claim)}.item.productOrService"
+            uncoded.append(_Unmapped("service", other, at).concept)
+    if lines or any(u["need"] == "service" for u in uncoded):
+        return lines
     where = _name(encounter)
-    if procedures:
-        # Every linked Procedure lacks CPT/HCPCS: the first one's refusal names it.
-        return [_procedure_entry(p, condition_refs) for p in procedures]
-    seen = [
+    coded_as = [
         f"{c.get('system', '?').rsplit('/', 1)[-1]} {c.get('code')}"
         for claim in claims
         for item in claim.get("item") or []
         for c in (item.get("productOrService") or {}).get("coding") or []
     ]
-    found = f" (its Claim items are coded {', '.join(seen[:4])})" if seen else ""
+    found = f" (its Claim items are coded {', '.join(coded_as[:4])})" if coded_as else ""
     raise _Missing(
         "required",
         where,
         f"{where} has no billable service: no Procedure linked to it and no Claim item "
         f"with a CPT or HCPCS code{found}",
     )
+
+
+ROSTER_RELATIONSHIP = {"self": "18", "child": "19", "spouse": "01", "other": "G8"}
+
+
+def _roster_coverage(
+    enrolled: Enrollment, patient: Record, where: str, profiles: Mapping[str, PayerProfile]
+) -> list[Record]:
+    """The coverage the member roster holds for the patient on the date of service."""
+    route = route_payer([enrolled.payer], profiles)
+    payer_id = route.profile_id if route else enrolled.payer
+    if payer_id == SELF_PAY_ID:
+        return []
+    if enrolled.relationship != "self":
+        raise _Missing(
+            "required",
+            f"{where}.subject",
+            f"the member roster's coverage of the patient of {where} belongs to another "
+            f"subscriber (the patient is their {enrolled.relationship}), and the roster "
+            "has no subscriber's name, birth date and address",
+        )
+    profile = profiles.get(payer_id)
+    return [
+        {
+            "payer_id": payer_id,
+            "payer_name": enrolled.payer if profile is None else profile.name,
+            "plan_type": profile.plan_type if profile else "CI",
+            "member_id": enrolled.member_id,
+            "group_number": None,
+            "relationship": ROSTER_RELATIONSHIP[enrolled.relationship],
+            "subscriber": patient,
+            "effective_date": enrolled.start,
+            "termination_date": enrolled.end,
+        }
+    ]
 
 
 # Claim.insurance displays that mean the patient pays (Synthea's form).
@@ -692,7 +788,7 @@ def _insured_without_coverage(index: _Index, enc_refs: set[str]) -> None:
 def _encounter(
     encounter: Record,
     index: _Index,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime,
     source: str,
     profiles: Mapping[str, PayerProfile],
@@ -713,8 +809,11 @@ def _encounter(
     enc_refs = index.refs(encounter)
 
     age_days = (service_date - patient["birth_date"]).days
-    diagnoses, condition_refs = _diagnoses(encounter, index, enc_refs, age_days)
-    if not diagnoses:
+    uncoded: list[Record] = []
+    diagnoses, condition_refs = _diagnoses(encounter, index, enc_refs, age_days, uncoded)
+    procedures = index.linked_to("Procedure", enc_refs)
+    lines = _service_lines(encounter, procedures, index, enc_refs, condition_refs, uncoded)
+    if not diagnoses and not uncoded:
         raise _Missing(
             "required",
             f"{where}.diagnosis",
@@ -722,8 +821,6 @@ def _encounter(
             "reasonReference, no Condition whose encounter is it, and no Claim.diagnosis "
             "for it",
         )
-    procedures = index.linked_to("Procedure", enc_refs)
-    lines = _service_lines(encounter, procedures, index, enc_refs, condition_refs)
 
     rendering, referring = _participants(encounter, index, billing)
     if rendering is None:
@@ -746,7 +843,11 @@ def _encounter(
 
     coverages = _coverages(patient_refs, index, patient, service_date, profiles)
     if not coverages:
-        _insured_without_coverage(index, enc_refs)
+        enrolled = billing.enrollment(_identifiers(patient_res), service_date)
+        if enrolled is not None:
+            coverages = _roster_coverage(enrolled, patient, where, profiles)
+        else:
+            _insured_without_coverage(index, enc_refs)
     encounter_id = next(
         (i.get("value") for i in encounter.get("identifier") or [] if i.get("value")),
         encounter.get("id"),
@@ -777,12 +878,13 @@ def _encounter(
         "referral_number": None,
         "documented_minutes": int(minutes) if minutes else None,
         "mdm_level": None,
+        "uncoded": uncoded,
     }
 
 
 def map_bundle(
     bundle: Record,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime | None = None,
     source: str = "fhir",
     *,

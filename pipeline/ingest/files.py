@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.ingest.remit835 import remittances_from_835
 from pipeline.ingest.sink import IngestSink
@@ -28,7 +28,7 @@ Record = dict[str, Any]
 def ingest_fhir(
     paths: list[Path],
     sink: IngestSink,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
 ) -> list[str]:
@@ -78,7 +78,7 @@ def ingest_835(settings: Settings, paths: list[Path], sink: IngestSink) -> list[
 
 def hl7_events(
     paths: list[Path],
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -110,7 +110,7 @@ def hl7_events(
 def ingest_hl7(
     paths: list[Path],
     sink: IngestSink,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
 ) -> list[str]:
@@ -141,7 +141,7 @@ def ingest_hl7(
 
 def fhir_events(
     paths: list[Path],
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,

@@ -32,7 +32,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException, ValidationError
 from hl7apy.parser import parse_field, parse_message, parse_segment
 
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from processors.ids import stable_id
 from processors.npi import is_valid_npi
 from processors.refdata import PayerProfile, route_payer, shipped_payers
@@ -988,7 +988,7 @@ def _resubscribe(coverage: Any, patient: Record) -> Any:
 
 
 def _billing_provider(
-    message: Message, pv1: Segment | None, billing: BillingProviders, errors: _Errors
+    message: Message, pv1: Segment | None, billing: FeedDirectory, errors: _Errors
 ) -> Record | None:
     """The directory's provider for MSH-4 or PV1-3.4, else the feed's; an error when neither."""
     facility = message.sending_facility
@@ -1010,7 +1010,7 @@ def _billing_provider(
 def map_dft(
     message_text: str,
     store: Store,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -1041,7 +1041,7 @@ def map_dft(
 def _map_dft(
     message: Message,
     store: Store,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime,
     payers: Mapping[str, PayerProfile],
 ) -> MappedMessage:
@@ -1133,6 +1133,7 @@ def _map_dft(
         "referral_number": None,
         "documented_minutes": None,
         "mdm_level": None,
+        "uncoded": [],
     }
     return MappedMessage(event, [])
 
@@ -1229,7 +1230,7 @@ def _check_header(message: Message, triggers: Sequence[str], message_type: str) 
 def map_message(
     text: str,
     store: Store,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -1299,7 +1300,7 @@ def _outcome(
 
 def map_stream(
     data: str | bytes,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     received_at: datetime,
     *,
     store: Store | None = None,

@@ -45,7 +45,7 @@ from pipeline.config import (
     DEFAULT_MAX_RECORD_BYTES,
     Settings,
 )
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.kafka.codec import codec_for
 from pipeline.kafka.deadletters import Source, dead_letter_record, encode_dead_letter
@@ -154,7 +154,7 @@ def _refused(raw: bytes, error: str, error_type: ErrorType, limits: Limits) -> A
 
 def read_bundle(
     raw: bytes,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     limits: Limits,
     *,
     payers: Mapping[str, PayerProfile] | None = None,
@@ -219,7 +219,7 @@ def read_bundle(
 def _map(
     raw: bytes,
     bundle: Any,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     limits: Limits,
     payers: Mapping[str, PayerProfile] | None,
 ) -> Answer:
@@ -302,7 +302,7 @@ def _too_large(limits: Limits) -> web.Response:
 
 def build_web_app(
     publish: Publish,
-    billing: BillingProviders,
+    billing: FeedDirectory,
     limits: Limits | None = None,
     *,
     payers: Mapping[str, PayerProfile] | None = None,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.sink import IngestSink
 from processors.contracts.vocab import ErrorType
 from processors.refdata import PayerProfile
@@ -33,7 +33,7 @@ class Hl7Handler:
     def __init__(
         self,
         sink: IngestSink,
-        billing: BillingProviders,
+        billing: FeedDirectory,
         *,
         payers: Mapping[str, PayerProfile] | None = None,
     ) -> None:
@@ -68,7 +68,7 @@ class Hl7Handler:
         self.sink.producer.flush(timeout=30)
 
 
-def run_mllp(settings: Settings, host: str, port: int, billing: BillingProviders) -> int:
+def run_mllp(settings: Settings, host: str, port: int, billing: FeedDirectory) -> int:
     """Serve MLLP on *host*:*port* until interrupted."""
     from pipeline.ingest.mllp import serve_mllp  # noqa: PLC0415
 

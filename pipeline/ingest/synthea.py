@@ -8,6 +8,9 @@ leaves in the output folder:
 - ``fhir/*.json``: one transaction Bundle per patient, with the
   ``hospitalInformation*.json`` and ``practitionerInformation*.json`` batches
   their conditional references point to;
+- ``members.json``: a member roster (``CLAIMS_MEMBER_ROSTER``) from Synthea's own
+  ``payer_transitions.csv``: each patient's payer, member id and dates, which its
+  FHIR output leaves out (it carries no Coverage);
 - ``providers.json``: a provider directory for Synthea's organizations, which
   carry no NPI or tax id. Synthea's organizations are fictional, so their
   billing NPI (valid check digit), tax id and ZIP+4 are made up here, from the
@@ -17,6 +20,7 @@ leaves in the output folder:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -52,6 +56,7 @@ class SyntheaRun:
     bundles: list[Path]
     side_files: list[Path]
     directory: Path
+    roster: Path
     seconds: float
 
 
@@ -85,7 +90,7 @@ def synthea_command(
         "--exporter.fhir.export=true",
         "--exporter.hospital.fhir.export=true",
         "--exporter.practitioner.fhir.export=true",
-        "--exporter.csv.export=false",
+        "--exporter.csv.export=true",
         "--exporter.ccda.export=false",
         "--generate.only_alive_patients=true",
     ]
@@ -140,7 +145,9 @@ def run_synthea(
         raise SyntheaError(f"Synthea wrote no patient bundle into {fhir}")
     directory = out / "providers.json"
     write_directory(directory, organizations(side))
-    return SyntheaRun(out, bundles, side, directory, time.monotonic() - started)
+    roster = out / "members.json"
+    write_roster(roster, out / "csv")
+    return SyntheaRun(out, bundles, side, directory, roster, time.monotonic() - started)
 
 
 def organizations(side_files: Iterable[Path]) -> list[dict[str, Any]]:
@@ -203,3 +210,38 @@ def write_directory(path: Path, orgs: list[dict[str, Any]]) -> None:
         )
         + "\n"
     )
+
+
+# Synthea's PLAN_OWNERSHIP: who holds the plan, as the patient's relationship to them.
+OWNERSHIP = {"self": "self", "": "self", "guardian": "child", "spouse": "spouse"}
+
+
+def write_roster(path: Path, csv_dir: Path) -> int:
+    """Write the member roster of Synthea's payer transitions to *path*; returns its rows."""
+    with (csv_dir / "payers.csv").open(newline="") as f:
+        payer_names = {r["Id"]: r["NAME"] for r in csv.DictReader(f)}
+    members = []
+    with (csv_dir / "payer_transitions.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            ownership = (row.get("PLAN_OWNERSHIP") or "").strip().lower()
+            members.append(
+                {
+                    "patient": [f"{SYNTHEA_SYSTEM}|{row['PATIENT']}"],
+                    "payer": payer_names.get(row["PAYER"], row["PAYER"]),
+                    "member_id": row["MEMBERID"] or row["PATIENT"],
+                    "start": row["START_DATE"][:10],
+                    "end": row["END_DATE"][:10] or None,
+                    "relationship": OWNERSHIP.get(ownership, "other"),
+                }
+            )
+    path.write_text(
+        json.dumps(
+            {
+                "about": "Synthea's payer transitions: each patient's payer and member id by date.",
+                "members": members,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    return len(members)

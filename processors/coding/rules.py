@@ -553,8 +553,50 @@ def check_pointers(procedures: list[Record], billed: int) -> list[CodingFinding]
     return out
 
 
+def uncoded_findings(event: Record, edition: str) -> list[CodingFinding]:
+    """HARD findings for the clinical concepts the feed sent without a billing code.
+
+    Each names the concept (its system, code and display: terms, never patient
+    data) and where it was; an encounter with no diagnosis at all asks for one.
+    """
+    found = []
+    for concept in event.get("uncoded") or []:
+        system = concept["system"].rstrip("/").rsplit("/", 1)[-1] or "unknown system"
+        display = f" ({concept['display']})" if concept.get("display") else ""
+        found.append(
+            finding(
+                f"CAC-UNCODED-{concept['need'].upper()}",
+                HARD,
+                concept["code"],
+                f"{concept['element']}: {system} {concept['code']}{display} has no "
+                f"{'ICD-10-CM' if concept['need'] == 'diagnosis' else 'CPT or HCPCS'} code in "
+                "the shipped maps; code it, or leave it out if it is not billed.",
+                edition,
+            )
+        )
+    if found and not event.get("diagnoses"):
+        found.append(
+            finding(
+                "CAC-NO-DIAGNOSIS",
+                HARD,
+                None,
+                "The encounter documents no diagnosis the maps could code: code the reason "
+                "for the visit from the note, or query the physician.",
+                edition,
+            )
+        )
+    return found
+
+
 def code_encounter(event: Record, refdata: RefData) -> CodingResult:
-    """Apply the coding edits to *event*; hold it when any hard edit fails."""
+    """Apply the coding edits to *event*; hold it when any hard edit fails.
+
+    An encounter whose feed sent clinical concepts without billing codes is held
+    for a coder, naming them, before any other edit.
+    """
+    uncoded = uncoded_findings(event, refdata.ruleset_version)
+    if uncoded:
+        return CodingResult(coded=None, findings=uncoded)
     validate_encounter(event)
     diagnoses = list(event.get("diagnoses") or [])
     findings = check_diagnoses(diagnoses, refdata)

@@ -170,6 +170,18 @@ class ProcedureEntry(TypedDict):
     charge_cents: int | None
 
 
+class UncodedConcept(TypedDict):
+    """A clinical concept the feed sent that no billing code could be found for: a coder codes
+    it (or drops it) before the encounter is billed.
+    """
+
+    need: str
+    system: str
+    code: str
+    display: str | None
+    element: str
+
+
 class EncounterEvent(TypedDict):
     """A finished encounter as the EHR reports it: who was seen, by whom, under which coverage,
     with which documented diagnoses and services. Topic ehr.encounters, keyed by member key.
@@ -193,6 +205,7 @@ class EncounterEvent(TypedDict):
     referral_number: str | None
     documented_minutes: int | None
     mdm_level: str | None
+    uncoded: list[UncodedConcept]
 
 
 class CodedLine(TypedDict):

@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.config import Settings, to_env
 from pipeline.ingest import mllp
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.hl7 import Store, map_message
 from pipeline.ingest.mllp import END_BLOCK, START_BLOCK, send_mllp, serve_mllp
 from pipeline.kafka.readers import read_topic
@@ -29,7 +29,7 @@ from tests.waiting import wait_until
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 PRACTICE = encounter()["billing_provider"]
-FEED = BillingProviders(given=PRACTICE)
+FEED = FeedDirectory(given=PRACTICE)
 HOST = "127.0.0.1"
 DEADLINE_SECONDS = 10.0
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pipeline.ingest import http
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.fhir import map_bundle
 from pipeline.ingest.http import Limits, build_web_app, nested_deeper_than, read_bundle
 from pipeline.ingest.practice import practice_record
@@ -27,7 +27,7 @@ from tests.fhir_bundles import FIXTURES
 
 Record = dict[str, Any]
 PRACTICE = practice_record()
-FEED = BillingProviders(given=PRACTICE)
+FEED = FeedDirectory(given=PRACTICE)
 FHIR_JSON = "application/fhir+json"
 DEAD = codec_for(DEAD_LETTER.value_schema)
 EVENTS = codec_for(EHR_ENCOUNTERS.value_schema)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.ingest.directory import BillingProviders
+from pipeline.ingest.directory import FeedDirectory
 from pipeline.ingest.fhir import BundleError, map_bundle
 from pipeline.ingest.files import fhir_events
 from pipeline.ingest.practice import practice_record
@@ -22,7 +22,7 @@ from tests.fhir_bundles import FIXTURES
 
 REFDATA = load_refdata()
 PRACTICE = practice_record()
-FEED = BillingProviders(given=PRACTICE)
+FEED = FeedDirectory(given=PRACTICE)
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -141,14 +141,26 @@ class TestMapping:
         assert map_snomed("38341003", 10) == "P292"
         assert map_snomed("38341003", 29) == "I10"
 
-    def test_unmapped_snomed_concept_is_named(self) -> None:
-        """A concept the shipped map lacks: the issue asks for an ICD-10-CM coding."""
+    def test_unmapped_snomed_concept_is_named_and_goes_to_a_coder(self) -> None:
+        """A concept the shipped map lacks is carried as uncoded, and the coding stage holds
+        the encounter for a coder with an edit that names it."""
+        from processors.coding.rules import code_encounter
+
         bundle = fixture("snomed-problem-list.json")
         for entry in bundle["entry"]:
             if entry["resource"]["resourceType"] == "Condition":
                 entry["resource"]["code"]["coding"][0]["code"] = "44054006"
-        (issue,) = map_bundle(bundle, FEED).issues
-        assert "add an ICD-10-CM coding" in issue["diagnostics"]
+        mapped = map_bundle(bundle, FEED)
+        assert mapped.issues == []
+        (event,) = mapped.events
+        assert {(u["need"], u["code"], u["element"]) for u in event["uncoded"]} == {
+            ("diagnosis", "44054006", "Condition.code")
+        }
+        result = code_encounter(event, REFDATA)
+        assert result.coded is None
+        edits = {(f["edit_id"], f["code"]) for f in result.findings}
+        assert ("CAC-UNCODED-DIAGNOSIS", "44054006") in edits
+        assert any("has no ICD-10-CM code" in f["message"] for f in result.findings)
 
     def test_every_snomed_map_target_is_billable_in_fy2026(self) -> None:
         """Each shipped ICD-10-CM target exists and is billable in the installed edition."""

@@ -17,19 +17,19 @@ from typing import Any
 
 import pytest
 
-from pipeline.ingest.directory import BillingProviders, DirectoryError, load_directory
+from pipeline.ingest.directory import DirectoryError, FeedDirectory, load_directory
 from pipeline.ingest.fhir import map_bundle
 from pipeline.ingest.practice import PRACTICE_NPI as DEMO_NPI
 from tests import fhir_bundles as fb
 from tests.builders import npi
 
 Record = dict[str, Any]
-NOBODY = BillingProviders()
+NOBODY = FeedDirectory()
 ORG_SYSTEM = "https://ehr.example.org/organizations"
 TAXONOMY = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 
-def directory(tmp_path: Path, **entry: Any) -> BillingProviders:
+def directory(tmp_path: Path, **entry: Any) -> FeedDirectory:
     """A provider directory file with one organization (defaults: a valid clinic)."""
     org = {
         "identifiers": [f"{ORG_SYSTEM}|clinic-7"],
@@ -95,7 +95,7 @@ def clinic_without_npi() -> Record:
     }
 
 
-def issues_of(bundle: Record, billing: BillingProviders = NOBODY, **kw: Any) -> list[str]:
+def issues_of(bundle: Record, billing: FeedDirectory = NOBODY, **kw: Any) -> list[str]:
     return [i["diagnostics"] for i in map_bundle(bundle, billing, **kw).issues]
 
 
@@ -178,7 +178,7 @@ class TestBillingProvider:
         (issue,) = issues_of(bundle)
         assert "names no serviceProvider" in issue
         given = {**fb.encounter(), "npi": fb.PRACTICE_NPI}
-        (event,) = map_bundle(bundle, BillingProviders(given=given)).events
+        (event,) = map_bundle(bundle, FeedDirectory(given=given)).events
         assert event["billing_provider"]["npi"] == fb.PRACTICE_NPI
 
     @pytest.mark.parametrize(
@@ -249,21 +249,41 @@ class TestDiagnosesAndServices:
         assert [p["code"] for p in event["procedures"]] == ["99213"]
         assert [p["charge_cents"] for p in event["procedures"]] == [14250]
 
-    def test_no_billable_service_names_what_the_claim_carried(self) -> None:
+    def test_a_service_sent_only_as_snomed_goes_to_a_coder(self) -> None:
         claim = {
             "resourceType": "Claim",
             "id": "claim2",
             "item": [
                 {
                     "sequence": 1,
-                    "productOrService": {"coding": [{"system": fb.SNOMED, "code": "185349003"}]},
+                    "productOrService": {
+                        "coding": [
+                            {"system": fb.SNOMED, "code": "185349003", "display": "Check up"}
+                        ]
+                    },
                     "encounter": [{"reference": "urn:uuid:encounter-enc1"}],
                 }
             ],
         }
+        (event,) = map_bundle(visit(procedures=False, extra=[copy.deepcopy(claim)]), NOBODY).events
+        assert event["procedures"] == []
+        (concept,) = event["uncoded"]
+        assert concept == {
+            "need": "service",
+            "system": fb.SNOMED,
+            "code": "185349003",
+            "display": "Check up",
+            "element": "Claim.item.productOrService",
+        }
+
+    def test_no_service_at_all_is_refused(self) -> None:
+        claim = {
+            "resourceType": "Claim",
+            "id": "claim4",
+            "item": [{"sequence": 1, "encounter": [{"reference": "urn:uuid:encounter-enc1"}]}],
+        }
         (issue,) = issues_of(visit(procedures=False, extra=[copy.deepcopy(claim)]))
         assert "has no billable service" in issue
-        assert "sct 185349003" in issue
 
 
 class TestSyntheaDirectory:

@@ -9,7 +9,7 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
-from pipeline.ingest.directory import BillingProviders, load_directory
+from pipeline.ingest.directory import FeedDirectory, load_directory
 from pipeline.ingest.hl7 import (
     Outcome,
     Store,
@@ -28,7 +28,7 @@ from tests.builders import encounter
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hl7"
 AT = datetime(2026, 3, 6, 18, 0, tzinfo=UTC)
 PRACTICE = encounter()["billing_provider"]
-FEED = BillingProviders(given=PRACTICE)
+FEED = FeedDirectory(given=PRACTICE)
 # Every value in the fixtures that is protected health information.
 PHI = (
     "TESTPATIENT",
@@ -448,7 +448,7 @@ def test_message_time_reads_msh7_with_its_offset() -> None:
 class TestBillingProvider:
     def test_a_sending_facility_with_no_billing_provider_is_refused(self) -> None:
         """No directory entry for MSH-4 and none given for the feed: refused, never defaulted."""
-        outcome = map_message(fixture("dft_p03_office_visit.hl7"), {}, BillingProviders(), AT)
+        outcome = map_message(fixture("dft_p03_office_visit.hl7"), {}, FeedDirectory(), AT)
         assert outcome.events == []
         assert any(
             "MSH-4 (sending facility) 'SPRINGFIELD_FM' names no billing provider" in e

@@ -407,6 +407,7 @@ class _Simulation:
             ),
             "documented_minutes": minutes,
             "mdm_level": mdm,
+            "uncoded": [],
         }
         history.seen = True
         history.last_visit = day
