@@ -116,6 +116,7 @@ def encounter(**overrides: Any) -> Record:
         "referral_number": None,
         "documented_minutes": 25,
         "mdm_level": "low",
+        "established_patient": None,
         "uncoded": [],
     }
     event.update(copy.deepcopy(overrides))

@@ -14,9 +14,11 @@ encounter ids, so nothing downstream is billed twice.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pipeline.ingest.directory import Enrollment, FeedDirectory
@@ -117,6 +119,8 @@ class _Index:
     linked: dict[tuple[str, str], list[Record]]
     coverages: list[Record]
     position: dict[int, int]
+    visit_dates: dict[tuple[str, str], list[date]] = field(default_factory=dict)
+    visits_per_patient: Counter[str] = field(default_factory=Counter)
 
     def refs(self, resource: Record) -> set[str]:
         """Every reference that names *resource* in this bundle, and its Type/id."""
@@ -186,13 +190,15 @@ def _index(bundle: Record, context: Sequence[Record] = ()) -> _Index:
             for item in resource.get("item") or []:
                 for link in item.get("encounter") or []:
                     target = link.get("reference") if isinstance(link, dict) else None
-                    if isinstance(target, str) and resource not in linked.get(
-                        ("Claim", target), []
-                    ):
-                        linked.setdefault(("Claim", target), []).append(resource)
+                    claims = (
+                        linked.setdefault(("Claim", target), []) if isinstance(target, str) else []
+                    )
+                    if isinstance(target, str) and (not claims or claims[-1] is not resource):
+                        claims.append(resource)
     coverages = [r for r in ordered if r["resourceType"] == "Coverage"]
     position = {id(r): i for i, r in enumerate(ordered)}
-    return _Index(by_ref, ordered, names, linked, coverages, position)
+    visit_dates, per_patient = _visits(ordered)
+    return _Index(by_ref, ordered, names, linked, coverages, position, visit_dates, per_patient)
 
 
 def _ref(by_ref: dict[str, Record], reference: Record | None) -> Record | None:
@@ -722,6 +728,43 @@ def _service_lines(
     )
 
 
+# CPT's new/established rule: seen by the same practice within the past three years.
+ESTABLISHED_WITHIN = timedelta(days=3 * 365)
+
+
+def _visit_key(encounter: Record) -> tuple[str, str]:
+    subject = str((encounter.get("subject") or {}).get("reference") or "")
+    return subject, str((encounter.get("serviceProvider") or {}).get("reference") or "")
+
+
+def _visits(ordered: list[Record]) -> tuple[dict[tuple[str, str], list[date]], Counter[str]]:
+    """Visit dates by (patient, serviceProvider) reference, sorted; visits per patient."""
+    dates: dict[tuple[str, str], list[date]] = {}
+    per_patient: Counter[str] = Counter()
+    for resource in ordered:
+        if resource["resourceType"] != "Encounter":
+            continue
+        key = _visit_key(resource)
+        per_patient[key[0]] += 1
+        when = _date((resource.get("period") or {}).get("start"))
+        if when is not None:
+            dates.setdefault(key, []).append(when)
+    for found in dates.values():
+        found.sort()
+    return dates, per_patient
+
+
+def _established(encounter: Record, index: _Index, service_date: date) -> bool | None:
+    """Whether the bundle shows a visit of the patient at the same serviceProvider in the 3
+    years before *service_date*; None when the bundle holds no other visit of theirs."""
+    key = _visit_key(encounter)
+    if index.visits_per_patient[key[0]] < 2:
+        return None
+    dates = index.visit_dates.get(key, [])
+    i = bisect_left(dates, service_date - ESTABLISHED_WITHIN)
+    return i < len(dates) and dates[i] < service_date
+
+
 ROSTER_RELATIONSHIP = {"self": "18", "child": "19", "spouse": "01", "other": "G8"}
 
 
@@ -878,6 +921,7 @@ def _encounter(
         "referral_number": None,
         "documented_minutes": int(minutes) if minutes else None,
         "mdm_level": None,
+        "established_patient": _established(encounter, index, service_date),
         "uncoded": uncoded,
     }
 

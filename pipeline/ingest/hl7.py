@@ -1133,6 +1133,7 @@ def _map_dft(
         "referral_number": None,
         "documented_minutes": None,
         "mdm_level": None,
+        "established_patient": None,
         "uncoded": [],
     }
     return MappedMessage(event, [])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from processors.coding.suggest import apply_suggestions
 from processors.contracts.findings import HARD, SOFT, finding
 from processors.contracts.records import CodingFinding
 from processors.refdata import (
@@ -594,12 +595,13 @@ def code_encounter(event: Record, refdata: RefData) -> CodingResult:
     An encounter whose feed sent clinical concepts without billing codes is held
     for a coder, naming them, before any other edit.
     """
+    event, suggested = apply_suggestions(event, refdata)
     uncoded = uncoded_findings(event, refdata.ruleset_version)
     if uncoded:
-        return CodingResult(coded=None, findings=uncoded)
+        return CodingResult(coded=None, findings=suggested + uncoded)
     validate_encounter(event)
     diagnoses = list(event.get("diagnoses") or [])
-    findings = check_diagnoses(diagnoses, refdata)
+    findings = suggested + check_diagnoses(diagnoses, refdata)
     findings.extend(check_service_date(diagnoses, event["service_date"]))
     findings.extend(check_age_sex(diagnoses, event["patient"], event["service_date"], refdata))
     procedures = event["procedures"]

@@ -205,6 +205,7 @@ class EncounterEvent(TypedDict):
     referral_number: str | None
     documented_minutes: int | None
     mdm_level: str | None
+    established_patient: bool | None
     uncoded: list[UncodedConcept]
 
 

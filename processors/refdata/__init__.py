@@ -323,6 +323,34 @@ def load_coverage_policies() -> dict[str, CoveragePolicy]:
     }
 
 
+@dataclass(frozen=True)
+class PreventiveBand:
+    """One age band of cac_preventive.csv."""
+
+    row: int
+    min_age_days: int
+    max_age_days: int
+    new_cpt: str
+    established_cpt: str
+    diagnosis: str
+
+
+@cache
+def cac_preventive() -> tuple[PreventiveBand, ...]:
+    """The preventive visit codes by age (cac_preventive.csv, see its .md for sources)."""
+    return tuple(
+        PreventiveBand(
+            n,
+            int(r["min_age_days"]),
+            int(r["max_age_days"]),
+            r["new_patient_cpt"],
+            r["established_patient_cpt"],
+            r["diagnosis"],
+        )
+        for n, r in enumerate(_rows("cac_preventive.csv"), start=1)
+    )
+
+
 @cache
 def snomed_icd10cm() -> dict[str, list[tuple[str, int | None]]]:
     """SNOMED CT concept id -> [(ICD-10-CM code, below this age in days or None)], in order."""

@@ -407,6 +407,7 @@ class _Simulation:
             ),
             "documented_minutes": minutes,
             "mdm_level": mdm,
+            "established_patient": None,  # the feed codes its visits itself
             "uncoded": [],
         }
         history.seen = True

@@ -1,0 +1,138 @@
+"""Computer-assisted coding: billing codes suggested for concepts a feed sent uncoded.
+
+A feed that sends clinical concepts (SNOMED CT encounter types and procedures)
+instead of CPT codes leaves them on the EncounterEvent as ``uncoded``. For
+those a rule here can code, a suggestion names the code, the rule and its
+source row, and a confidence. A suggestion at or above :data:`THRESHOLD` is
+billed: the concept becomes a service line (and its diagnosis), and a SOFT
+finding ``CAC-SUGGESTED`` keeps the provenance on the coded encounter and its
+claim. Below it, or with nothing to suggest, the concept stays uncoded and the
+coding stage holds the encounter for a coder, with the suggestion named.
+
+Rules so far: preventive visits (``cac_preventive.csv``), by age on the date of
+service and new or established patient.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from processors.contracts.findings import SOFT, finding
+from processors.contracts.records import CodingFinding
+from processors.refdata import RefData, cac_preventive
+
+Record = dict[str, Any]
+
+SNOMED = "http://snomed.info/sct"
+THRESHOLD = 0.8
+# SNOMED CT encounter types of a preventive visit (cac_preventive.md).
+PREVENTIVE_VISITS = frozenset({"185349003", "162673000", "410620009"})
+RULES_EDITION = "CAC-2026.1"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A code suggested for an uncoded concept, where it came from and how sure it is."""
+
+    concept: Record
+    procedure: str
+    diagnosis: str | None
+    confidence: float
+    rule: str
+    why: str  # shown to the coder: what the suggestion rests on
+
+
+def suggest_preventive(event: Record, concept: Record) -> Suggestion | None:
+    """The preventive medicine service for a check-up, by age and new/established."""
+    if concept["need"] != "service" or concept["system"] != SNOMED:
+        return None
+    if concept["code"] not in PREVENTIVE_VISITS:
+        return None
+    age_days = (event["service_date"] - event["patient"]["birth_date"]).days
+    band = next((b for b in cac_preventive() if b.min_age_days <= age_days <= b.max_age_days), None)
+    if band is None:
+        return None
+    established = event.get("established_patient")
+    if established is None:
+        return Suggestion(
+            concept,
+            band.established_cpt,
+            band.diagnosis,
+            0.5,
+            "cac_preventive.csv",
+            "the feed does not say whether the patient is new or established",
+        )
+    code = band.established_cpt if established else band.new_cpt
+    others = [u for u in event.get("uncoded") or [] if u["need"] == "diagnosis"]
+    confidence = 0.9 if not event.get("diagnoses") and not others else 0.6
+    why = (
+        f"age {age_days // 365} on the date of service, "
+        f"{'established' if established else 'new'} patient"
+        + ("" if confidence >= THRESHOLD else "; other diagnoses were documented")
+    )
+    return Suggestion(
+        concept, code, band.diagnosis, confidence, f"cac_preventive.csv row {band.row}", why
+    )
+
+
+def apply_suggestions(event: Record, refdata: RefData) -> tuple[Record, list[CodingFinding]]:
+    """*event* with the suggestions at or above the threshold billed, and their findings.
+
+    A suggestion below it, or for a code the practice's list does not hold, is
+    reported as a SOFT finding and the concept stays uncoded (for the coder).
+    """
+    uncoded = list(event.get("uncoded") or [])
+    if not uncoded:
+        return event, []
+    out = copy.copy(event)
+    out["procedures"] = list(event.get("procedures") or [])
+    out["diagnoses"] = list(event.get("diagnoses") or [])
+    left: list[Record] = []
+    findings: list[CodingFinding] = []
+    for concept in uncoded:
+        suggestion = suggest_preventive(event, concept)
+        if suggestion is None:
+            left.append(concept)
+            continue
+        listed = suggestion.procedure in refdata.procedures
+        billed = listed and suggestion.confidence >= THRESHOLD
+        findings.append(_finding(suggestion, billed, listed))
+        if not billed:
+            left.append(concept)
+            continue
+        refs = []
+        if suggestion.diagnosis:
+            if suggestion.diagnosis not in out["diagnoses"]:
+                out["diagnoses"].append(suggestion.diagnosis)
+            refs = [out["diagnoses"].index(suggestion.diagnosis)]
+        out["procedures"].append(
+            {
+                "code": suggestion.procedure,
+                "modifiers": [],
+                "units": 1,
+                "diagnosis_refs": refs,
+                "charge_cents": None,
+            }
+        )
+    out["uncoded"] = left
+    return out, findings
+
+
+def _finding(s: Suggestion, billed: bool, listed: bool) -> CodingFinding:
+    concept = f"SNOMED CT {s.concept['code']} at {s.concept['element']}"
+    codes = s.procedure + (f" with {s.diagnosis}" if s.diagnosis else "")
+    if billed:
+        what = f"billed as suggested: {codes}"
+    elif not listed:
+        what = f"suggested {codes}, but {s.procedure} is not in the practice's procedure list"
+    else:
+        what = f"suggested {codes} below the confidence to bill it unreviewed"
+    return finding(
+        "CAC-SUGGESTED",
+        SOFT,
+        s.procedure,
+        f"{concept}: {what} (confidence {s.confidence:.1f}; {s.rule}; {s.why}).",
+        RULES_EDITION,
+    )

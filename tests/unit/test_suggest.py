@@ -1,0 +1,83 @@
+"""Computer-assisted coding: preventive visits sent as SNOMED CT, coded by age and history."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from processors.coding.rules import code_encounter
+from processors.coding.suggest import THRESHOLD, apply_suggestions
+from processors.refdata import load_refdata
+from tests.builders import encounter, person
+
+REFDATA = load_refdata()
+SNOMED = "http://snomed.info/sct"
+CHECK_UP = {
+    "need": "service",
+    "system": SNOMED,
+    "code": "185349003",
+    "display": "Encounter for check up",
+    "element": "Claim.item.productOrService",
+}
+
+
+def check_up(birth: date, established: bool | None, **overrides: Any) -> dict[str, Any]:
+    """A check-up on 2026-03-02 sent only as its SNOMED CT encounter type."""
+    fields: dict[str, Any] = {
+        "patient": person(birth_date=birth),
+        "diagnoses": [],
+        "procedures": [],
+        "uncoded": [dict(CHECK_UP)],
+        "established_patient": established,
+        **overrides,
+    }
+    return encounter(**fields)
+
+
+@pytest.mark.parametrize(
+    ("birth", "established", "code", "diagnosis"),
+    [
+        (date(1981, 6, 1), True, "99396", "Z0000"),
+        (date(1981, 6, 1), False, "99386", "Z0000"),
+        (date(1996, 1, 15), True, "99395", "Z0000"),
+        (date(2023, 1, 10), True, "99392", "Z00129"),
+    ],
+)
+def test_a_check_up_is_billed_as_the_preventive_visit_for_the_age(
+    birth: date, established: bool, code: str, diagnosis: str
+) -> None:
+    result = code_encounter(check_up(birth, established), REFDATA)
+    assert result.coded is not None
+    assert [ln["procedure_code"] for ln in result.coded["lines"]] == [code]
+    assert result.coded["diagnoses"] == [diagnosis]
+    (provenance,) = [f for f in result.findings if f["edit_id"] == "CAC-SUGGESTED"]
+    assert provenance["severity"] == "SOFT"
+    assert "billed as suggested" in provenance["message"]
+    assert "cac_preventive.csv row" in provenance["message"]
+
+
+def test_a_code_the_practice_does_not_list_goes_to_the_coder_named() -> None:
+    """A 10-year-old's established check-up is 99393, which the shipped list lacks."""
+    result = code_encounter(check_up(date(2015, 8, 24), True), REFDATA)
+    assert result.coded is None
+    messages = [f["message"] for f in result.findings]
+    assert any("suggested 99393 with Z00129, but 99393 is not in" in m for m in messages)
+    assert {f["edit_id"] for f in result.findings} >= {"CAC-UNCODED-SERVICE"}
+
+
+def test_without_the_patients_history_it_is_not_billed_unreviewed() -> None:
+    event, findings = apply_suggestions(check_up(date(1981, 6, 1), None), REFDATA)
+    assert event["uncoded"] == [CHECK_UP]
+    (finding,) = findings
+    assert "confidence 0.5" in finding["message"]
+    assert THRESHOLD > 0.5
+
+
+def test_a_check_up_with_other_diagnoses_is_for_the_coder() -> None:
+    """Abnormal findings change the diagnosis (Z00.01): the coder decides."""
+    event = check_up(date(1981, 6, 1), True, diagnoses=["I10"])
+    coded, findings = apply_suggestions(event, REFDATA)
+    assert coded["uncoded"] == [CHECK_UP]
+    assert "confidence 0.6" in findings[0]["message"]
