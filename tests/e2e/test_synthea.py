@@ -43,12 +43,16 @@ def test_synthea_writes_bundles_reference_files_and_a_directory(synthea: Synthea
     assert all(e["synthetic"] for e in entries)
     assert len({e["npi"] for e in entries}) == len(entries)
     assert directory.find(entries[0]["identifiers"]) is not None
+    members = json.loads(synthea.roster.read_text())["members"]
+    assert members
+    assert all(m["member_id"] and m["payer"] and m["start"] for m in members)
 
 
 def test_check_accounts_for_every_encounter_and_bills_none_as_the_demo(
     synthea: SyntheaRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CLAIMS_PROVIDER_DIRECTORY", str(synthea.directory))
+    monkeypatch.setenv("CLAIMS_MEMBER_ROSTER", str(synthea.roster))
     files = [*synthea.bundles, *synthea.side_files]
     main(["check", "--summary", "--json", *map(str, files)])
     summary = json.loads(capsys.readouterr().out)
