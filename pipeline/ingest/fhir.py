@@ -179,26 +179,47 @@ def _index(bundle: Record, context: Sequence[Record] = ()) -> _Index:
     names: dict[int, set[str]] = {}
     for ref, resource in by_ref.items():
         names.setdefault(id(resource), set()).add(ref)
-    linked: dict[tuple[str, str], list[Record]] = {}
-    for resource in ordered:
-        if resource["resourceType"] in ("Condition", "Procedure"):
-            link = resource.get("encounter")
-            target = link.get("reference") if isinstance(link, dict) else None
-            if isinstance(target, str):
-                linked.setdefault((resource["resourceType"], target), []).append(resource)
-        elif resource["resourceType"] == "Claim":
-            for item in resource.get("item") or []:
-                for link in item.get("encounter") or []:
-                    target = link.get("reference") if isinstance(link, dict) else None
-                    claims = (
-                        linked.setdefault(("Claim", target), []) if isinstance(target, str) else []
-                    )
-                    if isinstance(target, str) and (not claims or claims[-1] is not resource):
-                        claims.append(resource)
+    linked = _links(ordered)
     coverages = [r for r in ordered if r["resourceType"] == "Coverage"]
     position = {id(r): i for i, r in enumerate(ordered)}
     visit_dates, per_patient = _visits(ordered)
     return _Index(by_ref, ordered, names, linked, coverages, position, visit_dates, per_patient)
+
+
+# The element that ties a resource to its Encounter, by resource type.
+ENCOUNTER_LINK = {
+    "Condition": "encounter",
+    "Procedure": "encounter",
+    "MedicationAdministration": "context",
+}
+
+
+def _target(link: object) -> str | None:
+    target = link.get("reference") if isinstance(link, dict) else None
+    return target if isinstance(target, str) else None
+
+
+def _links(ordered: list[Record]) -> dict[tuple[str, str], list[Record]]:
+    """(resource type, encounter reference) -> the resources tied to that encounter, in
+    bundle order: Conditions, Procedures and MedicationAdministrations by their own
+    element, Claims by the encounter of any of their items (each Claim once)."""
+    linked: dict[tuple[str, str], list[Record]] = {}
+    for resource in ordered:
+        kind = resource["resourceType"]
+        if kind in ENCOUNTER_LINK:
+            target = _target(resource.get(ENCOUNTER_LINK[kind]))
+            if target is not None:
+                linked.setdefault((kind, target), []).append(resource)
+        elif kind == "Claim":
+            for item in resource.get("item") or []:
+                for link in item.get("encounter") or []:
+                    target = _target(link)
+                    if target is None:
+                        continue
+                    claims = linked.setdefault(("Claim", target), [])
+                    if not claims or claims[-1] is not resource:
+                        claims.append(resource)
+    return linked
 
 
 def _ref(by_ref: dict[str, Record], reference: Record | None) -> Record | None:
@@ -661,6 +682,19 @@ def _claim_lines(claim: Record, condition_refs: list[set[str]]) -> list[Record]:
     return lines
 
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _administered(index: _Index, enc_refs: set[str]) -> set[str]:
+    """RxNorm codes of the MedicationAdministrations of the encounter (drugs given there)."""
+    given: set[str] = set()
+    for ref in enc_refs:
+        for resource in index.linked.get(("MedicationAdministration", ref), ()):
+            concept = resource.get("medicationCodeableConcept") or {}
+            given |= {str(c.get("code")) for c in concept.get("coding") or [] if c.get("code")}
+    return given
+
+
 def _first_coding(concept: Record | None) -> Record | None:
     for coding in (concept or {}).get("coding") or []:
         if coding.get("code"):
@@ -699,6 +733,15 @@ def _service_lines(
             lines = _claim_lines(claim, condition_refs)
             if lines:
                 break
+    # A Claim item that repeats a diagnosis (Synthea lists the encounter's conditions as
+    # items too) is not a service, nor is a prescription (RxNorm) the practice did not give.
+    seen |= {(u["system"], u["code"]) for u in uncoded if u["need"] == "diagnosis"}
+    for condition in index.linked_to("Condition", enc_refs):
+        seen |= {
+            (str(c.get("system")), str(c.get("code")))
+            for c in (condition.get("code") or {}).get("coding") or []
+        }
+    given = _administered(index, enc_refs)
     for claim in claims:
         for item in claim.get("item") or []:
             concept = item.get("productOrService")
@@ -706,6 +749,8 @@ def _service_lines(
                 continue
             other = _first_coding(concept)
             if other is None or (str(other.get("system")), str(other["code"])) in seen:
+                continue
+            if other.get("system") == RXNORM and str(other["code"]) not in given:
                 continue
             seen.add((str(other.get("system")), str(other["code"])))
             at = f"{_name(claim)}.item.productOrService"

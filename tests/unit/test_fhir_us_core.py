@@ -388,3 +388,28 @@ class TestPayerDirectory:
         assert coded is not None
         (held,) = [f for f in build_claim(coded, refdata).findings if f["edit_id"] == "SCRUB-PAYER"]
         assert "payer_directory.csv" in held["message"]
+
+
+class TestClaimItemsThatAreNotServices:
+    def test_a_repeated_diagnosis_and_a_prescription_are_not_services(self) -> None:
+        """Synthea lists the visit's conditions and prescriptions among its Claim items."""
+        rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+        claim = {
+            "resourceType": "Claim",
+            "id": "claim5",
+            "item": [
+                {
+                    "sequence": 1,
+                    "productOrService": {"coding": [{"system": fb.CPT, "code": "99213"}]},
+                    "encounter": [{"reference": "urn:uuid:encounter-enc1"}],
+                },
+                {
+                    "sequence": 2,
+                    "productOrService": {"coding": [{"system": fb.ICD, "code": "I10"}]},
+                },
+                {"sequence": 3, "productOrService": {"coding": [{"system": rx, "code": "562251"}]}},
+            ],
+        }
+        (event,) = map_bundle(visit(procedures=False, extra=[claim]), NOBODY).events
+        assert [p["code"] for p in event["procedures"]] == ["99213"]
+        assert event["uncoded"] == []
