@@ -21,7 +21,7 @@ from typing import Any
 
 from processors.contracts.findings import SOFT, finding
 from processors.contracts.records import CodingFinding
-from processors.refdata import RefData, cac_preventive
+from processors.refdata import CuratedConcept, RefData, cac_preventive, cac_snomed
 
 Record = dict[str, Any]
 
@@ -30,6 +30,9 @@ THRESHOLD = 0.8
 # SNOMED CT encounter types of a preventive visit (cac_preventive.md).
 PREVENTIVE_VISITS = frozenset({"185349003", "162673000", "410620009"})
 RULES_EDITION = "CAC-2026.1"
+# ICD-10-CM Z codes for circumstances and status (social determinants Z55-Z65, Z73):
+# they do not make a check-up one "with abnormal findings".
+CIRCUMSTANCES = (*(f"Z{n}" for n in range(55, 66)), "Z73")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def suggest_preventive(event: Record, concept: Record) -> Suggestion | None:
         )
     code = band.established_cpt if established else band.new_cpt
     others = [u for u in event.get("uncoded") or [] if u["need"] == "diagnosis"]
-    confidence = 0.9 if not event.get("diagnoses") and not others else 0.6
+    problems = [d for d in event.get("diagnoses") or [] if not d.startswith(CIRCUMSTANCES)]
+    confidence = 0.9 if not problems and not others else 0.6
     why = (
         f"age {age_days // 365} on the date of service, "
         f"{'established' if established else 'new'} patient"
@@ -82,6 +86,9 @@ def apply_suggestions(event: Record, refdata: RefData) -> tuple[Record, list[Cod
 
     A suggestion below it, or for a code the practice's list does not hold, is
     reported as a SOFT finding and the concept stays uncoded (for the coder).
+    Curated rows go first; then, with what they left, a check-up's preventive
+    visit (sure only when no other problem is left on it); then the services that
+    are part of a visit, once the visit code is known.
     """
     uncoded = list(event.get("uncoded") or [])
     if not uncoded:
@@ -89,35 +96,100 @@ def apply_suggestions(event: Record, refdata: RefData) -> tuple[Record, list[Cod
     out = copy.copy(event)
     out["procedures"] = list(event.get("procedures") or [])
     out["diagnoses"] = list(event.get("diagnoses") or [])
-    left: list[Record] = []
     findings: list[CodingFinding] = []
-    for concept in uncoded:
-        suggestion = suggest_preventive(event, concept)
-        if suggestion is None:
+    included = [(c, k) for c in uncoded if (k := _curated(c)) and k.action == "included"]
+    pending = [c for c in uncoded if all(c is not i for i, _ in included)]
+    pending = [c for c in pending if not _apply_curated(c, out, findings)]
+    state = {**out, "uncoded": pending}
+    left = [c for c in pending if not _apply_preventive(state, c, out, findings, refdata)]
+    has_visit = any(_is_visit(p["code"], refdata) for p in out["procedures"])
+    for concept, curated in included:
+        applied = has_visit and curated.confidence >= THRESHOLD
+        findings.append(_curated_finding(concept, curated, applied, has_visit=has_visit))
+        if not applied:
             left.append(concept)
-            continue
-        listed = suggestion.procedure in refdata.procedures
-        billed = listed and suggestion.confidence >= THRESHOLD
-        findings.append(_finding(suggestion, billed, listed))
-        if not billed:
-            left.append(concept)
-            continue
-        refs = []
-        if suggestion.diagnosis:
-            if suggestion.diagnosis not in out["diagnoses"]:
-                out["diagnoses"].append(suggestion.diagnosis)
-            refs = [out["diagnoses"].index(suggestion.diagnosis)]
-        out["procedures"].append(
-            {
-                "code": suggestion.procedure,
-                "modifiers": [],
-                "units": 1,
-                "diagnosis_refs": refs,
-                "charge_cents": None,
-            }
-        )
     out["uncoded"] = left
     return out, findings
+
+
+def _apply_curated(concept: Record, out: Record, findings: list[CodingFinding]) -> bool:
+    """Code or leave off *concept* by its cac_snomed.csv row; True when that is done."""
+    curated = _curated(concept)
+    if curated is None or curated.action not in ("code", "omit"):
+        return False
+    applied = curated.confidence >= THRESHOLD
+    findings.append(_curated_finding(concept, curated, applied))
+    if applied and curated.code and curated.code not in out["diagnoses"]:
+        out["diagnoses"].append(curated.code)
+    return applied
+
+
+def _apply_preventive(
+    state: Record, concept: Record, out: Record, findings: list[CodingFinding], refdata: RefData
+) -> bool:
+    """Bill a check-up's preventive visit when sure enough; True when it is billed."""
+    suggestion = suggest_preventive(state, concept)
+    if suggestion is None:
+        return False
+    listed = suggestion.procedure in refdata.procedures
+    billed = listed and suggestion.confidence >= THRESHOLD
+    findings.append(_finding(suggestion, billed, listed))
+    if not billed:
+        return False
+    refs = []
+    if suggestion.diagnosis:
+        if suggestion.diagnosis not in out["diagnoses"]:
+            out["diagnoses"].append(suggestion.diagnosis)
+        refs = [out["diagnoses"].index(suggestion.diagnosis)]
+    out["procedures"].append(
+        {
+            "code": suggestion.procedure,
+            "modifiers": [],
+            "units": 1,
+            "diagnosis_refs": refs,
+            "charge_cents": None,
+        }
+    )
+    return True
+
+
+# Procedure categories that are a visit other services can be part of.
+VISIT_CATEGORIES = frozenset(
+    {"office_visit_new", "office_visit_established", "preventive_visit", "wellness_visit"}
+)
+
+
+def _is_visit(code: str, refdata: RefData) -> bool:
+    procedure = refdata.procedures.get(code)
+    return procedure is not None and procedure.category in VISIT_CATEGORIES
+
+
+def _curated(concept: Record) -> CuratedConcept | None:
+    if concept["system"] != SNOMED:
+        return None
+    return cac_snomed().get((concept["code"], concept["need"]))
+
+
+def _curated_finding(
+    concept: Record, curated: CuratedConcept, applied: bool, *, has_visit: bool = True
+) -> CodingFinding:
+    where = f"SNOMED CT {concept['code']} at {concept['element']}"
+    if curated.action == "code":
+        what = f"coded {curated.code}" if applied else f"suggested {curated.code}"
+    elif curated.action == "omit":
+        what = "left off the claim" if applied else "suggested leaving it off the claim"
+    elif has_visit:
+        what = "part of the visit" if applied else "suggested as part of the visit"
+    else:
+        what = "part of a visit, but the encounter has no visit code"
+    return finding(
+        "CAC-SUGGESTED",
+        SOFT,
+        curated.code,
+        f"{where}: {what} (confidence {curated.confidence:.2f}; cac_snomed.csv row "
+        f"{curated.row}, curated; {curated.rationale}).",
+        RULES_EDITION,
+    )
 
 
 def _finding(s: Suggestion, billed: bool, listed: bool) -> CodingFinding:

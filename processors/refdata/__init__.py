@@ -351,6 +351,36 @@ def cac_preventive() -> tuple[PreventiveBand, ...]:
     )
 
 
+@dataclass(frozen=True)
+class CuratedConcept:
+    """One row of cac_snomed.csv: what a coder does with a concept the NLM rows lack."""
+
+    row: int
+    concept: str
+    need: str
+    action: str  # code, omit or included
+    code: str | None
+    confidence: float
+    rationale: str
+
+
+@cache
+def cac_snomed() -> dict[tuple[str, str], CuratedConcept]:
+    """The curated SNOMED CT rows of cac_snomed.csv, by (concept id, need)."""
+    return {
+        (r["snomed_concept_id"], r["need"]): CuratedConcept(
+            n,
+            r["snomed_concept_id"],
+            r["need"],
+            r["action"],
+            r["code"] or None,
+            float(r["confidence"]),
+            r["rationale"],
+        )
+        for n, r in enumerate(_rows("cac_snomed.csv"), start=1)
+    }
+
+
 @cache
 def snomed_icd10cm() -> dict[str, list[tuple[str, int | None]]]:
     """SNOMED CT concept id -> [(ICD-10-CM code, below this age in days or None)], in order."""

@@ -81,3 +81,54 @@ def test_a_check_up_with_other_diagnoses_is_for_the_coder() -> None:
     coded, findings = apply_suggestions(event, REFDATA)
     assert coded["uncoded"] == [CHECK_UP]
     assert "confidence 0.6" in findings[0]["message"]
+
+
+def test_every_curated_code_is_billable_and_every_row_says_why() -> None:
+    from processors.refdata import cac_snomed
+
+    rows = list(cac_snomed().values())
+    assert rows
+    for row in rows:
+        assert row.rationale.strip()
+        assert row.action in ("code", "omit", "included")
+        assert 0 < row.confidence <= 1
+        if row.action == "code":
+            assert row.code is not None
+            assert REFDATA.icd.is_billable(row.code), row.code
+        else:
+            assert row.code is None
+
+
+def concept(code: str, need: str) -> dict[str, Any]:
+    return {"need": need, "system": SNOMED, "code": code, "display": None, "element": "X.code"}
+
+
+def test_a_check_up_with_a_social_circumstance_left_off_is_still_billed() -> None:
+    """Full-time employment (curated: not a problem) is left off; the check-up is billed."""
+    event = check_up(date(1981, 6, 1), True)
+    event["uncoded"].append(concept("160903007", "diagnosis"))
+    result = code_encounter(event, REFDATA)
+    assert result.coded is not None
+    assert [ln["procedure_code"] for ln in result.coded["lines"]] == ["99396"]
+    messages = [f["message"] for f in result.findings if f["edit_id"] == "CAC-SUGGESTED"]
+    assert any("left off the claim" in m and "curated" in m for m in messages)
+
+
+def test_a_curated_diagnosis_is_coded_and_named() -> None:
+    event = encounter(diagnoses=[], uncoded=[concept("10509002", "diagnosis")])
+    coded, findings = apply_suggestions(event, REFDATA)
+    assert coded["diagnoses"] == ["J209"]
+    assert coded["uncoded"] == []
+    assert "cac_snomed.csv row" in findings[0]["message"]
+
+
+def test_a_service_part_of_a_visit_needs_the_visit() -> None:
+    """An assessment is part of the visit it is done in; without a visit code, the coder."""
+    assessment = concept("710824005", "service")
+    with_visit = encounter(uncoded=[assessment])  # the builder's encounter bills 99213
+    coded, _ = apply_suggestions(with_visit, REFDATA)
+    assert coded["uncoded"] == []
+    alone = encounter(procedures=[], uncoded=[assessment])
+    coded, findings = apply_suggestions(alone, REFDATA)
+    assert coded["uncoded"] == [assessment]
+    assert "no visit code" in findings[0]["message"]
