@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from processors.coding.em import supported_em_code
 from processors.coding.suggest import apply_suggestions
 from processors.contracts.findings import HARD, SOFT, finding
 from processors.contracts.records import CodingFinding
@@ -42,7 +43,6 @@ Record = dict[str, Any]
 MAX_DIAGNOSES = 12
 MAX_POINTERS = 4
 MAX_MODIFIERS = 4
-MDM_ORDER = ("straightforward", "low", "moderate", "high")
 SEX_LISTS = {"male": "M", "female": "F"}
 # CPT Category I (5 digits), II (4 digits + F), III (4 digits + T); HCPCS Level II (letter + 4).
 PROCEDURE_FORMAT = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FT]|[A-V][0-9]{4})$")
@@ -432,25 +432,6 @@ def check_ncci(
                 )
             )
     return out
-
-
-def supported_em_code(
-    level_code: str, minutes: int | None, mdm: str | None, refdata: RefData
-) -> str | None:
-    """The highest E/M code of *level_code*'s family that time or MDM supports."""
-    billed = refdata.em_levels[level_code]
-    family = [
-        lv
-        for lv in refdata.em_levels.values()
-        if lv.patient == billed.patient and lv.min_minutes > 0
-    ]
-    best: str | None = None
-    for level in sorted(family, key=lambda lv: lv.min_minutes):
-        by_time = minutes is not None and minutes >= level.min_minutes
-        by_mdm = mdm in MDM_ORDER and MDM_ORDER.index(mdm) >= MDM_ORDER.index(level.mdm_level)
-        if by_time or by_mdm:
-            best = level.code
-    return best
 
 
 def check_em(event: Record, refdata: RefData, categories: dict[str, str]) -> list[CodingFinding]:

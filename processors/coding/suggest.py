@@ -10,7 +10,9 @@ claim. Below it, or with nothing to suggest, the concept stays uncoded and the
 coding stage holds the encounter for a coder, with the suggestion named.
 
 Rules so far: preventive visits (``cac_preventive.csv``), by age on the date of
-service and new or established patient.
+service and new or established patient; office visits for a problem, by the
+documented time or MDM (``em_levels.csv``); curated SNOMED CT rows
+(``cac_snomed.csv``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from processors.coding.em import supported_em_code
 from processors.contracts.findings import SOFT, finding
 from processors.contracts.records import CodingFinding
 from processors.refdata import CuratedConcept, RefData, cac_preventive, cac_snomed
@@ -45,6 +48,44 @@ class Suggestion:
     confidence: float
     rule: str
     why: str  # shown to the coder: what the suggestion rests on
+
+
+# SNOMED CT encounter types of an office or outpatient visit for a problem: encounter for
+# problem, for symptom, follow-up, urgent care clinic.
+OFFICE_VISITS = frozenset({"185347001", "185345009", "390906007", "702927004"})
+
+
+def suggest_office_visit(event: Record, concept: Record, refdata: RefData) -> Suggestion | None:
+    """The office E/M level the documented time or MDM supports (em_levels.csv).
+
+    Without the patient's history the family (new or established) is unknown;
+    without time or MDM the level is: the suggestion then asks the coder (or
+    the physician) and is not billed.
+    """
+    if concept["need"] != "service" or concept["system"] != SNOMED:
+        return None
+    if concept["code"] not in OFFICE_VISITS:
+        return None
+    established = event.get("established_patient")
+    minutes, mdm = event.get("documented_minutes"), event.get("mdm_level")
+    family = "99212" if established in (True, None) else "99202"
+    code = supported_em_code(family, minutes, mdm, refdata)
+    if code is None:
+        return Suggestion(
+            concept,
+            family,
+            None,
+            0.3,
+            "em_levels.csv",
+            "the feed documents neither total time nor MDM: query the physician for the level",
+        )
+    basis = f"{minutes} minutes documented" if minutes is not None else f"{mdm} MDM"
+    if established is None:
+        return Suggestion(
+            concept, code, None, 0.5, "em_levels.csv", f"{basis}; new or established unknown"
+        )
+    patient = "established" if established else "new"
+    return Suggestion(concept, code, None, 0.85, "em_levels.csv", f"{basis}, {patient} patient")
 
 
 def suggest_preventive(event: Record, concept: Record) -> Suggestion | None:
@@ -128,7 +169,7 @@ def _apply_preventive(
     state: Record, concept: Record, out: Record, findings: list[CodingFinding], refdata: RefData
 ) -> bool:
     """Bill a check-up's preventive visit when sure enough; True when it is billed."""
-    suggestion = suggest_preventive(state, concept)
+    suggestion = suggest_preventive(state, concept) or suggest_office_visit(state, concept, refdata)
     if suggestion is None:
         return False
     listed = suggestion.procedure in refdata.procedures
@@ -136,7 +177,7 @@ def _apply_preventive(
     findings.append(_finding(suggestion, billed, listed))
     if not billed:
         return False
-    refs = []
+    refs = list(range(min(len(out["diagnoses"]), 4)))  # a problem visit: its diagnoses
     if suggestion.diagnosis:
         if suggestion.diagnosis not in out["diagnoses"]:
             out["diagnoses"].append(suggestion.diagnosis)

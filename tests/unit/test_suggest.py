@@ -132,3 +132,46 @@ def test_a_service_part_of_a_visit_needs_the_visit() -> None:
     coded, findings = apply_suggestions(alone, REFDATA)
     assert coded["uncoded"] == [assessment]
     assert "no visit code" in findings[0]["message"]
+
+
+PROBLEM_VISIT = {
+    "need": "service",
+    "system": SNOMED,
+    "code": "185347001",
+    "display": "Encounter for problem",
+    "element": "Encounter.type",
+}
+
+
+def problem_visit(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "procedures": [],
+        "diagnoses": ["J209"],
+        "uncoded": [dict(PROBLEM_VISIT)],
+        "established_patient": True,
+        "mdm_level": None,
+        **fields,
+    }
+    return encounter(**base)
+
+
+def test_a_problem_visit_with_documented_time_is_billed_at_that_level() -> None:
+    result = code_encounter(problem_visit(documented_minutes=25), REFDATA)
+    assert result.coded is not None
+    (line,) = result.coded["lines"]
+    assert line["procedure_code"] == "99213"
+    assert line["dx_pointers"] == [1]
+    assert any("25 minutes documented" in f["message"] for f in result.findings)
+
+
+def test_a_new_patients_problem_visit_is_in_the_new_patient_family() -> None:
+    coded, _ = apply_suggestions(
+        problem_visit(documented_minutes=50, established_patient=False), REFDATA
+    )
+    assert [p["code"] for p in coded["procedures"]] == ["99204"]
+
+
+def test_a_problem_visit_without_time_or_mdm_asks_for_the_level() -> None:
+    coded, findings = apply_suggestions(problem_visit(documented_minutes=None), REFDATA)
+    assert coded["uncoded"] == [PROBLEM_VISIT]
+    assert "query the physician" in findings[0]["message"]
