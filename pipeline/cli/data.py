@@ -85,19 +85,11 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: no such file: {exc}", file=sys.stderr)
             return 2
         with IngestSink(settings) as sink:
-            if args.format == "fhir":
-                from pipeline.ingest.files import ingest_fhir  # noqa: PLC0415
+            if args.format in ("fhir", "hl7"):
+                from pipeline.ingest.files import ingest_fhir, ingest_hl7  # noqa: PLC0415
 
-                problems = ingest_fhir(
-                    paths,
-                    sink,
-                    _billing(settings, args.billing_provider),
-                    payers=settings.refdata().payers,
-                )
-            elif args.format == "hl7":
-                from pipeline.ingest.files import ingest_hl7  # noqa: PLC0415
-
-                problems = ingest_hl7(
+                ingest = ingest_fhir if args.format == "fhir" else ingest_hl7
+                problems = ingest(
                     paths,
                     sink,
                     _billing(settings, args.billing_provider),

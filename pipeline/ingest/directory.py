@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,19 +68,11 @@ class FeedDirectory:
 
     def find_practitioner(self, identifiers: Iterable[str]) -> Record | None:
         """The directory's rendering or referring provider for one of *identifiers*."""
-        for ident in identifiers:
-            found = self.practitioners.get(ident)
-            if found is not None:
-                return dict(found)
-        return None
+        return _first(self.practitioners, identifiers)
 
     def find(self, identifiers: Iterable[str]) -> Record | None:
         """The directory's billing provider for the first of *identifiers* it holds."""
-        for ident in identifiers:
-            found = self.by_identifier.get(ident)
-            if found is not None:
-                return dict(found)
-        return None
+        return _first(self.by_identifier, identifiers)
 
     def where_to_add(self) -> str:
         """How to give a billing provider, for a refusal's message."""
@@ -93,18 +85,32 @@ class FeedDirectory:
 
     def with_given(self, given: Record | None) -> FeedDirectory:
         """The same directory, with *given* as the provider of the whole feed."""
-        return FeedDirectory(
-            self.by_identifier, given, self.source, self.practitioners, self.members, self.roster
-        )
+        return replace(self, given=given)
 
     def with_roster(self, path: Path | None) -> FeedDirectory:
         """The same directory, with the member roster in *path* (none when *path* is None)."""
         if path is None:
             return self
-        members = load_roster(path)
-        return FeedDirectory(
-            self.by_identifier, self.given, self.source, self.practitioners, members, str(path)
-        )
+        return replace(self, members=load_roster(path), roster=str(path))
+
+
+def _first(table: Mapping[str, Record], identifiers: Iterable[str]) -> Record | None:
+    """A copy of *table*'s entry for the first of *identifiers* it holds."""
+    for ident in identifiers:
+        found = table.get(ident)
+        if found is not None:
+            return dict(found)
+    return None
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON document in *path*; a DirectoryError naming *what* it should have been."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DirectoryError(f"{what} {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise DirectoryError(f"{what} {path} is not JSON: {exc.msg}") from exc
 
 
 @dataclass(frozen=True)
@@ -124,12 +130,7 @@ RELATIONSHIPS = ("self", "child", "spouse", "other")
 def load_roster(path: Path) -> dict[str, list[Enrollment]]:
     """The member roster file: ``{"members": [{"patient": [ids], "payer", "member_id",
     "start", "end", "relationship"}]}``, by each of the patient's identifiers."""
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DirectoryError(f"member roster {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise DirectoryError(f"member roster {path} is not JSON: {exc.msg}") from exc
+    doc = _read_json(path, "member roster")
     by_patient: dict[str, list[Enrollment]] = {}
     for n, row in enumerate(doc.get("members") or [], start=1):
         where = f"{path.name} member {n}"
@@ -161,12 +162,7 @@ def load_directory(path: Path | None) -> FeedDirectory:
     """The provider directory in *path* (an empty one when *path* is None)."""
     if path is None:
         return FeedDirectory()
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DirectoryError(f"provider directory {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise DirectoryError(f"provider directory {path} is not JSON: {exc.msg}") from exc
+    doc = _read_json(path, "provider directory")
     entries = doc.get("organizations") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise DirectoryError(f"provider directory {path}: no 'organizations' list")

@@ -34,9 +34,10 @@ def ingest_fhir(
 ) -> list[str]:
     """Publish every billable Encounter of the bundles; returns the problems found."""
     problems: list[str] = []
-    context = reference_bundles(paths)
-    for path in paths:
-        events, issues = fhir_events([path], billing, payers=payers, context=context)
+    loaded = read_documents(paths)
+    context = reference_bundles(loaded)
+    for path, docs in loaded:
+        events, issues = _events([(path, docs)], billing, None, payers, context)
         sink.encounters([e for _, e in events])
         for issue in issues:
             where = f" at {issue['where']}" if issue.get("where") else ""
@@ -154,17 +155,42 @@ def fhir_events(
     not billed: they resolve the references of the others (*context*, by
     default those among *paths*).
     """
-    events: list[tuple[str, Record]] = []
-    problems: list[Record] = []
-    if context is None:
-        context = reference_bundles(paths)
+    loaded = read_documents(paths)
+    return _events(
+        loaded,
+        billing,
+        received_at,
+        payers,
+        reference_bundles(loaded) if context is None else context,
+    )
+
+
+Loaded = list[tuple[Path, list[Any] | str]]
+
+
+def read_documents(paths: list[Path]) -> Loaded:
+    """Each file's JSON documents, read once, or why it is not JSON."""
+    loaded: Loaded = []
     for path in paths:
         try:
-            docs = json_documents(path.read_text())
+            loaded.append((path, json_documents(path.read_text())))
         except json.JSONDecodeError as exc:
-            problems.append(
-                {"source": path.name, "issue": f"not JSON: {exc.msg} at line {exc.lineno}"}
-            )
+            loaded.append((path, f"not JSON: {exc.msg} at line {exc.lineno}"))
+    return loaded
+
+
+def _events(
+    loaded: Loaded,
+    billing: FeedDirectory,
+    received_at: datetime | None,
+    payers: Mapping[str, PayerProfile] | None,
+    context: list[Record],
+) -> tuple[list[tuple[str, Record]], list[Record]]:
+    events: list[tuple[str, Record]] = []
+    problems: list[Record] = []
+    for path, docs in loaded:
+        if isinstance(docs, str):
+            problems.append({"source": path.name, "issue": docs})
             continue
         for n, doc in enumerate(docs, start=1):
             source = f"{path.name}#{n}"
@@ -211,13 +237,8 @@ def is_reference_bundle(doc: Any) -> bool:
     return bool(kinds) and kinds <= REFERENCE_TYPES
 
 
-def reference_bundles(paths: list[Path]) -> list[Record]:
-    """The reference bundles among the files *paths* (unreadable files are left out)."""
-    found: list[Record] = []
-    for path in paths:
-        try:
-            docs = json_documents(path.read_text())
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-            continue
-        found += [d for d in docs if is_reference_bundle(d)]
-    return found
+def reference_bundles(loaded: Loaded) -> list[Record]:
+    """The reference bundles among the documents read (files not JSON are left out)."""
+    return [
+        d for _, docs in loaded if not isinstance(docs, str) for d in docs if is_reference_bundle(d)
+    ]

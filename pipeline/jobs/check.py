@@ -264,9 +264,10 @@ def summarize_check(result: CheckResult) -> Record:
     """
     held: Counter[str] = Counter()
     refused: Counter[str] = Counter(reason_of(p["issue"]) for p in result.problems)
-    billed = demo = dead = 0
+    billed = demo = dead = sent = 0
     for r in result.reports:
         holds = [i for i in r.rework if i["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD)]
+        sent += bool(holds)
         for item in holds:
             edits = ",".join(sorted({x["code"] for x in item["reasons"]})) or item["category"]
             held[f"{item['kind']} {edits}"] += 1
@@ -279,11 +280,7 @@ def summarize_check(result: CheckResult) -> Record:
     return {
         "encounters_seen": seen,
         "billed_automatically": billed,
-        "sent_to_a_person": sum(
-            1
-            for r in result.reports
-            if any(i["kind"] in (ItemKind.CODING_HOLD, ItemKind.SCRUBBER_HOLD) for i in r.rework)
-        ),
+        "sent_to_a_person": sent,
         "sent_to_a_person_by_reason": dict(held.most_common()),
         "refused": len(result.problems),
         "refused_by_reason": dict(refused.most_common()),
